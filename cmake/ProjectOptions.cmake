@@ -1,0 +1,9 @@
+# Compile options every target of ours gets: warnings on, optional sanitizers.
+add_library(polar_options INTERFACE)
+target_compile_options(polar_options INTERFACE -Wall -Wextra -Wpedantic)
+target_include_directories(polar_options INTERFACE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
+if(POLAR_SANITIZE)
+  target_compile_options(polar_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                                 -fno-sanitize-recover=undefined)
+  target_link_options(polar_options INTERFACE -fsanitize=address,undefined)
+endif()

@@ -1,0 +1,91 @@
+// Config: the daemon's configuration, parsed from TOML, validated as a whole,
+// and frozen.
+//
+// LoadConfig() runs at start and on SIGHUP (on the loop thread; it reads one
+// small file and never blocks on the network). It reports every problem at
+// once, each with file:line:col and the key path, and returns a Config only
+// when there are none. Unknown keys and out-of-range values are errors, not
+// clamps. The result is immutable and shared as std::shared_ptr<const Config>.
+// Secrets (the API token) are read here and kept only in Config::target.token;
+// nothing in this module prints them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/units.h"
+#include "scenarios/clock.h"
+#include "scenarios/event_ingestion.h"
+
+namespace polar {
+
+struct TargetConfig {
+  std::string base_url = "http://127.0.0.1:8000";  // without the /v1 prefix
+  std::string token;                               // secret; never logged
+  std::string token_source;  // where the token came from ("token_file /path",
+                             // "LOAD_TEST_API_TOKEN")
+  Duration timeout = std::chrono::seconds(10);
+  Duration connect_timeout = std::chrono::seconds(3);
+  bool allow_production = false;
+  std::string ca_file;
+  int connections =
+      256;  // transfers on the wire at once (HTTP/1.1 connections, h2 streams)
+  int max_in_flight =
+      10'000;  // daemon-wide cap on admitted requests (queued + on the wire)
+};
+
+struct MetricsConfig {
+  ListenAddress listen{"127.0.0.1", 9477, false};
+};
+
+enum class ScenarioType { kEventIngestion };
+
+struct ScenarioConfig {
+  std::string name;  // the table name; becomes the `scenario` label
+  ScenarioType type = ScenarioType::kEventIngestion;
+  double rate = 1.0;  // arrivals per second
+  int max_in_flight = 1'000;
+  uint64_t seed = 1;
+  EventIngestionOptions event_ingestion;
+};
+
+struct Config {
+  std::string path;
+  TargetConfig target;
+  MetricsConfig metrics;
+  std::vector<ScenarioConfig> scenarios;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 0 when the problem has no place in the file (e.g. an
+                 // environment variable)
+  int column = 0;
+  std::string key;  // dotted key path, e.g. "scenarios.ingest.rate"
+  std::string message;
+  std::string ToString() const;  // "file:line:col: key: message"
+};
+
+struct ConfigResult {
+  std::shared_ptr<const Config> config;  // null when errors is not empty
+  std::vector<ConfigError> errors;
+  std::vector<std::string>
+      notes;  // e.g. which LOAD_TEST_* variables overrode the file
+};
+
+// Looks up an environment variable; injectable so tests control the
+// environment.
+using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+EnvLookup ProcessEnvironment();
+
+ConfigResult LoadConfig(const std::string& path, const EnvLookup& env);
+// The same, from text in memory; `path` is only used in messages and to resolve
+// nothing else.
+ConfigResult ParseConfig(std::string_view text, const std::string& path,
+                         const EnvLookup& env);
+
+}  // namespace polar

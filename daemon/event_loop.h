@@ -1,0 +1,108 @@
+// EventLoop: the one loop that owns all of the daemon's I/O: epoll for file
+// descriptors, one timerfd for every timer, and a signalfd for signals (in the
+// style of redis ae.c and curl's ephiperfifo).
+//
+// Owned by App; every method must be called on the thread that calls Run(),
+// except Stop(), which is safe from any thread. Callbacks run on that thread,
+// must not block, and may add or remove fds and timers (including their own).
+// Timers are one-shot; a periodic job re-arms itself. Post() is for the loop
+// thread too: it defers work to after the current callback (no re-entrancy).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "scenarios/clock.h"
+
+namespace polar {
+
+class EventLoop {
+ public:
+  using IoCallback = std::function<void(uint32_t epoll_events)>;
+  using Callback = std::function<void()>;
+  using TimerId = uint64_t;
+  using LagObserver = std::function<void(Duration late)>;
+
+  // Throws std::system_error if the kernel refuses epoll/timerfd/eventfd: that
+  // is a start-up failure, reported by main, not a runtime path.
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Watches fd for `events` (EPOLLIN/EPOLLOUT...). Calling again for the same
+  // fd replaces both.
+  void Watch(int fd, uint32_t events, IoCallback callback);
+  void Unwatch(int fd);
+
+  // Runs `callback` once at or after `deadline` (steady clock). Returns an id
+  // for Cancel().
+  TimerId AddTimer(MonoTime deadline, Callback callback);
+  TimerId AddTimerAfter(Duration delay, Callback callback);
+  // Cancelling an id that already fired or was cancelled is a no-op.
+  void Cancel(TimerId id);
+
+  // Blocks `signo` for the process and delivers it through the loop's signalfd.
+  void OnSignal(int signo, Callback callback);
+
+  // Runs `callback` on the loop soon, after the current callback returns; never
+  // re-entrantly.
+  void Post(Callback callback);
+
+  // Runs until Stop(). Returns normally; errors inside callbacks are theirs to
+  // count.
+  void Run();
+  void Stop();
+
+  // Called for every timer that fires with how late it fired (loop lag).
+  void SetLagObserver(LagObserver observer) {
+    lag_observer_ = std::move(observer);
+  }
+
+  // Share of wall time spent in callbacks rather than waiting in epoll, since
+  // the last call.
+  double TakeUtilisation();
+
+ private:
+  struct Timer {
+    MonoTime deadline;
+    TimerId id;
+    bool operator>(const Timer& other) const {
+      return deadline != other.deadline ? deadline > other.deadline
+                                        : id > other.id;
+    }
+  };
+
+  void ArmTimerFd();
+  void RunDueTimers();
+  void DrainSignals();
+  void DrainPosted();
+
+  int epoll_fd_ = -1;
+  int timer_fd_ = -1;
+  int signal_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: Stop() and Post() wake epoll_wait
+  std::atomic<bool> running_{false};
+  // unique_ptr so a callback can Unwatch itself while running: the watcher
+  // moves to graveyard_, which is emptied after the current epoll batch,
+  // instead of being destroyed mid-call.
+  std::unordered_map<int, std::unique_ptr<IoCallback>> watchers_;
+  std::vector<std::unique_ptr<IoCallback>> graveyard_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  std::unordered_map<TimerId, Callback> timer_callbacks_;
+  TimerId next_timer_id_ = 1;
+  MonoTime armed_deadline_ = MonoTime::max();
+  std::unordered_map<int, Callback> signal_handlers_;
+  std::vector<Callback> posted_;
+  LagObserver lag_observer_;
+  Duration busy_{0};
+  MonoTime utilisation_since_;
+};
+
+}  // namespace polar

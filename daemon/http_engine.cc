@@ -1,0 +1,321 @@
+#include "daemon/http_engine.h"
+
+#include <sys/epoll.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace polar {
+
+struct HttpEngine::Transfer {
+  CURL* easy = nullptr;
+  Request request;
+  ResponseCallback done;
+  Response response;
+  std::string url;
+  bool too_large = false;
+  char error[CURL_ERROR_SIZE] = {};
+  std::size_t max_body = 0;
+};
+
+namespace {
+
+Outcome ClassifyCurlError(CURLcode code) {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return Outcome::kTimeout;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return Outcome::kConnectError;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return Outcome::kTlsError;
+    default:
+      // Resets mid-response, empty replies, garbled HTTP, and our own cut-off
+      // of oversized bodies.
+      return Outcome::kInvalidResponse;
+  }
+}
+
+bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char a = text[i];
+    if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+    if (a != prefix[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+HttpEngine::HttpEngine(EventLoop& loop, const Clock& clock,
+                       EngineOptions options)
+    : loop_(loop), clock_(clock), options_(std::move(options)) {
+  multi_ = curl_multi_init();
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpEngine::OnSocket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpEngine::OnTimer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  // Keep every connection we may need cached, so a steady rate never pays a new
+  // TCP/TLS handshake.
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
+                    static_cast<long>(options_.connections));
+  curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    static_cast<long>(options_.connections));
+
+  for (curl_slist** list : {&headers_auth_, &headers_anon_}) {
+    *list = curl_slist_append(*list, "Content-Type: application/json");
+    *list = curl_slist_append(*list, "Accept: application/json");
+    // curl would otherwise send "Expect: 100-continue" for bodies over 1 KiB
+    // and wait a round trip.
+    *list = curl_slist_append(*list, "Expect:");
+  }
+  std::string auth = "Authorization: Bearer " + options_.token;
+  headers_auth_ = curl_slist_append(headers_auth_, auth.c_str());
+  std::fill(auth.begin(), auth.end(), '\0');
+}
+
+HttpEngine::~HttpEngine() {
+  if (curl_timer_) loop_.Cancel(curl_timer_);
+  // Transfers still on the wire are abandoned without callbacks: the daemon is
+  // shutting down and has already drained what it meant to wait for.
+  for (auto& t : pool_) curl_easy_cleanup(t->easy);
+  curl_multi_cleanup(multi_);
+  curl_slist_free_all(headers_auth_);
+  curl_slist_free_all(headers_anon_);
+}
+
+HttpEngine::Transfer* HttpEngine::NewTransfer() {
+  auto t = std::make_unique<Transfer>();
+  t->easy = curl_easy_init();
+  CURL* e = t->easy;
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &HttpEngine::OnBody);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &HttpEngine::OnHeader);
+  curl_easy_setopt(
+      e, CURLOPT_TIMEOUT_MS,
+      static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            options_.timeout)
+                            .count()));
+  curl_easy_setopt(
+      e, CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            options_.connect_timeout)
+                            .count()));
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options_.ca_file.empty())
+    curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  if (!options_.user_agent.empty()) {
+    curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
+  }
+  Transfer* raw = t.get();
+  curl_easy_setopt(e, CURLOPT_PRIVATE, raw);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, raw);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, raw);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, raw->error);
+  raw->max_body = options_.max_response_bytes;
+  pool_.push_back(std::move(t));
+  return raw;
+}
+
+void HttpEngine::Send(Request request, ResponseCallback done) {
+  if (pool_.empty()) NewTransfer();
+  std::unique_ptr<Transfer> t = std::move(pool_.back());
+  pool_.pop_back();
+  t->request = std::move(request);
+  t->done = std::move(done);
+  t->response = Response{};
+  t->response.intended = t->request.intended;
+  t->too_large = false;
+  t->error[0] = '\0';
+  queue_.push_back(std::move(t));
+  StartQueued();
+}
+
+void HttpEngine::StartQueued() {
+  while (!queue_.empty() && active_ < options_.connections) {
+    std::unique_ptr<Transfer> t = std::move(queue_.front());
+    queue_.pop_front();
+    Launch(std::move(t));
+  }
+}
+
+void HttpEngine::Launch(std::unique_ptr<Transfer> owned) {
+  Transfer* t = owned.release();  // owned by the multi handle until Finish()
+  CURL* e = t->easy;
+  t->url = options_.base_url + t->request.path;
+  curl_easy_setopt(e, CURLOPT_URL, t->url.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER,
+                   t->request.authenticated ? headers_auth_ : headers_anon_);
+  const Method m = t->request.method;
+  if (m == Method::kGet) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, nullptr);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else if (m == Method::kDelete && t->request.body.empty()) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+  } else {
+    // POSTFIELDS with an explicit size makes curl send Content-Length (never
+    // chunked), which Polar requires for POST, PUT and PATCH (411 otherwise,
+    // polar-api.md §0).
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(t->request.body.size()));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->request.body.data());
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                     m == Method::kPost ? nullptr : MethodName(m));
+  }
+  t->response.sent = clock_.Now();
+  ++active_;
+  CURLMcode rc = curl_multi_add_handle(multi_, e);
+  if (rc != CURLM_OK) {
+    // Cannot happen with a valid handle; answer asynchronously to keep Send()'s
+    // contract.
+    --active_;
+    loop_.Post([this, t, rc] {
+      std::snprintf(t->error, sizeof t->error, "curl_multi_add_handle: %s",
+                    curl_multi_strerror(rc));
+      ++active_;
+      Finish(t, CURLE_FAILED_INIT);
+    });
+  }
+}
+
+int HttpEngine::OnSocket(CURL*, curl_socket_t fd, int what, void* engine,
+                         void*) {
+  auto* self = static_cast<HttpEngine*>(engine);
+  if (what == CURL_POLL_REMOVE) {
+    self->loop_.Unwatch(fd);
+    return 0;
+  }
+  uint32_t events = 0;
+  if (what & CURL_POLL_IN) events |= EPOLLIN;
+  if (what & CURL_POLL_OUT) events |= EPOLLOUT;
+  self->loop_.Watch(fd, events, [self, fd](uint32_t ev) {
+    int flags = 0;
+    if (ev & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
+    if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+    if (ev & EPOLLERR) flags |= CURL_CSELECT_ERR;
+    self->SocketAction(fd, flags);
+  });
+  return 0;
+}
+
+int HttpEngine::OnTimer(CURLM*, long timeout_ms, void* engine) {
+  auto* self = static_cast<HttpEngine*>(engine);
+  if (self->curl_timer_) {
+    self->loop_.Cancel(self->curl_timer_);
+    self->curl_timer_ = 0;
+  }
+  if (timeout_ms >= 0) {
+    self->curl_timer_ = self->loop_.AddTimerAfter(
+        std::chrono::milliseconds(timeout_ms), [self] {
+          self->curl_timer_ = 0;
+          self->SocketAction(CURL_SOCKET_TIMEOUT, 0);
+        });
+  }
+  return 0;
+}
+
+void HttpEngine::SocketAction(curl_socket_t fd, int events) {
+  int running = 0;
+  curl_multi_socket_action(multi_, fd, events, &running);
+  CollectDone();
+}
+
+void HttpEngine::CollectDone() {
+  int pending = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &pending)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Transfer* t = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+    CURLcode code = msg->data.result;
+    curl_multi_remove_handle(multi_, msg->easy_handle);
+    Finish(t, code);
+  }
+}
+
+void HttpEngine::Finish(Transfer* t, CURLcode code) {
+  --active_;
+  Response& r = t->response;
+  r.done = clock_.Now();
+  if (code == CURLE_OK) {
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r.status);
+    r.transport = Outcome::kOk;
+  } else {
+    r.transport =
+        t->too_large ? Outcome::kInvalidResponse : ClassifyCurlError(code);
+    r.error = t->too_large ? "response body over the size limit"
+                           : (t->error[0] ? std::string(t->error)
+                                          : curl_easy_strerror(code));
+  }
+  ResponseCallback done = std::move(t->done);
+  Response response = std::move(r);
+  t->request = Request{};
+  pool_.emplace_back(t);
+  // Refill the wire before running the callback, so a slow callback never
+  // delays queued sends.
+  StartQueued();
+  done(std::move(response));
+}
+
+size_t HttpEngine::OnBody(char* data, size_t size, size_t count,
+                          void* transfer) {
+  auto* t = static_cast<Transfer*>(transfer);
+  size_t n = size * count;
+  if (t->response.body.size() + n > t->max_body) {
+    t->too_large = true;
+    return 0;  // makes curl abort the transfer with CURLE_WRITE_ERROR
+  }
+  t->response.body.append(data, n);
+  return n;
+}
+
+size_t HttpEngine::OnHeader(char* data, size_t size, size_t count,
+                            void* transfer) {
+  auto* t = static_cast<Transfer*>(transfer);
+  size_t n = size * count;
+  std::string_view line(data, n);
+  if (StartsWithNoCase(line, "retry-after:")) {
+    std::string_view v = line.substr(12);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+      v.remove_prefix(1);
+    while (!v.empty() &&
+           (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) {
+      v.remove_suffix(1);
+    }
+    long seconds = 0;
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+    if (ec == std::errc() && ptr == v.data() + v.size() && seconds >= 0) {
+      t->response.retry_after = std::chrono::seconds(seconds);
+    } else if (time_t when = curl_getdate(std::string(v).c_str(), nullptr);
+               when > 0) {
+      // An HTTP-date: the wait is relative to now.
+      auto wait = std::chrono::system_clock::from_time_t(when) -
+                  std::chrono::system_clock::now();
+      t->response.retry_after = std::max(
+          Duration::zero(), std::chrono::duration_cast<Duration>(wait));
+    }
+  }
+  return n;
+}
+
+}  // namespace polar

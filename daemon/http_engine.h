@@ -1,0 +1,84 @@
+// HttpEngine: the Transport that puts requests on the wire with libcurl's
+// multi_socket interface, driven by the EventLoop (epoll for curl's sockets,
+// one loop timer for curl's timeout).
+//
+// Owned by App; loop thread only. Connections are kept alive and reused across
+// requests; HTTP/2 is negotiated over TLS when the target offers it. At most
+// `connections` transfers are on the wire at once; further requests wait in a
+// FIFO inside the engine, and the time they wait counts as schedule lag (their
+// latency still runs from the intended time). The caller bounds that FIFO: the
+// scheduler admits a request only while in_flight() is below the configured
+// caps.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/event_loop.h"
+#include "scenarios/transport.h"
+
+namespace polar {
+
+struct EngineOptions {
+  std::string base_url;  // "http://127.0.0.1:8000", no trailing slash
+  std::string
+      token;  // secret: goes into one header list, never into a log line
+  Duration timeout = std::chrono::seconds(10);
+  Duration connect_timeout = std::chrono::seconds(3);
+  std::string ca_file;  // empty: the system trust store
+  std::size_t connections = 256;
+  // Bodies above this are cut off and the request counts as invalid_response: a
+  // misbehaving target must not make the daemon's memory grow (Polar's largest
+  // real answers are a few KiB).
+  std::size_t max_response_bytes = 1 << 20;
+  std::string user_agent;
+};
+
+class HttpEngine final : public Transport {
+ public:
+  HttpEngine(EventLoop& loop, const Clock& clock, EngineOptions options);
+  ~HttpEngine() override;
+  HttpEngine(const HttpEngine&) = delete;
+  HttpEngine& operator=(const HttpEngine&) = delete;
+
+  void Send(Request request, ResponseCallback done) override;
+
+  // Requests accepted and not yet answered (queued + on the wire).
+  std::size_t in_flight() const { return queue_.size() + active_; }
+  std::size_t active() const { return active_; }
+
+ private:
+  struct Transfer;
+
+  static int OnSocket(CURL* easy, curl_socket_t fd, int what, void* engine,
+                      void* socket_data);
+  static int OnTimer(CURLM* multi, long timeout_ms, void* engine);
+  static size_t OnBody(char* data, size_t size, size_t count, void* transfer);
+  static size_t OnHeader(char* data, size_t size, size_t count, void* transfer);
+
+  void SocketAction(curl_socket_t fd, int events);
+  void StartQueued();
+  void Launch(std::unique_ptr<Transfer> transfer);
+  void CollectDone();
+  void Finish(Transfer* transfer, CURLcode code);
+  Transfer* NewTransfer();
+
+  EventLoop& loop_;
+  const Clock& clock_;
+  EngineOptions options_;
+  CURLM* multi_ = nullptr;
+  curl_slist* headers_auth_ = nullptr;
+  curl_slist* headers_anon_ = nullptr;
+  EventLoop::TimerId curl_timer_ = 0;
+  std::deque<std::unique_ptr<Transfer>> queue_;
+  std::vector<std::unique_ptr<Transfer>>
+      pool_;  // finished transfers, easy handles kept for reuse
+  std::size_t active_ = 0;
+};
+
+}  // namespace polar

@@ -1,0 +1,178 @@
+#include "daemon/units.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+
+namespace polar {
+namespace {
+
+// Parses a non-negative decimal number at the front of `text`; advances `text`
+// past it.
+std::optional<double> TakeNumber(std::string_view& text) {
+  std::size_t i = 0;
+  while (i < text.size() &&
+         ((text[i] >= '0' && text[i] <= '9') || text[i] == '.'))
+    ++i;
+  if (i == 0) return std::nullopt;
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + i, value);
+  if (ec != std::errc() || ptr != text.data() + i) return std::nullopt;
+  text.remove_prefix(i);
+  return value;
+}
+
+}  // namespace
+
+std::optional<Duration> ParseDuration(std::string_view text,
+                                      std::string* error) {
+  static constexpr const char* kForms =
+      "use a number with a unit: ms, s, m, h or d (e.g. \"250ms\", \"10s\", "
+      "\"1h30m\")";
+  if (text.empty()) {
+    *error = fmt::format("empty duration; {}", kForms);
+    return std::nullopt;
+  }
+  std::string_view rest = text;
+  double seconds = 0;
+  while (!rest.empty()) {
+    auto number = TakeNumber(rest);
+    if (!number) {
+      *error = fmt::format("\"{}\" is not a duration; {}", text, kForms);
+      return std::nullopt;
+    }
+    std::size_t unit_len = 0;
+    while (unit_len < rest.size() && rest[unit_len] >= 'a' &&
+           rest[unit_len] <= 'z')
+      ++unit_len;
+    std::string_view unit = rest.substr(0, unit_len);
+    rest.remove_prefix(unit_len);
+    double scale;
+    if (unit == "ms") {
+      scale = 1e-3;
+    } else if (unit == "s") {
+      scale = 1;
+    } else if (unit == "m" || unit == "min") {
+      scale = 60;
+    } else if (unit == "h") {
+      scale = 3600;
+    } else if (unit == "d") {
+      scale = 86400;
+    } else {
+      *error = fmt::format("\"{}\" has no valid unit; {}", text, kForms);
+      return std::nullopt;
+    }
+    seconds += *number * scale;
+  }
+  if (!std::isfinite(seconds) || seconds > 1e9) {
+    *error = fmt::format("\"{}\" is too long", text);
+    return std::nullopt;
+  }
+  return FromSeconds(seconds);
+}
+
+std::optional<double> ParseRate(std::string_view text, std::string* error) {
+  static constexpr const char* kForms =
+      "use N/s, N/min or N/h (e.g. \"2/s\", \"120/min\", \"500/h\")";
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    *error = fmt::format("\"{}\" is not a rate; {}", text, kForms);
+    return std::nullopt;
+  }
+  std::string_view number_text = text.substr(0, slash);
+  std::string_view unit = text.substr(slash + 1);
+  while (!number_text.empty() && number_text.back() == ' ')
+    number_text.remove_suffix(1);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  std::string_view rest = number_text;
+  auto number = TakeNumber(rest);
+  if (!number || !rest.empty()) {
+    *error = fmt::format("\"{}\" does not start with a non-negative number; {}",
+                         text, kForms);
+    return std::nullopt;
+  }
+  double per;
+  if (unit == "s" || unit == "sec") {
+    per = 1;
+  } else if (unit == "m" || unit == "min") {
+    per = 60;
+  } else if (unit == "h" || unit == "hour") {
+    per = 3600;
+  } else {
+    *error = fmt::format("\"{}\" has an unknown unit \"{}\"; {}", text, unit,
+                         kForms);
+    return std::nullopt;
+  }
+  double rate = *number / per;
+  if (!std::isfinite(rate)) {
+    *error = fmt::format("\"{}\" is not finite", text);
+    return std::nullopt;
+  }
+  return rate;
+}
+
+bool ListenAddress::IsLoopback() const {
+  if (ipv6) return host == "::1";
+  return host.rfind("127.", 0) == 0;
+}
+
+std::string ListenAddress::ToString() const {
+  return ipv6 ? fmt::format("[{}]:{}", host, port)
+              : fmt::format("{}:{}", host, port);
+}
+
+std::optional<ListenAddress> ParseListenAddress(std::string_view text,
+                                                std::string* error) {
+  static constexpr const char* kForms =
+      "use HOST:PORT with a literal address, e.g. \"127.0.0.1:9477\" or "
+      "\"[::1]:9477\"";
+  ListenAddress out;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() ||
+        text[close + 1] != ':') {
+      *error = fmt::format("\"{}\" is not an address; {}", text, kForms);
+      return std::nullopt;
+    }
+    out.host = std::string(text.substr(1, close - 1));
+    out.ipv6 = true;
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      *error = fmt::format("\"{}\" has no port; {}", text, kForms);
+      return std::nullopt;
+    }
+    out.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+  }
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(out.ipv6 ? AF_INET6 : AF_INET, out.host.c_str(), buf) != 1) {
+    *error =
+        fmt::format("\"{}\" is not a literal IP address; {}", out.host, kForms);
+    return std::nullopt;
+  }
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(),
+                                   port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() ||
+      ptr != port_text.data() + port_text.size() || port > 65535) {
+    *error =
+        fmt::format("\"{}\" is not a port (0-65535); {}", port_text, kForms);
+    return std::nullopt;
+  }
+  out.port = static_cast<uint16_t>(port);
+  return out;
+}
+
+std::string FormatDuration(Duration d) {
+  double s = ToSeconds(d);
+  if (s < 1) return fmt::format("{:.0f}ms", s * 1e3);
+  if (s < 120) return fmt::format("{:.3g}s", s);
+  return fmt::format("{:.3g}m", s / 60);
+}
+
+}  // namespace polar

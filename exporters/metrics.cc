@@ -1,0 +1,139 @@
+#include "exporters/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include "polar/version.h"
+
+namespace polar {
+
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2,
+      0.3,    0.5,   0.75,  1.0,   1.2,  1.5,   2.0,  2.5, 3.0,
+      4.0,    5.0,   5.5,   7.5,   10,   15,    30,   60};
+  return kBuckets;
+}
+
+const prometheus::Histogram::BucketBoundaries& LagBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+      0.025,   0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0};
+  return kBuckets;
+}
+
+std::string_view DropReasonName(DropReason reason) {
+  switch (reason) {
+    case DropReason::kInFlightCap:
+      return "in_flight_cap";
+    case DropReason::kGlobalInFlightCap:
+      return "global_in_flight_cap";
+    case DropReason::kRetryAfter:
+      return "retry_after";
+  }
+  return "in_flight_cap";
+}
+
+Metrics::Metrics(prometheus::Registry& registry)
+    : registry_(registry),
+      requests_(prometheus::BuildCounter()
+                    .Name("polar_loadd_requests_total")
+                    .Help("Finished requests by scenario, step and outcome.")
+                    .Register(registry)),
+      latency_(prometheus::BuildHistogram()
+                   .Name("polar_loadd_request_latency_seconds")
+                   .Help("Latency from the intended (scheduled) send time to "
+                         "the response.")
+                   .Register(registry)),
+      service_(prometheus::BuildHistogram()
+                   .Name("polar_loadd_request_service_seconds")
+                   .Help("Service time from the actual send to the response.")
+                   .Register(registry)),
+      schedule_lag_(prometheus::BuildHistogram()
+                        .Name("polar_loadd_schedule_lag_seconds")
+                        .Help("Actual send time minus intended send time.")
+                        .Register(registry)),
+      arrivals_(prometheus::BuildCounter()
+                    .Name("polar_loadd_arrivals_total")
+                    .Help("Arrivals the schedule produced.")
+                    .Register(registry)),
+      dropped_(prometheus::BuildCounter()
+                   .Name("polar_loadd_arrivals_dropped_total")
+                   .Help("Arrivals that could not start, by reason.")
+                   .Register(registry)),
+      target_rate_(prometheus::BuildGauge()
+                       .Name("polar_loadd_target_rate")
+                       .Help("Arrivals per second the schedule asks for now.")
+                       .Register(registry)),
+      in_flight_(prometheus::BuildGauge()
+                     .Name("polar_loadd_in_flight")
+                     .Help("Requests on the wire.")
+                     .Register(registry)),
+      events_(prometheus::BuildCounter()
+                  .Name("polar_loadd_events_total")
+                  .Help("Ingested events as Polar reported them: inserted or "
+                        "duplicate.")
+                  .Register(registry)),
+      loop_lag_family_(prometheus::BuildHistogram()
+                           .Name("polar_loadd_loop_lag_seconds")
+                           .Help("How late event-loop timers fire.")
+                           .Register(registry)),
+      build_info_(
+          prometheus::BuildGauge()
+              .Name("polar_loadd_build_info")
+              .Help("Always 1; labels carry the version and git revision.")
+              .Register(registry)) {
+  loop_lag_ = &loop_lag_family_.Add({}, LagBuckets());
+  build_info_.Add({{"version", kVersion}, {"revision", kRevision}}).Set(1);
+}
+
+ScenarioSeries& Metrics::Scenario(const std::string& scenario) {
+  auto [it, inserted] = scenarios_.try_emplace(scenario);
+  ScenarioSeries& s = it->second;
+  if (inserted) {
+    s.arrivals = &arrivals_.Add({{"scenario", scenario}});
+    for (std::size_t i = 0; i < kDropReasonCount; ++i) {
+      auto reason = DropReasonName(static_cast<DropReason>(i));
+      s.dropped[i] = &dropped_.Add(
+          {{"scenario", scenario}, {"reason", std::string(reason)}});
+    }
+    s.target_rate = &target_rate_.Add({{"scenario", scenario}});
+    s.in_flight = &in_flight_.Add({{"scenario", scenario}});
+    s.schedule_lag = &schedule_lag_.Add({{"scenario", scenario}}, LagBuckets());
+  }
+  return s;
+}
+
+StepSeries& Metrics::Step(const std::string& scenario,
+                          const std::string& step) {
+  auto [it, inserted] = steps_.try_emplace({scenario, step});
+  StepSeries& s = it->second;
+  if (inserted) {
+    for (Outcome o : AllOutcomes()) {
+      s.requests[static_cast<std::size_t>(o)] =
+          &requests_.Add({{"scenario", scenario},
+                          {"step", step},
+                          {"outcome", std::string(OutcomeName(o))}});
+    }
+    s.latency = &latency_.Add({{"scenario", scenario}, {"step", step}},
+                              LatencyBuckets());
+    s.service = &service_.Add({{"scenario", scenario}, {"step", step}},
+                              LatencyBuckets());
+  }
+  return s;
+}
+
+prometheus::Counter& Metrics::Events(const std::string& scenario,
+                                     const std::string& result) {
+  auto [it, inserted] =
+      events_children_.try_emplace({scenario, result}, nullptr);
+  if (inserted)
+    it->second = &events_.Add({{"scenario", scenario}, {"result", result}});
+  return *it->second;
+}
+
+std::string SerializeMetrics(prometheus::Registry& registry) {
+  prometheus::TextSerializer serializer;
+  return serializer.Serialize(registry.Collect());
+}
+
+}  // namespace polar

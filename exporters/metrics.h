@@ -1,0 +1,108 @@
+// Metrics: the catalogue of polar_loadd_* metric families and cached label
+// children.
+//
+// Owned by the daemon's App; constructed once with a registry that is passed in
+// (never a global), so tests build their own. Families and children are created
+// at setup time on the loop thread; the returned pointers stay valid for the
+// registry's lifetime, so the hot path is one atomic add or one histogram
+// observe with no label lookup. Scraping (Serialize) may run on any thread:
+// prometheus-cpp guards collection internally. docs/metrics.md lists every name
+// defined here.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "exporters/outcome.h"
+
+namespace polar {
+
+// Latency buckets in seconds. They contain Polar's SLO p99 targets (0.3 s GET
+// checkout, 1.2 s client GET, 2.5 s create and client PATCH, 5.5 s confirm) and
+// the Locust thresholds (1 s list/ingest, 2 s create, 3 s confirm) as exact
+// boundaries, so "share slower than the SLO" is a bucket ratio, not an
+// interpolation. The low end starts at 0.5 ms because loopback service times
+// are ~100 us-1 ms.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets();
+
+// Buckets for timer and schedule lag: 10 us .. 5 s, because a healthy loop is
+// late by microseconds and an overloaded one by tens of milliseconds.
+const prometheus::Histogram::BucketBoundaries& LagBuckets();
+
+// Why an arrival could not start. Fixed set: it is a label.
+enum class DropReason : unsigned char {
+  kInFlightCap,        // the scenario's max_in_flight was reached
+  kGlobalInFlightCap,  // the daemon-wide max_in_flight was reached
+  kRetryAfter,         // the target said 429 + Retry-After and the scenario is
+                       // honouring it
+};
+inline constexpr std::size_t kDropReasonCount = 3;
+std::string_view DropReasonName(DropReason reason);
+
+// Children for one (scenario, step): a request counter per outcome and both
+// latency histograms.
+struct StepSeries {
+  std::array<prometheus::Counter*, kOutcomeCount> requests{};
+  prometheus::Histogram* latency = nullptr;  // intended start -> response
+  prometheus::Histogram* service = nullptr;  // actual send -> response
+};
+
+// Children for one scenario that do not depend on the step.
+struct ScenarioSeries {
+  prometheus::Counter* arrivals = nullptr;
+  std::array<prometheus::Counter*, kDropReasonCount> dropped{};
+  prometheus::Gauge* target_rate = nullptr;
+  prometheus::Gauge* in_flight = nullptr;
+  prometheus::Histogram* schedule_lag = nullptr;
+};
+
+class Metrics {
+ public:
+  explicit Metrics(prometheus::Registry& registry);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // Returns cached children, creating them on first use. Setup-time calls (map
+  // lookup).
+  ScenarioSeries& Scenario(const std::string& scenario);
+  StepSeries& Step(const std::string& scenario, const std::string& step);
+  prometheus::Counter& Events(const std::string& scenario,
+                              const std::string& result);
+
+  prometheus::Histogram& loop_lag() { return *loop_lag_; }
+  prometheus::Registry& registry() { return registry_; }
+
+ private:
+  prometheus::Registry& registry_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+  prometheus::Family<prometheus::Histogram>& service_;
+  prometheus::Family<prometheus::Histogram>& schedule_lag_;
+  prometheus::Family<prometheus::Counter>& arrivals_;
+  prometheus::Family<prometheus::Counter>& dropped_;
+  prometheus::Family<prometheus::Gauge>& target_rate_;
+  prometheus::Family<prometheus::Gauge>& in_flight_;
+  prometheus::Family<prometheus::Counter>& events_;
+  prometheus::Family<prometheus::Histogram>& loop_lag_family_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Histogram* loop_lag_ = nullptr;
+
+  std::map<std::string, ScenarioSeries> scenarios_;
+  std::map<std::pair<std::string, std::string>, StepSeries> steps_;
+  std::map<std::pair<std::string, std::string>, prometheus::Counter*>
+      events_children_;
+};
+
+// The Prometheus text exposition (format 0.0.4) of everything in the registry.
+std::string SerializeMetrics(prometheus::Registry& registry);
+
+}  // namespace polar

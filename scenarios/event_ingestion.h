@@ -1,0 +1,54 @@
+// EventIngestionScenario: one POST /v1/events/ingest batch per arrival, judged
+// by Polar's answer.
+//
+// Built by MakeScenario() on the loop thread and used only there. Each batch
+// carries `batch_size` events for external customers picked from the configured
+// list, each with a unique external_id (the dedup key, polar-api.md §3.1), so a
+// correct target reports inserted + duplicates == batch_size.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "scenarios/random.h"
+#include "scenarios/scenario.h"
+
+namespace polar {
+
+struct EventIngestionOptions {
+  int batch_size = 7;  // the seed's default (LOAD_TEST_EVENT_BATCH_SIZE)
+  std::vector<std::string> external_customer_ids;
+};
+
+class EventIngestionScenario final : public Scenario {
+ public:
+  EventIngestionScenario(ScenarioContext context,
+                         EventIngestionOptions options);
+
+  const std::string& name() const override { return context_.name; }
+  void Start(const Arrival& arrival) override;
+  std::size_t in_flight() const override { return in_flight_; }
+
+  // The request body for one batch; public so tests can check what goes on the
+  // wire.
+  std::string BuildBatch(uint64_t sequence);
+
+ private:
+  void OnResponse(Response&& response);
+  Outcome Judge(const Response& response, int64_t* inserted,
+                int64_t* duplicates) const;
+
+  ScenarioContext context_;
+  EventIngestionOptions options_;
+  Rng rng_;
+  std::string
+      run_id_;  // makes external_ids unique across restarts of the daemon
+  StepRecorder ingest_;
+  ScenarioSeries& series_;
+  prometheus::Counter& inserted_;
+  prometheus::Counter& duplicates_;
+  std::size_t in_flight_ = 0;
+};
+
+}  // namespace polar

@@ -1,0 +1,61 @@
+// Scenario: what to send on each arrival and how to judge the answers (the
+// "probe" of cloudprober).
+//
+// The scheduler (daemon) owns *when*: it calls Start() once per arrival with
+// the intended time. The scenario owns *what*: it sends one or more requests
+// through the Transport, judges each response, and records every step in the
+// metrics. Everything runs on the event-loop thread; Start() must not block. A
+// scenario is built once by MakeScenario() (scenarios/factory.h) from the
+// frozen config.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "exporters/metrics.h"
+#include "scenarios/clock.h"
+#include "scenarios/transport.h"
+
+namespace polar {
+
+struct Arrival {
+  MonoTime intended{};  // when the schedule wanted this flow to start
+  uint64_t sequence = 0;
+};
+
+// What a scenario may use. All references outlive the scenario.
+struct ScenarioContext {
+  std::string name;  // the `scenario` label, from the config table name
+  Transport& transport;
+  const Clock& clock;
+  Metrics& metrics;
+  uint64_t seed = 1;  // data generation is reproducible from this
+};
+
+class Scenario {
+ public:
+  virtual ~Scenario() = default;
+  virtual const std::string& name() const = 0;
+  // Begins one flow for this arrival. The scheduler has already checked the
+  // in-flight caps.
+  virtual void Start(const Arrival& arrival) = 0;
+  // Flows started and not yet finished; the scheduler compares it with
+  // max_in_flight.
+  virtual std::size_t in_flight() const = 0;
+};
+
+// Records one finished request of one step: the outcome counter, both latency
+// histograms and the schedule lag. Holds cached label children, so Record() is
+// a few atomic adds.
+class StepRecorder {
+ public:
+  StepRecorder(Metrics& metrics, const std::string& scenario,
+               const std::string& step);
+  void Record(Outcome outcome, const Response& response);
+
+ private:
+  StepSeries& step_;
+  ScenarioSeries& scenario_;
+};
+
+}  // namespace polar

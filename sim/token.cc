@@ -1,0 +1,71 @@
+#include "sim/token.h"
+
+#include <cstdio>
+
+namespace polar::sim {
+namespace {
+
+constexpr char kAlphabet[] =
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+uint64_t Mix(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+std::string Base62Checksum(std::string_view body) {
+  uint32_t crc = Crc32(body);
+  std::string out(6, '0');
+  for (int i = 5; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = kAlphabet[crc % 62];
+    crc /= 62;
+  }
+  return out;
+}
+
+}  // namespace
+
+uint32_t Crc32(std::string_view data) {
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : data) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k)
+      crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+std::string MakeToken(std::string_view prefix, uint64_t seed) {
+  std::string token(prefix);
+  uint64_t state = seed;
+  for (int i = 0; i < 37; ++i) token += kAlphabet[Mix(state) % 62];
+  token += Base62Checksum(token);
+  return token;
+}
+
+bool TokenChecksumValid(std::string_view token, std::string_view prefix) {
+  if (token.size() != prefix.size() + 37 + 6 ||
+      token.substr(0, prefix.size()) != prefix) {
+    return false;
+  }
+  return Base62Checksum(token.substr(0, token.size() - 6)) ==
+         token.substr(token.size() - 6);
+}
+
+std::string MakeUuid(uint64_t hi, uint64_t lo) {
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo =
+      (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+}  // namespace polar::sim

@@ -1,0 +1,22 @@
+// Polar-shaped identifiers for the simulator: organization access tokens and
+// UUIDs.
+//
+// Pure functions of a seed, any thread. Tokens follow Polar's format
+// (polar-api.md §1): a prefix, 37 random [A-Za-z0-9] characters and a
+// 6-character base62 CRC32 checksum.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace polar::sim {
+
+std::string MakeToken(std::string_view prefix, uint64_t seed);
+// True when `token` has the prefix, length and a checksum that matches.
+bool TokenChecksumValid(std::string_view token, std::string_view prefix);
+// A version-4-shaped UUID from two 64-bit values.
+std::string MakeUuid(uint64_t hi, uint64_t lo);
+uint32_t Crc32(std::string_view data);
+
+}  // namespace polar::sim

@@ -1,0 +1,162 @@
+#include "scenarios/event_ingestion.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "tests/support/process.h"
+
+namespace polar {
+namespace {
+
+// A Transport that records requests and lets the test answer them.
+class FakeTransport final : public Transport {
+ public:
+  struct Sent {
+    Request request;
+    ResponseCallback done;
+  };
+  void Send(Request request, ResponseCallback done) override {
+    sent.push_back({std::move(request), std::move(done)});
+  }
+  void Answer(std::size_t i, long status, std::string body,
+              Outcome transport = Outcome::kOk) {
+    Response r;
+    r.transport = transport;
+    r.status = status;
+    r.body = std::move(body);
+    r.intended = sent[i].request.intended;
+    r.sent = r.intended + std::chrono::milliseconds(1);
+    r.done = r.intended + std::chrono::milliseconds(5);
+    sent[i].done(std::move(r));
+  }
+  std::vector<Sent> sent;
+};
+
+class EventIngestionTest : public ::testing::Test {
+ protected:
+  EventIngestionTest() : metrics_(registry_) {}
+
+  std::unique_ptr<EventIngestionScenario> Make(int batch_size = 7) {
+    EventIngestionOptions options;
+    options.batch_size = batch_size;
+    options.external_customer_ids = {"cust-a", "cust-b", "cust-c"};
+    return std::make_unique<EventIngestionScenario>(
+        ScenarioContext{"ingest", transport_, clock_, metrics_, 42}, options);
+  }
+
+  double Count(const std::string& outcome) {
+    auto m = testing::ParseMetrics(SerializeMetrics(registry_));
+    return testing::SumSeries(m, "polar_loadd_requests_total",
+                              {"outcome=\"" + outcome + "\""});
+  }
+
+  prometheus::Registry registry_;
+  Metrics metrics_;
+  FakeTransport transport_;
+  FakeClock clock_;
+};
+
+TEST_F(EventIngestionTest, EachArrivalPostsOneBatchWithUniqueExternalIds) {
+  auto scenario = Make(7);
+  scenario->Start(Arrival{MonoTime{} + std::chrono::seconds(1), 0});
+  scenario->Start(Arrival{MonoTime{} + std::chrono::seconds(2), 1});
+  ASSERT_EQ(transport_.sent.size(), 2u);
+  std::set<std::string> ids;
+  for (const auto& s : transport_.sent) {
+    EXPECT_EQ(s.request.method, Method::kPost);
+    EXPECT_EQ(s.request.path, "/v1/events/ingest");
+    EXPECT_TRUE(s.request.authenticated);
+    auto body = nlohmann::json::parse(s.request.body);
+    ASSERT_EQ(body["events"].size(), 7u);
+    for (const auto& e : body["events"]) {
+      ids.insert(e["external_id"].get<std::string>());
+      EXPECT_TRUE(e["name"] == "generate.text" ||
+                  e["name"] == "generate.image");
+      EXPECT_FALSE(e.contains(
+          "organization_id"));  // forbidden with an organization token
+      double price = e["metadata"]["totalPrice"];
+      EXPECT_GE(price, 0.01);
+      EXPECT_LE(price, 1.0);
+    }
+  }
+  EXPECT_EQ(ids.size(), 14u);
+  EXPECT_EQ(transport_.sent[1].request.intended,
+            MonoTime{} + std::chrono::seconds(2));
+}
+
+TEST_F(EventIngestionTest, AFullCountIsOkAndCountsInsertedAndDuplicateEvents) {
+  auto scenario = Make(7);
+  scenario->Start(Arrival{MonoTime{}, 0});
+  EXPECT_EQ(scenario->in_flight(), 1u);
+  transport_.Answer(0, 200, R"({"inserted":5,"duplicates":2})");
+  EXPECT_EQ(scenario->in_flight(), 0u);
+  EXPECT_EQ(Count("ok"), 1);
+  auto m = testing::ParseMetrics(SerializeMetrics(registry_));
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_events_total",
+                               {"result=\"inserted\""}),
+            5);
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_events_total",
+                               {"result=\"duplicate\""}),
+            2);
+}
+
+TEST_F(EventIngestionTest, AnswersThatDoNotAddUpAreCheckFailedNotSuccess) {
+  auto scenario = Make(7);
+  for (int i = 0; i < 3; ++i)
+    scenario->Start(Arrival{MonoTime{}, static_cast<uint64_t>(i)});
+  transport_.Answer(0, 200, R"({"inserted":3,"duplicates":0})");
+  transport_.Answer(1, 200, R"({"duplicates":7})");
+  transport_.Answer(2, 201, R"({"inserted":7})");
+  EXPECT_EQ(Count("check_failed"), 3);
+  EXPECT_EQ(Count("ok"), 0);
+}
+
+TEST_F(EventIngestionTest, StatusAndTransportFailuresMapToTheirOutcomes) {
+  auto scenario = Make(7);
+  for (int i = 0; i < 6; ++i)
+    scenario->Start(Arrival{MonoTime{}, static_cast<uint64_t>(i)});
+  transport_.Answer(0, 401,
+                    R"({"error":"Unauthorized","detail":"Unauthorized"})");
+  transport_.Answer(1, 429, "");
+  transport_.Answer(2, 500, "Internal Server Error");
+  transport_.Answer(3, 200, "{not json");
+  transport_.Answer(4, 0, "", Outcome::kTimeout);
+  transport_.Answer(5, 0, "", Outcome::kConnectError);
+  EXPECT_EQ(Count("http_4xx"), 1);
+  EXPECT_EQ(Count("rate_limited"), 1);
+  EXPECT_EQ(Count("http_5xx"), 1);
+  EXPECT_EQ(Count("invalid_response"), 1);
+  EXPECT_EQ(Count("timeout"), 1);
+  EXPECT_EQ(Count("connect_error"), 1);
+}
+
+TEST_F(EventIngestionTest, LatencyIsMeasuredFromTheIntendedStart) {
+  auto scenario = Make(7);
+  scenario->Start(Arrival{MonoTime{}, 0});
+  transport_.Answer(0, 200, R"({"inserted":7,"duplicates":0})");
+  auto m = testing::ParseMetrics(SerializeMetrics(registry_));
+  // intended -> done is 5 ms; sent -> done is 4 ms (see FakeTransport::Answer).
+  EXPECT_NEAR(testing::SumSeries(m, "polar_loadd_request_latency_seconds_sum"),
+              0.005, 1e-9);
+  EXPECT_NEAR(testing::SumSeries(m, "polar_loadd_request_service_seconds_sum"),
+              0.004, 1e-9);
+  EXPECT_NEAR(testing::SumSeries(m, "polar_loadd_schedule_lag_seconds_sum"),
+              0.001, 1e-9);
+}
+
+TEST_F(EventIngestionTest, TheSameSeedGeneratesTheSameCustomersAndNames) {
+  auto a = Make(7);
+  auto b = Make(7);
+  auto strip = [](std::string body) {
+    // external_ids embed a per-run id; everything else must match.
+    auto j = nlohmann::json::parse(body);
+    for (auto& e : j["events"]) e.erase("external_id");
+    return j.dump();
+  };
+  EXPECT_EQ(strip(a->BuildBatch(0)), strip(b->BuildBatch(0)));
+}
+
+}  // namespace
+}  // namespace polar

@@ -1,0 +1,124 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/simulator.h"
+#include "sim/token.h"
+
+namespace polar::sim {
+namespace {
+
+using nlohmann::json;
+
+class SimIngestTest : public ::testing::Test {
+ protected:
+  SimIngestTest() : sim_(SimOptions{}) {}
+
+  SimRequest Ingest(json body, bool auth = true) {
+    SimRequest r;
+    r.method = "POST";
+    r.path = "/v1/events/ingest";
+    r.body = body.dump();
+    r.has_content_length = true;
+    if (auth) r.headers["authorization"] = "Bearer " + sim_.seeded().token;
+    return r;
+  }
+  static json Event(const std::string& external_id) {
+    return {{"name", "generate.text"},
+            {"external_customer_id", "loadtest-customer-0"},
+            {"external_id", external_id}};
+  }
+
+  Simulator sim_;
+};
+
+TEST_F(SimIngestTest, TheSeededTokenHasPolarsFormatAndChecksum) {
+  const std::string& token = sim_.seeded().token;
+  EXPECT_EQ(token.rfind("polar_oat_", 0), 0u);
+  EXPECT_EQ(token.size(), 10u + 37u + 6u);
+  EXPECT_TRUE(TokenChecksumValid(token, "polar_oat_"));
+  std::string tampered = token;
+  tampered[12] = tampered[12] == 'a' ? 'b' : 'a';
+  EXPECT_FALSE(TokenChecksumValid(tampered, "polar_oat_"));
+}
+
+TEST_F(SimIngestTest, ABatchIsInsertedOnceThenCountedAsDuplicates) {
+  json body = {{"events", {Event("e1"), Event("e2"), Event("e3")}}};
+  SimResponse first = sim_.Handle(Ingest(body));
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(json::parse(first.body),
+            (json{{"inserted", 3}, {"duplicates", 0}}));
+  json again = {{"events", {Event("e1"), Event("e4")}}};
+  EXPECT_EQ(json::parse(sim_.Handle(Ingest(again)).body),
+            (json{{"inserted", 1}, {"duplicates", 1}}));
+}
+
+TEST_F(SimIngestTest, NoTokenIs401WithPolarsBody) {
+  SimResponse r =
+      sim_.Handle(Ingest({{"events", json::array()}}, /*auth=*/false));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(json::parse(r.body),
+            (json{{"error", "Unauthorized"}, {"detail", "Unauthorized"}}));
+}
+
+TEST_F(SimIngestTest, AnUnknownTokenIs401InvalidToken) {
+  SimRequest r = Ingest({{"events", json::array()}});
+  r.headers["authorization"] = "Bearer polar_oat_nope";
+  SimResponse out = sim_.Handle(r);
+  EXPECT_EQ(out.status, 401);
+  EXPECT_EQ(json::parse(out.body)["error"], "invalid_token");
+}
+
+TEST_F(SimIngestTest, APostWithoutContentLengthIs411) {
+  SimRequest r = Ingest({{"events", json::array()}});
+  r.has_content_length = false;
+  SimResponse out = sim_.Handle(r);
+  EXPECT_EQ(out.status, 411);
+  EXPECT_EQ(json::parse(out.body)["error"], "LengthRequired");
+}
+
+TEST_F(SimIngestTest, AFutureTimestampRejectsTheWholeBatch) {
+  json future = Event("f1");
+  future["timestamp"] = "2999-01-01T00:00:00Z";
+  json body = {{"events", {Event("ok1"), future}}};
+  SimResponse r = sim_.Handle(Ingest(body));
+  EXPECT_EQ(r.status, 422);
+  json detail = json::parse(r.body)["detail"];
+  EXPECT_EQ(detail[0]["loc"], (json{"body", "events", 1, "timestamp"}));
+  // Nothing of the rejected batch was stored: ok1 is still new.
+  EXPECT_EQ(
+      json::parse(
+          sim_.Handle(Ingest({{"events", {Event("ok1")}}})).body)["inserted"],
+      1);
+}
+
+TEST_F(SimIngestTest, OrganizationIdWithAnOrganizationTokenIs422) {
+  json e = Event("o1");
+  e["organization_id"] = sim_.seeded().organization_id;
+  EXPECT_EQ(sim_.Handle(Ingest({{"events", {e}}})).status, 422);
+}
+
+TEST_F(SimIngestTest, UnknownRoutesAnswerFastApisNotFound) {
+  SimRequest r;
+  r.method = "GET";
+  r.path = "/v1/nothing-here";
+  SimResponse out = sim_.Handle(r);
+  EXPECT_EQ(out.status, 404);
+  EXPECT_EQ(out.body, R"({"detail":"Not Found"})");
+}
+
+TEST_F(SimIngestTest, AnUnknownPolarVersionIs404BeforeAnythingElse) {
+  SimRequest r = Ingest({{"events", {Event("v1")}}});
+  r.headers["polar-version"] = "2020-01";
+  EXPECT_EQ(sim_.Handle(r).status, 404);
+}
+
+TEST(EventStore, ForgetsTheOldestIdsBeyondItsCapacity) {
+  EventStore store(2);
+  EXPECT_EQ(store.InsertBatch({"a", "b", "c"}), 3);
+  EXPECT_EQ(store.InsertBatch({"c"}), 0);  // still remembered
+  EXPECT_EQ(store.InsertBatch({"a"}), 1);  // evicted, so new again
+}
+
+}  // namespace
+}  // namespace polar::sim
