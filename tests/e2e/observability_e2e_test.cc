@@ -1,0 +1,438 @@
+// End to end for the dashboards and rules in grafana/: a real Prometheus
+// (Debian's package) scrapes two polar-loadd processes, one against polar-sim
+// and one against a deliberately slow target, with the shipped rules loaded.
+// Every dashboard query and every recorded series must return data through
+// Prometheus's HTTP API, every rule must evaluate cleanly, the live exposition
+// must pass `promtool check metrics`, and the slow box's SLO alerts must go
+// pending while the fast box stays quiet.
+//
+// Prometheus runs with 1 s scrape and evaluation intervals and the shipped
+// rules unchanged: rate() over [5m] or [6h] windows works from the second
+// sample, and an alert is pending from the first evaluation where its
+// expression holds (its `for:` only delays firing), so the test needs seconds,
+// not the rules' minutes.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <thread>
+
+#include "tests/support/process.h"
+#include "tests/support/slow_ingest_server.h"
+
+namespace polar {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::Process;
+
+// Metrics the dashboards and rules use that nothing produces yet: other
+// engineers are building them (checkout scenario: flow duration and
+// checkout_succeeded; visibility probe: event_visible; webhook receiver:
+// webhook_*; load engine: loop utilisation and process_*). A query or recorded
+// series that names one of them may come back empty; every other query must
+// return data. The lead empties this list as the features land, and adds to
+// LoaddConfig below the scenario (checkout, visibility probe, webhook
+// receiver) that makes each metric appear. The test prints which tolerated
+// metrics already have data.
+constexpr std::array<std::string_view, 8> kMetricsNotYetProduced = {
+    "polar_loadd_flow_duration_seconds",
+    "polar_loadd_completion_seconds",
+    "polar_loadd_webhook_deliveries_total",
+    "polar_loadd_webhook_latency_seconds",
+    "polar_loadd_loop_utilisation",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+};
+
+// The slow target answers ingest after 1.5 s: past the 1 s ingest objective
+// (grafana/rules/polar-loadd-recording.yml), far from the 10 s request timeout.
+// TODO(lead): when polar-sim's latency injection (/_sim/...) lands, point the
+// slow instance at a second polar-sim with its ingest latency raised instead.
+constexpr auto kSlowDelay = 1500ms;
+
+std::string SourceDir() { return POLAR_SOURCE_DIR; }
+
+std::string UrlEncode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Grafana's variables as the "All" choice and a short range: the data is
+// seconds old.
+std::string SubstituteGrafanaVariables(std::string expr) {
+  static const std::vector<std::pair<std::string, std::string>> kVars = {
+      {"$__rate_interval", "1m"}, {"$__range", "1m"},  {"$__interval", "15s"},
+      {"$instance", ".*"},        {"$scenario", ".*"},
+  };
+  for (const auto& [from, to] : kVars) {
+    for (auto pos = expr.find(from); pos != std::string::npos;
+         pos = expr.find(from, pos + to.size()))
+      expr.replace(pos, from.size(), to);
+  }
+  return expr;
+}
+
+// The tolerated metrics an expression names (empty: it must return data).
+std::vector<std::string> NotYetProducedIn(const std::string& expr) {
+  std::vector<std::string> names;
+  for (auto name : kMetricsNotYetProduced)
+    if (expr.find(name) != std::string::npos) names.emplace_back(name);
+  return names;
+}
+
+class Prometheus {
+ public:
+  // Starts Prometheus scraping `targets` as job "polar-loadd" with the shipped
+  // rule files.
+  explicit Prometheus(const std::vector<std::string>& targets) {
+    dir_ = testing::TempDir();
+    std::string list;
+    for (const auto& t : targets)
+      list += (list.empty() ? "" : ", ") + ("\"" + t + "\"");
+    testing::WriteFile(dir_ + "/prometheus.yml",
+                       fmt::format(R"(
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - {0}/grafana/rules/*.yml
+scrape_configs:
+  - job_name: polar-loadd
+    static_configs:
+      - targets: [{1}]
+)",
+                                   SourceDir(), list));
+    process_ = std::make_unique<Process>(
+        PROMETHEUS_BIN,
+        std::vector<std::string>{"--config.file=" + dir_ + "/prometheus.yml",
+                                 "--storage.tsdb.path=" + dir_ + "/data",
+                                 "--web.listen-address=127.0.0.1:0"});
+    auto err = process_->WaitForStderr("msg=\"Listening on\"", 20s);
+    if (!err)
+      throw std::runtime_error("prometheus did not start: " +
+                               process_->Stderr());
+    std::smatch m;
+    std::regex re("msg=\"Listening on\" address=(127\\.0\\.0\\.1:[0-9]+)");
+    if (!std::regex_search(*err, m, re))
+      throw std::runtime_error("no listen address in: " + *err);
+    base_ = "http://" + m[1].str();
+    // The API answers 503 until the TSDB is open and the rules are loaded.
+    if (!process_->WaitForStderr("Server is ready to receive web requests",
+                                 20s))
+      throw std::runtime_error("prometheus did not become ready: " +
+                               process_->Stderr());
+  }
+  ~Prometheus() {
+    process_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // GET /api/v1/<path>; the parsed `data`, or throws with Prometheus's error.
+  json Api(const std::string& path) const {
+    auto r = testing::HttpGet(base_ + "/api/v1/" + path, 10s);
+    auto body = json::parse(r.body, nullptr, false);
+    if (r.status != 200 || body.is_discarded() || body["status"] != "success")
+      throw std::runtime_error(path + ": HTTP " + std::to_string(r.status) +
+                               " " + r.error + " " + r.body);
+    return body["data"];
+  }
+  json Query(const std::string& expr) const {
+    return Api("query?query=" + UrlEncode(expr))["result"];
+  }
+  std::string Stderr() const { return process_->Stderr(); }
+
+ private:
+  std::string dir_;
+  std::string base_;
+  std::unique_ptr<Process> process_;
+};
+
+struct Loadd {
+  std::unique_ptr<Process> process;
+  std::string metrics_url;
+  std::string instance;  // host:port, Prometheus's `instance` label
+};
+
+Loadd StartLoadd(const std::string& config, const std::string& token) {
+  std::string dir = testing::TempDir();
+  testing::WriteFile(dir + "/polar-loadd.toml", config);
+  Loadd l;
+  l.process = std::make_unique<Process>(
+      POLAR_LOADD_BIN,
+      std::vector<std::string>{"--config", dir + "/polar-loadd.toml"},
+      std::map<std::string, std::string>{{"LOAD_TEST_API_TOKEN", token}});
+  auto err = l.process->WaitForStderr("/metrics", 10s);
+  if (!err)
+    throw std::runtime_error("polar-loadd did not start: " +
+                             l.process->Stderr());
+  std::smatch m;
+  std::regex re("http://(127\\.0\\.0\\.1:[0-9]+)/metrics");
+  if (!std::regex_search(*err, m, re))
+    throw std::runtime_error("no metrics URL in: " + *err);
+  l.metrics_url = m[0].str();
+  l.instance = m[1].str();
+  return l;
+}
+
+std::string LoaddConfig(const std::string& base_url, int rate) {
+  return fmt::format(R"(
+[target]
+base_url = "{}"
+timeout = "10s"
+
+[metrics]
+listen = "127.0.0.1:0"
+
+[scenarios.ingest]
+type = "event_ingestion"
+rate = "{}/s"
+batch_size = 7
+)",
+                     base_url, rate);
+}
+
+struct Sim {
+  std::unique_ptr<Process> process;
+  json ready;
+};
+
+Sim StartSim() {
+  Sim sim;
+  sim.process = std::make_unique<Process>(
+      POLAR_SIM_BIN, std::vector<std::string>{"--listen", "127.0.0.1:0"});
+  auto line = sim.process->FirstStdoutLine(10s);
+  if (!line)
+    throw std::runtime_error("polar-sim did not print its ready line: " +
+                             sim.process->Stderr());
+  sim.ready = json::parse(*line);
+  return sim;
+}
+
+// Every query of every panel of every dashboard, with where it comes from.
+std::vector<std::pair<std::string, std::string>> DashboardQueries() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           SourceDir() + "/grafana/dashboards")) {
+    if (entry.path().extension() != ".json") continue;
+    json d = json::parse(ReadFile(entry.path()));
+    for (const auto& panel : d["panels"]) {
+      if (panel["type"] == "row") continue;
+      for (const auto& t : panel["targets"]) {
+        out.emplace_back(entry.path().filename().string() + ": " +
+                             panel["title"].get<std::string>() + " [" +
+                             t["refId"].get<std::string>() + "]",
+                         t["expr"].get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+bool HasFiniteValue(const json& result) {
+  for (const auto& series : result) {
+    std::string v = series["value"][1];
+    if (v != "NaN" && v != "+Inf" && v != "-Inf") return true;
+  }
+  return false;
+}
+
+// The alerts Prometheus holds (pending or firing) named `name`.
+std::vector<json> AlertsNamed(const Prometheus& prom, const std::string& name) {
+  std::vector<json> out;
+  const json data = prom.Api("alerts");
+  for (const auto& a : data["alerts"])
+    if (a["labels"]["alertname"] == name) out.push_back(a);
+  return out;
+}
+
+bool HasAlertFor(const std::vector<json>& alerts, const std::string& instance) {
+  for (const auto& a : alerts)
+    if (a["labels"]["instance"] == instance) return true;
+  return false;
+}
+
+TEST(
+    Observability,
+    APrometheusScrapingLoaddGetsDataForEveryPanelAndRuleAndAlertsOnlyOnTheSlowBox) {
+  Sim sim = StartSim();
+  testing::SlowIngestServer slow_target(kSlowDelay);
+  Loadd fast =
+      StartLoadd(LoaddConfig(sim.ready["base_url"], 20), sim.ready["token"]);
+  Loadd slow = StartLoadd(LoaddConfig(slow_target.base_url(), 4),
+                          "polar_oat_slowtargetdoesnotcheckthetoken0000000");
+  Prometheus prom({fast.instance, slow.instance});
+
+  // Both targets scraped.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         prom.Query("up{job=\"polar-loadd\"} == 1").size() < 2)
+    std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(prom.Query("up{job=\"polar-loadd\"} == 1").size(), 2u)
+      << prom.Stderr();
+
+  // The slow box's requests take 1.5 s against a 1 s objective: every one
+  // misses, so both burn-rate alerts go pending for it (firing needs their
+  // `for:` of minutes). The fast box must stay quiet.
+  const std::string kFast = "PolarLoaddLatencySLOFastBurn";
+  const std::string kSlow = "PolarLoaddLatencyP99AboveSLO";
+  deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         !(HasAlertFor(AlertsNamed(prom, kFast), slow.instance) &&
+           HasAlertFor(AlertsNamed(prom, kSlow), slow.instance)))
+    std::this_thread::sleep_for(250ms);
+  for (const auto& name : {kFast, kSlow}) {
+    auto alerts = AlertsNamed(prom, name);
+    ASSERT_TRUE(HasAlertFor(alerts, slow.instance))
+        << name << " never went pending for the slow box; answered "
+        << slow_target.answered()
+        << " requests; alerts: " << prom.Api("alerts").dump();
+    for (const auto& a : alerts) {
+      EXPECT_EQ(a["labels"]["instance"], slow.instance) << a.dump();
+      EXPECT_EQ(a["labels"]["step"], "ingest");
+      EXPECT_EQ(a["labels"]["le"], "1");
+      EXPECT_TRUE(a["state"] == "pending" || a["state"] == "firing");
+    }
+  }
+  EXPECT_TRUE(AlertsNamed(prom, "PolarLoaddLoadBoxSaturated").empty())
+      << "a saturated box would suppress the latency alerts this test relies "
+         "on";
+  EXPECT_TRUE(AlertsNamed(prom, "PolarLoaddErrorRatioHigh").empty());
+  EXPECT_TRUE(AlertsNamed(prom, "PolarLoaddDown").empty());
+  // Seconds-old series against 10-minute windows: the started ratio must not
+  // be biased low (both sides are counter rates over the same window).
+  EXPECT_TRUE(AlertsNamed(prom, "PolarLoaddTargetRateNotAchieved").empty());
+
+  // Every rule (recording and alerting) evaluates without error.
+  std::vector<json> recording;
+  const json rules = prom.Api("rules");
+  for (const auto& group : rules["groups"]) {
+    for (const auto& rule : group["rules"]) {
+      EXPECT_EQ(rule["health"], "ok")
+          << rule["name"] << ": " << rule.value("lastError", "");
+      if (rule["type"] == "recording") recording.push_back(rule);
+    }
+  }
+  EXPECT_GE(recording.size(), 20u)
+      << "the shipped recording rules did not load";
+
+  std::set<std::string> tolerated_with_data;
+  int checked = 0, tolerated = 0;
+  auto check = [&](const std::string& where, const std::string& expr) {
+    json result;
+    try {
+      result = prom.Query(expr);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << where << ": query failed: " << e.what();
+      return;
+    }
+    auto pending = NotYetProducedIn(expr);
+    if (!pending.empty()) {
+      ++tolerated;
+      if (!result.empty())
+        for (auto& n : pending) tolerated_with_data.insert(n);
+      return;
+    }
+    ++checked;
+    EXPECT_FALSE(result.empty()) << where << " returned no data: " << expr;
+    EXPECT_TRUE(result.empty() || HasFiniteValue(result))
+        << where << " returned only NaN/Inf: " << expr << " -> "
+        << result.dump();
+  };
+
+  // Every recorded series, one rule at a time (rules sharing a name differ
+  // by their labels).
+  for (const auto& rule : recording) {
+    std::string selector = rule["name"];
+    std::string labels;
+    const json rule_labels = rule.value("labels", json::object());
+    for (const auto& [k, v] : rule_labels.items())
+      labels +=
+          (labels.empty() ? "" : ",") + k + "=\"" + v.get<std::string>() + "\"";
+    selector += "{" + labels + "}";
+    // A rule is tolerated as empty only through its own expression.
+    auto pending = NotYetProducedIn(rule["query"]);
+    json result = prom.Query(selector);
+    if (!pending.empty()) {
+      ++tolerated;
+      if (!result.empty())
+        for (auto& n : pending) tolerated_with_data.insert(n);
+      continue;
+    }
+    ++checked;
+    EXPECT_FALSE(result.empty()) << "recorded series " << selector
+                                 << " has no data; rule: " << rule["query"];
+    EXPECT_TRUE(result.empty() || HasFiniteValue(result))
+        << selector << " is only NaN/Inf: " << result.dump();
+  }
+
+  auto queries = DashboardQueries();
+  EXPECT_GE(queries.size(), 40u) << "dashboards not found or emptied";
+  for (const auto& [where, expr] : queries)
+    check(where, SubstituteGrafanaVariables(expr));
+
+  std::printf(
+      "checked %d queries and recorded series for data; %d name a metric in "
+      "kMetricsNotYetProduced and may be empty\n",
+      checked, tolerated);
+  for (const auto& name : tolerated_with_data)
+    std::printf(
+        "note: %s is in kMetricsNotYetProduced but has data now: remove it\n",
+        name.c_str());
+
+  slow.process->Signal(SIGTERM);
+  fast.process->Signal(SIGTERM);
+  EXPECT_EQ(fast.process->Wait(15s), 0);
+  EXPECT_EQ(slow.process->Wait(15s), 0);
+}
+
+TEST(Observability, ALiveScrapeIsCleanUnderPromtoolCheckMetrics) {
+  Sim sim = StartSim();
+  Loadd loadd =
+      StartLoadd(LoaddConfig(sim.ready["base_url"], 20), sim.ready["token"]);
+  // Let every lazily created series appear (first requests, first events).
+  std::this_thread::sleep_for(1500ms);
+  auto r = testing::HttpGet(loadd.metrics_url);
+  ASSERT_EQ(r.status, 200) << r.error;
+  ASSERT_NE(r.body.find("polar_loadd_requests_total{"), std::string::npos);
+
+  std::string dir = testing::TempDir();
+  testing::WriteFile(dir + "/metrics.txt", r.body);
+  Process promtool("/bin/sh",
+                   {"-c", std::string("exec ") + PROMTOOL_BIN +
+                              " check metrics < " + dir + "/metrics.txt"});
+  auto rc = promtool.Wait(20s);
+  EXPECT_EQ(rc, 0) << promtool.Stdout() << promtool.Stderr();
+  EXPECT_EQ(promtool.Stdout() + promtool.Stderr(), "");
+  std::filesystem::remove_all(dir);
+
+  loadd.process->Signal(SIGTERM);
+  EXPECT_EQ(loadd.process->Wait(15s), 0);
+}
+
+}  // namespace
+}  // namespace polar

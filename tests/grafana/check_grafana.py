@@ -1,0 +1,307 @@
+#!/usr/bin/python3
+"""Static checks of polar-loadd's dashboards and Prometheus rules (ctest: label `rules`).
+
+  check_grafana.py dashboards SOURCE_DIR   dashboards are valid and query only documented metrics
+  check_grafana.py rules SOURCE_DIR        alerts are documented and tested firing and not firing
+  check_grafana.py config SOURCE_DIR       packaging/prometheus.yml and grafana/provisioning agree
+                                           with the installed layout and load the shipped rules
+
+Dashboards: valid JSON; unique uids and panel ids; data source, instance and scenario variables;
+every panel (rows aside) has a query; every query, once Grafana's variables are substituted,
+parses (promtool check rules on a throwaway rule file); every quantile is histogram_quantile over
+`sum by (le, ...)` of bucket rates (aggregatable across load boxes); every metric name used is
+listed in docs/metrics.md.
+
+Rules: every metric and recording rule name used is in docs/metrics.md; every alert has a
+severity, a summary, a description and a runbook_url `README.md#<anchor>` whose heading exists in
+README.md; the promtool tests in grafana/rules/tests/ check every alert both firing and not firing.
+"""
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+# Grafana variables -> values a query can be checked with ("All" is ".*").
+GRAFANA_VARS = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m",
+                "$instance": ".*", "$scenario": ".*"}
+# Prometheus's own series: not ours to document.
+BUILTIN_METRICS = {"up"}
+PROMQL_WORDS = {
+    "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
+    "count_values", "group", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "and", "or", "unless", "bool", "offset", "inf", "nan", "le",
+}
+
+errors = []
+
+
+def fail(msg):
+    errors.append(msg)
+
+
+def substitute(expr):
+    for k, v in GRAFANA_VARS.items():
+        expr = expr.replace(k, v)
+    return expr
+
+
+def metric_names(expr):
+    """Metric and recording-rule names referenced by a PromQL expression (a lexer, not a
+    parser: enough for the expressions in this repository)."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)          # string literals
+    e = re.sub(r"\{[^}]*\}", "", e)                        # label matchers
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", e)
+    e = re.sub(r"\[[^\]]*\]", "", e)                       # range selectors
+    e = re.sub(r"\boffset\s+\w+", "", e)
+    names = set()
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
+        word = m.group(0)
+        rest = e[m.end():].lstrip()
+        if rest.startswith("("):                           # function call
+            continue
+        if word.lower() in PROMQL_WORDS:
+            continue
+        if re.fullmatch(r"[0-9a-fA-Fx.e]+", word):
+            continue
+        names.add(word)
+    return names
+
+
+def documented_names(source):
+    text = (source / "docs/metrics.md").read_text()
+    return set(re.findall(r"`([a-zA-Z_:][a-zA-Z0-9_:]*)`", text))
+
+
+def check_documented(names, where, documented):
+    for name in sorted(names):
+        base = re.sub(r"_(bucket|count|sum)$", "", name)
+        if name in BUILTIN_METRICS:
+            continue
+        if name not in documented and base not in documented:
+            fail(f"{where}: metric {name} is not listed in docs/metrics.md")
+
+
+def check_quantiles(expr, where):
+    n = expr.count("histogram_quantile(")
+    good = re.findall(
+        r"histogram_quantile\(\s*[0-9.]+\s*,\s*sum by \(([^)]*)\)\s*\(\s*rate\(\s*[a-z_:]+_bucket\b",
+        expr)
+    if len(good) != n or any("le" not in [x.strip() for x in g.split(",")] for g in good):
+        fail(f"{where}: quantiles must be histogram_quantile(q, sum by (le, ...) "
+             f"(rate(..._bucket[...]))) to aggregate across load boxes: {expr}")
+
+
+def promtool_parse(exprs):
+    """Checks that every expression parses, by loading them as recording rules."""
+    rules = [{"record": f"check:expr_{i}", "expr": e} for i, (_, e) in enumerate(exprs)]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}, f)
+        path = f.name
+    r = subprocess.run(["promtool", "check", "rules", path], capture_output=True, text=True)
+    Path(path).unlink()
+    if r.returncode != 0:
+        # promtool names the failing rule (check:expr_N); N indexes the list below.
+        fail("promtool rejects a dashboard query:\n" + r.stdout + r.stderr + "\nqueries:\n" +
+             "\n".join(f"  [{i}] {w}: {e}" for i, (w, e) in enumerate(exprs)))
+
+
+def check_dashboards(source):
+    documented = documented_names(source)
+    files = sorted((source / "grafana/dashboards").glob("*.json"))
+    if len(files) < 5:
+        fail(f"expected the five dashboards in grafana/dashboards, found {len(files)}")
+    uids = set()
+    exprs = []
+    for path in files:
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            fail(f"{path.name}: not valid JSON: {e}")
+            continue
+        uid = d.get("uid")
+        if not uid or uid in uids:
+            fail(f"{path.name}: missing or duplicate uid {uid!r}")
+        uids.add(uid)
+        if not d.get("title"):
+            fail(f"{path.name}: no title")
+        variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
+        for needed in ("datasource", "instance", "scenario"):
+            if needed not in variables:
+                fail(f"{path.name}: no ${needed} variable")
+        if variables.get("datasource", {}).get("type") != "datasource":
+            fail(f"{path.name}: $datasource must be a data source variable")
+        for name, v in variables.items():
+            if v.get("type") != "query":
+                continue
+            q = v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            m = re.fullmatch(r"label_values\((.*),\s*([a-zA-Z_]+)\)", q or "")
+            if not m:
+                fail(f"{path.name}: variable {name}: expected label_values(selector, label): {q}")
+                continue
+            where = f"{path.name}: variable {name}"
+            exprs.append((where, substitute(m.group(1))))
+            check_documented(metric_names(m.group(1)), where, documented)
+        ids = set()
+        panels = d.get("panels", [])
+        if not panels:
+            fail(f"{path.name}: no panels")
+        for p in panels:
+            pid = p.get("id")
+            if pid in ids:
+                fail(f"{path.name}: duplicate panel id {pid}")
+            ids.add(pid)
+            where = f"{path.name}: panel {p.get('title')!r}"
+            gp = p.get("gridPos", {})
+            if gp.get("x", 0) + gp.get("w", 0) > 24:
+                fail(f"{where}: wider than the 24-column grid")
+            if p.get("type") == "row":
+                continue
+            if p.get("datasource", {}).get("uid") != "${datasource}":
+                fail(f"{where}: data source must be ${{datasource}}")
+            targets = p.get("targets") or []
+            if not targets:
+                fail(f"{where}: no query")
+            for t in targets:
+                expr = t.get("expr", "").strip()
+                if not expr:
+                    fail(f"{where}: target {t.get('refId')} has no expr")
+                    continue
+                if "$instance" not in expr:
+                    fail(f"{where}: query ignores the $instance variable: {expr}")
+                if "[" in expr and "$__rate_interval" not in expr and "$__range" not in expr:
+                    fail(f"{where}: range selectors must use $__rate_interval or $__range: {expr}")
+                check_quantiles(expr, where)
+                check_documented(metric_names(expr), where, documented)
+                exprs.append((where, substitute(expr)))
+    if exprs:
+        promtool_parse(exprs)
+    return len(exprs)
+
+
+def github_anchor(heading):
+    a = heading.strip().lower()
+    a = re.sub(r"[^\w\- ]", "", a)
+    return a.replace(" ", "-")
+
+
+def check_rules(source):
+    documented = documented_names(source)
+    readme = (source / "README.md").read_text()
+    anchors = {github_anchor(h) for h in re.findall(r"^#+\s+(.*)$", readme, re.M)}
+    alerts = {}
+    for path in sorted((source / "grafana/rules").glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                expr = rule["expr"]
+                if "record" in rule:
+                    where = f"{path.name}: {rule['record']}"
+                    if rule["record"] not in documented:
+                        fail(f"{where}: recording rule not listed in docs/metrics.md")
+                else:
+                    name = rule["alert"]
+                    where = f"{path.name}: {name}"
+                    alerts[name] = rule
+                    labels = rule.get("labels", {})
+                    ann = rule.get("annotations", {})
+                    if labels.get("severity") not in ("critical", "warning"):
+                        fail(f"{where}: severity must be critical or warning")
+                    for key in ("summary", "description", "runbook_url"):
+                        if not ann.get(key):
+                            fail(f"{where}: no {key} annotation")
+                    url = ann.get("runbook_url", "")
+                    if url != f"README.md#{name.lower()}":
+                        fail(f"{where}: runbook_url should be README.md#{name.lower()}, is {url}")
+                    if name.lower() not in anchors:
+                        fail(f"{where}: README.md has no '### {name}' runbook section")
+                check_quantiles(expr, where)
+                check_documented(metric_names(expr), where, documented)
+    fires, quiet = set(), set()
+    for path in sorted((source / "grafana/rules/tests").glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        for test in doc.get("tests", []):
+            for art in test.get("alert_rule_test", []) or []:
+                name = art["alertname"]
+                if name not in alerts:
+                    fail(f"{path.name}: tests unknown alert {name}")
+                (fires if art.get("exp_alerts") else quiet).add(name)
+    for name in sorted(alerts):
+        if name not in fires:
+            fail(f"no promtool test in grafana/rules/tests shows {name} firing")
+        if name not in quiet:
+            fail(f"no promtool test in grafana/rules/tests shows {name} not firing")
+    return len(alerts)
+
+
+# Where the .deb installs grafana/ (grafana/README.md).
+INSTALLED_RULES = "/usr/share/polar-loadd/rules/*.yml"
+INSTALLED_DASHBOARDS = "/usr/share/polar-loadd/dashboards"
+
+
+def check_config(source):
+    """The example scrape config names the installed rules and the job the alerts match, and is
+    valid for promtool once its rule path points at the source tree's rules."""
+    prom = yaml.safe_load((source / "packaging/prometheus.yml").read_text())
+    if prom.get("rule_files") != [INSTALLED_RULES]:
+        fail(f"packaging/prometheus.yml: rule_files should be [{INSTALLED_RULES}]")
+    jobs = [j.get("job_name") for j in prom.get("scrape_configs", [])]
+    if "polar-loadd" not in jobs:
+        fail("packaging/prometheus.yml: no job_name polar-loadd (the alerts match it)")
+    prom["rule_files"] = [str(source / "grafana/rules/*.yml")]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "prometheus.yml"
+        path.write_text(yaml.safe_dump(prom))
+        r = subprocess.run(["promtool", "check", "config", str(path)],
+                           capture_output=True, text=True)
+        out = r.stdout + r.stderr
+        if r.returncode != 0:
+            fail("promtool check config packaging/prometheus.yml:\n" + out)
+        if len(re.findall(r"SUCCESS: \d+ rules found", out)) != 2:
+            fail("packaging/prometheus.yml did not load both rule files:\n" + out)
+
+    ds = yaml.safe_load((source / "grafana/provisioning/datasources/polar-loadd.yml").read_text())
+    uids = [d.get("uid") for d in ds.get("datasources", []) if d.get("type") == "prometheus"]
+    if ds.get("apiVersion") != 1 or len(uids) != 1:
+        fail("grafana/provisioning/datasources: expected apiVersion 1 and one Prometheus")
+    for path in sorted((source / "grafana/dashboards").glob("*.json")):
+        d = json.loads(path.read_text())
+        var = [v for v in d["templating"]["list"] if v["name"] == "datasource"][0]
+        if var.get("current", {}).get("value") not in uids:
+            fail(f"{path.name}: $datasource should default to the provisioned uid {uids}")
+    dash = yaml.safe_load((source / "grafana/provisioning/dashboards/polar-loadd.yml").read_text())
+    paths = [p.get("options", {}).get("path") for p in dash.get("providers", [])]
+    if dash.get("apiVersion") != 1 or paths != [INSTALLED_DASHBOARDS]:
+        fail(f"grafana/provisioning/dashboards: one file provider at {INSTALLED_DASHBOARDS}")
+    return len(jobs)
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("dashboards", "rules", "config"):
+        print(__doc__, file=sys.stderr)
+        return 64
+    source = Path(sys.argv[2]).resolve()
+    if sys.argv[1] == "dashboards":
+        n = check_dashboards(source)
+        what = f"{n} dashboard queries"
+    elif sys.argv[1] == "rules":
+        n = check_rules(source)
+        what = f"{n} alerts"
+    else:
+        n = check_config(source)
+        what = f"{n} scrape jobs and the Grafana provisioning"
+    for e in errors:
+        print(e, file=sys.stderr)
+    if errors:
+        print(f"check_grafana: {len(errors)} problems", file=sys.stderr)
+        return 1
+    print(f"check_grafana: {what} ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
