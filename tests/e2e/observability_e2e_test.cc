@@ -255,6 +255,34 @@ std::vector<std::pair<std::string, std::string>> DashboardQueries() {
   return out;
 }
 
+// Every label_values(selector, label) variable of every dashboard, as
+// {where, selector, label}.
+struct VariableQuery {
+  std::string where, selector, label;
+};
+std::vector<VariableQuery> DashboardVariables() {
+  std::vector<VariableQuery> out;
+  std::regex re(R"(label_values\((.*),\s*([a-zA-Z_]+)\))");
+  for (const auto& entry : std::filesystem::directory_iterator(
+           SourceDir() + "/grafana/dashboards")) {
+    if (entry.path().extension() != ".json") continue;
+    json d = json::parse(ReadFile(entry.path()));
+    for (const auto& v : d["templating"]["list"]) {
+      if (v["type"] != "query") continue;
+      std::string q = v["query"]["query"];
+      std::smatch m;
+      if (!std::regex_match(q, m, re)) {
+        ADD_FAILURE() << entry.path() << ": unexpected variable query " << q;
+        continue;
+      }
+      out.push_back({entry.path().filename().string() + ": $" +
+                         v["name"].get<std::string>(),
+                     m[1].str(), m[2].str()});
+    }
+  }
+  return out;
+}
+
 bool HasFiniteValue(const json& result) {
   for (const auto& series : result) {
     std::string v = series["value"][1];
@@ -397,9 +425,28 @@ TEST(
   for (const auto& [where, expr] : queries)
     check(where, SubstituteGrafanaVariables(expr));
 
+  // Every dashboard variable offers values (Grafana's label_values is the
+  // series API).
+  for (const auto& v : DashboardVariables()) {
+    std::string selector = SubstituteGrafanaVariables(v.selector);
+    json series = prom.Api("series?match%5B%5D=" + UrlEncode(selector));
+    bool has_label = false;
+    for (const auto& s : series) has_label = has_label || s.contains(v.label);
+    auto pending = NotYetProducedIn(selector);
+    if (!pending.empty()) {
+      ++tolerated;
+      if (has_label)
+        for (auto& n : pending) tolerated_with_data.insert(n);
+      continue;
+    }
+    ++checked;
+    EXPECT_TRUE(has_label) << v.where << " offers no values: label_values("
+                           << selector << ", " << v.label << ")";
+  }
+
   std::printf(
-      "checked %d queries and recorded series for data; %d name a metric in "
-      "kMetricsNotYetProduced and may be empty\n",
+      "checked %d queries, variables and recorded series for data; %d name a "
+      "metric in kMetricsNotYetProduced and may be empty\n",
       checked, tolerated);
   for (const auto& name : tolerated_with_data)
     std::printf(
