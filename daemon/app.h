@@ -3,9 +3,12 @@
 //
 // Owned by main(); everything it owns lives on the one event-loop thread that
 // calls Run(). The object graph: Clock -> EventLoop -> HttpEngine (Transport)
-// -> scenarios -> ScenarioRunners, plus the metrics HttpServer. SIGTERM/SIGINT
-// stop the schedule and drain in-flight requests for up to the grace period,
-// then Run() returns 0.
+// -> scenarios -> ScenarioRunners, plus the metrics HttpServer and the
+// Lifecycle that talks to systemd. SIGTERM/SIGINT stop the schedule and drain
+// in-flight requests for up to daemon.shutdown_grace, then Run() returns 0.
+// SIGHUP reloads the config file: all or nothing, keeping the registry (so
+// every counter and histogram carries on) and retiring replaced scenarios and
+// engines only once their requests in flight have finished.
 #pragma once
 
 #include <prometheus/registry.h>
@@ -18,6 +21,7 @@
 #include "daemon/event_loop.h"
 #include "daemon/http_engine.h"
 #include "daemon/http_server.h"
+#include "daemon/lifecycle.h"
 #include "daemon/scheduler.h"
 #include "exporters/metrics.h"
 #include "scenarios/scenario.h"
@@ -34,7 +38,25 @@ class App {
   int Run();
 
  private:
+  // What a reload replaced: kept until nothing of it is in flight.
+  struct Retired {
+    std::unique_ptr<HttpEngine> engine;  // null when the target did not change
+    std::vector<std::unique_ptr<Scenario>> scenarios;
+  };
+
   bool Setup(std::string* error);
+  std::unique_ptr<HttpServer> StartMetricsServer(const ListenAddress& listen,
+                                                 std::string* error);
+  void StartScenarios(MonoTime start);
+  void Reload();
+  void Apply(std::shared_ptr<const Config> next,
+             std::unique_ptr<HttpServer> server);
+  void CollectRetired();
+  // Requests admitted and unanswered, on the current and retired engines.
+  std::size_t InFlight() const;
+  std::string StatusLine();
+  void RefreshStatus();
+  void InstallTestHooks();
   void BeginShutdown(const char* why);
   void CheckDrained();
 
@@ -43,13 +65,27 @@ class App {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<Lifecycle> lifecycle_;
   std::unique_ptr<HttpEngine> engine_;
   std::unique_ptr<HttpServer> metrics_server_;
   std::vector<std::unique_ptr<Scenario>> scenarios_;
   std::vector<std::unique_ptr<ScenarioRunner>> runners_;
+  std::vector<Retired> retired_;
+  EventLoop::TimerId retire_timer_ = 0;
+  EventLoop::TimerId status_timer_ = 0;
+  // The status line's window: totals at its start.
+  RequestTotals status_totals_;
+  MonoTime status_since_{};
+  bool status_has_window_ = false;
+  bool last_reload_failed_ = false;
   bool stopping_ = false;
   MonoTime drain_deadline_{};
 };
+
+// The engine settings a [target] table asks for; a reload builds a new engine
+// only when these change.
+EngineOptions MakeEngineOptions(const TargetConfig& target);
 
 // The scenario factory: one explicit switch from config type to implementation.
 std::unique_ptr<Scenario> MakeScenario(const ScenarioConfig& config,

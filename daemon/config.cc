@@ -234,6 +234,17 @@ void ParseTarget(Checker& c, const toml::table& root, const EnvLookup& env,
   }
 }
 
+void ParseDaemon(Checker& c, const toml::table& root, DaemonConfig& daemon) {
+  const toml::table* t = SubTable(c, root, "daemon");
+  if (!t) return;
+  c.OnlyKeys(*t, "daemon", {"shutdown_grace"});
+  // Up to 10 min: beyond that an operator wants a restart, not a stop.
+  if (auto v = c.DurationValue(*t, "daemon", "shutdown_grace", Duration::zero(),
+                               std::chrono::minutes(10))) {
+    daemon.shutdown_grace = *v;
+  }
+}
+
 void ParseMetrics(Checker& c, const toml::table& root, MetricsConfig& metrics) {
   const toml::table* t = SubTable(c, root, "metrics");
   if (!t) return;
@@ -405,12 +416,15 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
     return result;
   }
   Checker c(path, &result.errors);
-  c.OnlyKeys(root, "", {"target", "metrics", "scenarios"});
+  c.OnlyKeys(root, "", {"target", "metrics", "daemon", "scenarios"});
   auto config = std::make_shared<Config>();
   config->path = path;
   ParseTarget(c, root, env, config->target, result.notes);
   ParseMetrics(c, root, config->metrics);
+  ParseDaemon(c, root, config->daemon);
   ParseScenarios(c, root, env, config->scenarios, result.notes);
+  if (!config->target.token.empty())
+    result.secrets.push_back(config->target.token);
   if (config->target.token.empty()) {
     c.Error(nullptr, "target.token",
             "no API token: set target.token_file, target.token or "

@@ -42,6 +42,14 @@ struct MetricsConfig {
   ListenAddress listen{"127.0.0.1", 9477, false};
 };
 
+// How the process behaves as a service (daemon/lifecycle.h).
+struct DaemonConfig {
+  // SIGTERM waits this long for requests already on the wire. 10 s: short of
+  // the unit's TimeoutStopSec=30s, long enough for Polar's slowest SLO
+  // (confirm, 5.5 s p99).
+  Duration shutdown_grace = std::chrono::seconds(10);
+};
+
 enum class ScenarioType { kEventIngestion };
 
 struct ScenarioConfig {
@@ -57,6 +65,7 @@ struct Config {
   std::string path;
   TargetConfig target;
   MetricsConfig metrics;
+  DaemonConfig daemon;
   std::vector<ScenarioConfig> scenarios;
 };
 
@@ -75,6 +84,10 @@ struct ConfigResult {
   std::vector<ConfigError> errors;
   std::vector<std::string>
       notes;  // e.g. which LOAD_TEST_* variables overrode the file
+  // Every secret read while parsing (the API token), even when the config is
+  // invalid: the caller registers them with the log redactor
+  // (exporters/log.h) before it prints a single error.
+  std::vector<std::string> secrets;
 };
 
 // Looks up an environment variable; injectable so tests control the

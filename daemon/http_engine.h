@@ -37,6 +37,9 @@ struct EngineOptions {
   // real answers are a few KiB).
   std::size_t max_response_bytes = 1 << 20;
   std::string user_agent;
+
+  // A config reload builds a new engine only when these differ.
+  bool operator==(const EngineOptions&) const = default;
 };
 
 class HttpEngine final : public Transport {

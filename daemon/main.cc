@@ -1,17 +1,22 @@
-// polar-loadd: entry point. Parses the command line, loads and validates the
+// polar-loadd: entry point. Parses the command line, sets up logging (the
+// journal under systemd, plain text on a terminal), loads and validates the
 // config, then hands over to App. Exit codes follow sysexits(3): 0 ok, 64
-// usage, 78 configuration error.
+// usage, 69 a listener could not be bound, 78 configuration error (the unit's
+// RestartPreventExitStatus=78 stops systemd from retrying a broken config).
 #include <curl/curl.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "daemon/app.h"
 #include "daemon/config.h"
+#include "daemon/logging.h"
+#include "exporters/log.h"
 #include "polar/version.h"
 
 namespace {
@@ -64,17 +69,34 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Logs go to stderr: stdout is for what the user asked for (summaries,
-  // --check-config).
-  spdlog::set_default_logger(spdlog::stderr_color_mt("polar-loadd"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  // Logs go to stderr (or straight to the journal): stdout is for what the
+  // user asked for (summaries, --check-config).
+  polar::SetupLogging(check_only
+                          ? polar::LogTarget::kPlain
+                          : polar::DetectLogTarget(
+                                std::getenv("JOURNAL_STREAM"), STDERR_FILENO));
   polar::ConfigResult loaded =
       polar::LoadConfig(config_path, polar::ProcessEnvironment());
-  for (const auto& error : loaded.errors)
-    std::fprintf(stderr, "%s\n", error.ToString().c_str());
+  // Before a single error is printed: an error must never echo the token.
+  for (std::string& secret : loaded.secrets)
+    polar::RegisterSecret(std::move(secret));
+  for (const auto& error : loaded.errors) {
+    // --check-config prints bare lines for people and editors; the daemon logs
+    // them at error priority so `journalctl -p err` shows them.
+    if (check_only) {
+      std::fprintf(stderr, "%s\n", polar::Redact(error.ToString()).c_str());
+    } else {
+      spdlog::error("{}", error.ToString());
+    }
+  }
   if (!loaded.config) {
-    std::fprintf(stderr, "polar-loadd: %zu configuration error(s) in %s\n",
-                 loaded.errors.size(), config_path.c_str());
+    if (check_only) {
+      std::fprintf(stderr, "polar-loadd: %zu configuration error(s) in %s\n",
+                   loaded.errors.size(), config_path.c_str());
+    } else {
+      spdlog::error("{} configuration error(s) in {}; not starting",
+                    loaded.errors.size(), config_path);
+    }
     return kExitConfig;
   }
   for (const auto& note : loaded.notes) spdlog::info("{}", note);
@@ -88,6 +110,8 @@ int main(int argc, char** argv) {
   // not kill the daemon.
   std::signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  spdlog::info("polar-loadd {} ({}) starting with {}", polar::kVersion,
+               polar::kRevision, config_path);
   int code;
   {
     polar::App app(loaded.config);

@@ -81,9 +81,51 @@ Metrics::Metrics(prometheus::Registry& registry)
           prometheus::BuildGauge()
               .Name("polar_loadd_build_info")
               .Help("Always 1; labels carry the version and git revision.")
+              .Register(registry)),
+      reloads_(prometheus::BuildCounter()
+                   .Name("polar_loadd_config_reloads_total")
+                   .Help("Configuration reloads (SIGHUP) by result: success "
+                         "or failure (the old configuration kept running).")
+                   .Register(registry)),
+      last_reload_successful_family_(
+          prometheus::BuildGauge()
+              .Name("polar_loadd_config_last_reload_successful")
+              .Help("1 if the last configuration reload worked (or none was "
+                    "tried yet), 0 if it failed.")
+              .Register(registry)),
+      last_reload_success_timestamp_family_(
+          prometheus::BuildGauge()
+              .Name("polar_loadd_config_last_reload_success_timestamp_seconds")
+              .Help("Unix time the running configuration was loaded (start or "
+                    "last successful reload).")
               .Register(registry)) {
   loop_lag_ = &loop_lag_family_.Add({}, LagBuckets());
   build_info_.Add({{"version", kVersion}, {"revision", kRevision}}).Set(1);
+  reloads_success_ = &reloads_.Add({{"result", "success"}});
+  reloads_failure_ = &reloads_.Add({{"result", "failure"}});
+  last_reload_successful_ = &last_reload_successful_family_.Add({});
+  last_reload_successful_->Set(1);
+  last_reload_success_timestamp_ =
+      &last_reload_success_timestamp_family_.Add({});
+}
+
+RequestTotals Metrics::Totals() const {
+  RequestTotals totals;
+  for (const auto& [key, step] : steps_) {
+    for (std::size_t i = 0; i < kOutcomeCount; ++i) {
+      double n = step.requests[i]->Value();
+      totals.requests += n;
+      if (static_cast<Outcome>(i) != Outcome::kOk) totals.failed += n;
+    }
+  }
+  return totals;
+}
+
+double Metrics::TargetRate() const {
+  double sum = 0;
+  for (const auto& [name, series] : scenarios_)
+    sum += series.target_rate->Value();
+  return sum;
 }
 
 ScenarioSeries& Metrics::Scenario(const std::string& scenario) {

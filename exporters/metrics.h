@@ -65,6 +65,13 @@ struct ScenarioSeries {
   prometheus::Histogram* schedule_lag = nullptr;
 };
 
+// Requests finished so far, summed over every scenario and step (for the
+// one-line status systemd shows; the time series are in the registry).
+struct RequestTotals {
+  double requests = 0;
+  double failed = 0;  // every outcome but ok
+};
+
 class Metrics {
  public:
   explicit Metrics(prometheus::Registry& registry);
@@ -81,6 +88,23 @@ class Metrics {
   prometheus::Histogram& loop_lag() { return *loop_lag_; }
   prometheus::Registry& registry() { return registry_; }
 
+  // Configuration reloads (SIGHUP): counted by result; the gauges say whether
+  // the last one worked and when one last did (the start counts as one).
+  prometheus::Counter& config_reloads(bool success) {
+    return success ? *reloads_success_ : *reloads_failure_;
+  }
+  prometheus::Gauge& config_last_reload_successful() {
+    return *last_reload_successful_;
+  }
+  prometheus::Gauge& config_last_reload_success_timestamp() {
+    return *last_reload_success_timestamp_;
+  }
+
+  // Sums over the cached children; a few dozen atomic loads.
+  RequestTotals Totals() const;
+  // Sum of polar_loadd_target_rate over the scenarios.
+  double TargetRate() const;
+
  private:
   prometheus::Registry& registry_;
   prometheus::Family<prometheus::Counter>& requests_;
@@ -94,7 +118,14 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Histogram>& loop_lag_family_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Counter>& reloads_;
+  prometheus::Family<prometheus::Gauge>& last_reload_successful_family_;
+  prometheus::Family<prometheus::Gauge>& last_reload_success_timestamp_family_;
   prometheus::Histogram* loop_lag_ = nullptr;
+  prometheus::Counter* reloads_success_ = nullptr;
+  prometheus::Counter* reloads_failure_ = nullptr;
+  prometheus::Gauge* last_reload_successful_ = nullptr;
+  prometheus::Gauge* last_reload_success_timestamp_ = nullptr;
 
   std::map<std::string, ScenarioSeries> scenarios_;
   std::map<std::pair<std::string, std::string>, StepSeries> steps_;

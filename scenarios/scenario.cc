@@ -1,10 +1,33 @@
 #include "scenarios/scenario.h"
 
+#include <spdlog/spdlog.h>
+
+#include "exporters/log.h"
+
 namespace polar {
+namespace {
+
+// Enough of a body to show Polar's error detail ({"error": ..., "detail": ...}
+// is ~100-300 bytes), short enough that a flood cannot fill the journal.
+constexpr std::size_t kBodyExcerptBytes = 200;
+
+std::string Excerpt(const std::string& body) {
+  std::string out;
+  for (char c : body.substr(0, kBodyExcerptBytes)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? ' ' : c;
+  }
+  if (body.size() > kBodyExcerptBytes) out += "...";
+  return out;
+}
+
+}  // namespace
 
 StepRecorder::StepRecorder(Metrics& metrics, const std::string& scenario,
                            const std::string& step)
-    : step_(metrics.Step(scenario, step)),
+    : scenario_name_(scenario),
+      step_name_(step),
+      step_(metrics.Step(scenario, step)),
       scenario_(metrics.Scenario(scenario)) {}
 
 void StepRecorder::Record(Outcome outcome, const Response& response) {
@@ -12,6 +35,27 @@ void StepRecorder::Record(Outcome outcome, const Response& response) {
   step_.latency->Observe(ToSeconds(response.latency()));
   step_.service->Observe(ToSeconds(response.service()));
   scenario_.schedule_lag->Observe(ToSeconds(response.lag()));
+  if (outcome != Outcome::kOk) LogFailure(outcome, response);
+}
+
+void StepRecorder::LogFailure(Outcome outcome, const Response& response) {
+  std::string_view outcome_name = OutcomeName(outcome);
+  std::string key = scenario_name_ + "/" + step_name_ + "/";
+  key += outcome_name;
+  uint64_t suppressed = 0;
+  if (!AllowErrorLog(key, response.done, &suppressed)) return;
+  ScopedLogFields fields(
+      {{"POLAR_SCENARIO", scenario_name_},
+       {"POLAR_STEP", step_name_},
+       {"POLAR_OUTCOME", std::string(outcome_name)},
+       {"POLAR_HTTP_STATUS", std::to_string(response.status)}});
+  std::string detail;
+  if (response.status != 0)
+    detail += " HTTP " + std::to_string(response.status);
+  if (!response.error.empty()) detail += " " + response.error;
+  if (!response.body.empty()) detail += " body: " + Excerpt(response.body);
+  spdlog::warn("scenario {} step {}: {}:{}{}", scenario_name_, step_name_,
+               outcome_name, detail, SuppressedSuffix(suppressed));
 }
 
 }  // namespace polar

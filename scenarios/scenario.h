@@ -40,13 +40,17 @@ class Scenario {
   // in-flight caps.
   virtual void Start(const Arrival& arrival) = 0;
   // Flows started and not yet finished; the scheduler compares it with
-  // max_in_flight.
+  // max_in_flight. A scenario whose in_flight() is 0 has nothing pending (no
+  // request, no timer): a config reload destroys retired scenarios then.
   virtual std::size_t in_flight() const = 0;
 };
 
 // Records one finished request of one step: the outcome counter, both latency
 // histograms and the schedule lag. Holds cached label children, so Record() is
-// a few atomic adds.
+// a few atomic adds. A request that did not end ok is also logged, with its
+// status, transport error and the start of the body, rate-limited per
+// (scenario, step, outcome) by the process-wide error limiter
+// (exporters/log.h) and with secrets redacted by the log sinks.
 class StepRecorder {
  public:
   StepRecorder(Metrics& metrics, const std::string& scenario,
@@ -54,6 +58,10 @@ class StepRecorder {
   void Record(Outcome outcome, const Response& response);
 
  private:
+  void LogFailure(Outcome outcome, const Response& response);
+
+  std::string scenario_name_;
+  std::string step_name_;
   StepSeries& step_;
   ScenarioSeries& scenario_;
 };
