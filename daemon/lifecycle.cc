@@ -86,9 +86,9 @@ void Lifecycle::Status(const std::string& status) {
 
 void Lifecycle::Stopping(Duration drain, const std::string& status) {
   last_status_ = OneLine(status);
-  auto extend = std::chrono::duration_cast<std::chrono::microseconds>(
-                    drain + kStopMargin)
-                    .count();
+  auto extend =
+      std::chrono::duration_cast<std::chrono::microseconds>(drain + kStopMargin)
+          .count();
   notifier_.Send("STOPPING=1\nEXTEND_TIMEOUT_USEC=" + std::to_string(extend) +
                  "\nSTATUS=" + last_status_);
 }

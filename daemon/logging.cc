@@ -17,7 +17,7 @@ LogTarget DetectLogTarget(const char* journal_stream, int fd) {
   if (journal_stream && *journal_stream) {
     uintmax_t dev = 0;
     uintmax_t ino = 0;
-    struct stat st{};
+    struct stat st {};
     if (std::sscanf(journal_stream, "%" SCNuMAX ":%" SCNuMAX, &dev, &ino) ==
             2 &&
         fstat(fd, &st) == 0 && static_cast<uintmax_t>(st.st_dev) == dev &&

@@ -69,9 +69,8 @@ class LogLimiter {
   // For keys that dropped messages and could log again at `now`: calls
   // report(key, suppressed) and consumes a token, so a storm that stopped
   // still ends with a line saying how much was not shown.
-  void Flush(Time now,
-             const std::function<void(const std::string& key,
-                                      uint64_t suppressed)>& report);
+  void Flush(Time now, const std::function<void(const std::string& key,
+                                                uint64_t suppressed)>& report);
 
  private:
   struct Bucket {
@@ -97,7 +96,8 @@ void FlushErrorLogs(LogLimiter::Time now,
 // " (suppressed N similar messages)" or "" when N is 0.
 std::string SuppressedSuffix(uint64_t suppressed);
 
-// ---- Structured fields --------------------------------------------------------
+// ---- Structured fields
+// --------------------------------------------------------
 
 // Extra journal fields for the log lines written while an instance is alive
 // on this thread, e.g. {"POLAR_SCENARIO", "ingest"}. Names follow journald's

@@ -155,6 +155,39 @@ TEST(Config, AMissingTokenIsAnError) {
   EXPECT_EQ(r.errors[0].key, "target.token");
 }
 
+TEST(Config, TheShutdownGraceIsConfigurableAndBounded) {
+  const std::string base =
+      "[target]\ntoken = \"t\"\n[scenarios.a]\ntype = "
+      "\"event_ingestion\"\nrate = \"1/s\"\n";
+  ConfigResult defaults = ParseConfig(base, "t.toml", Env());
+  ASSERT_TRUE(defaults.config);
+  EXPECT_EQ(defaults.config->daemon.shutdown_grace, std::chrono::seconds(10));
+
+  ConfigResult set = ParseConfig(
+      base + "[daemon]\nshutdown_grace = \"2500ms\"\n", "t.toml", Env());
+  ASSERT_TRUE(set.config);
+  EXPECT_EQ(set.config->daemon.shutdown_grace, std::chrono::milliseconds(2500));
+
+  ConfigResult bad =
+      ParseConfig(base + "[daemon]\nshutdown_grace = \"1h\"\nwatchdog = true\n",
+                  "t.toml", Env());
+  EXPECT_FALSE(bad.config);
+  ASSERT_EQ(bad.errors.size(), 2u);
+  EXPECT_EQ(bad.errors[0].key, "daemon.watchdog");  // unknown keys first
+  EXPECT_EQ(
+      bad.errors[1].ToString(),
+      "t.toml:7:18: daemon.shutdown_grace: 1h is out of range [0ms, 10m]");
+}
+
+TEST(Config, SecretsAreHandedBackEvenWhenTheFileIsInvalid) {
+  // The caller registers them with the log redactor before printing errors.
+  ConfigResult r = ParseConfig(
+      "[target]\ntoken = \"polar_oat_abcdef\"\ntimeout = \"soon\"\n", "t.toml",
+      Env());
+  EXPECT_FALSE(r.config);
+  EXPECT_EQ(r.secrets, (std::vector<std::string>{"polar_oat_abcdef"}));
+}
+
 TEST(Config, TheShippedExampleConfigIsValid) {
   ConfigResult r =
       LoadConfig(std::string(POLAR_SOURCE_DIR) + "/packaging/polar-loadd.toml",

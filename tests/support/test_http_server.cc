@@ -1,0 +1,158 @@
+#include "tests/support/test_http_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <stdexcept>
+#include <vector>
+
+namespace polar::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Connection {
+  std::string in;
+  std::string out;
+  uint64_t answers_in_out = 0;  // answers whose bytes are in `out`
+  std::deque<std::pair<Clock::time_point, std::string>> due;
+};
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(c));
+  return s;
+}
+
+// The value of header `name` (lower case) in `head`, or "".
+std::string HeaderValue(const std::string& head, const std::string& name) {
+  std::string lower = Lower(head);
+  std::size_t pos = lower.find("\r\n" + name + ":");
+  if (pos == std::string::npos) return {};
+  std::size_t begin = pos + 3 + name.size();
+  std::size_t end = head.find("\r\n", begin);
+  std::string value = head.substr(begin, end - begin);
+  value.erase(0, value.find_first_not_of(' '));
+  return value;
+}
+
+}  // namespace
+
+TestHttpServer::TestHttpServer(TestHttpServerOptions options)
+    : options_(std::move(options)) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
+      listen(listen_fd_, 512) < 0) {
+    throw std::runtime_error("TestHttpServer: bind/listen failed");
+  }
+  socklen_t len = sizeof addr;
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  thread_ = std::thread([this] { Run(); });
+}
+
+TestHttpServer::~TestHttpServer() {
+  stop_ = true;
+  thread_.join();
+  close(listen_fd_);
+}
+
+std::string TestHttpServer::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(port_);
+}
+
+void TestHttpServer::Run() {
+  std::map<int, Connection> conns;
+  while (!stop_) {
+    std::vector<pollfd> fds;
+    fds.push_back({listen_fd_, POLLIN, 0});
+    auto next_due = Clock::now() + std::chrono::milliseconds(20);
+    for (auto& [fd, c] : conns) {
+      short events = POLLIN;
+      if (!c.out.empty()) events |= POLLOUT;
+      fds.push_back({fd, events, 0});
+      if (!c.due.empty()) next_due = std::min(next_due, c.due.front().first);
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    next_due - Clock::now())
+                    .count();
+    poll(fds.data(), fds.size(), static_cast<int>(std::max<long>(0, wait)));
+
+    if (fds[0].revents & POLLIN) {
+      for (;;) {
+        int fd = accept4(listen_fd_, nullptr, nullptr,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) break;
+        conns.emplace(fd, Connection{});
+      }
+    }
+    std::vector<int> closed;
+    for (std::size_t i = 1; i < fds.size(); ++i) {
+      int fd = fds[i].fd;
+      Connection& c = conns[fd];
+      if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        char buf[65536];
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) {
+          closed.push_back(fd);
+          continue;
+        }
+        c.in.append(buf, static_cast<std::size_t>(n));
+      }
+      // Every complete request in the buffer.
+      for (;;) {
+        std::size_t end = c.in.find("\r\n\r\n");
+        if (end == std::string::npos) break;
+        std::string head = c.in.substr(0, end);
+        std::size_t length = 0;
+        std::string cl = HeaderValue(head, "content-length");
+        if (!cl.empty()) length = std::stoul(cl);
+        if (c.in.size() < end + 4 + length) break;
+        c.in.erase(0, end + 4 + length);
+        ++requests_;
+        if (options_.never_answer) continue;
+        std::string body = options_.body;
+        std::size_t auth = body.find("{AUTH}");
+        if (auth != std::string::npos)
+          body.replace(auth, 6, HeaderValue(head, "authorization"));
+        std::string answer = "HTTP/1.1 " + std::to_string(options_.status) +
+                             " Test\r\nContent-Type: application/json\r\n"
+                             "Content-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body;
+        c.due.emplace_back(Clock::now() + options_.delay, std::move(answer));
+      }
+      while (!c.due.empty() && c.due.front().first <= Clock::now()) {
+        c.out += c.due.front().second;
+        ++c.answers_in_out;
+        c.due.pop_front();
+      }
+      if (!c.out.empty()) {
+        ssize_t n = write(fd, c.out.data(), c.out.size());
+        if (n > 0) c.out.erase(0, static_cast<std::size_t>(n));
+        if (c.out.empty()) {
+          answers_ += c.answers_in_out;
+          c.answers_in_out = 0;
+        }
+      }
+    }
+    for (int fd : closed) {
+      close(fd);
+      conns.erase(fd);
+    }
+  }
+  for (auto& [fd, c] : conns) close(fd);
+}
+
+}  // namespace polar::testing

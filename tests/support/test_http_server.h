@@ -1,0 +1,49 @@
+// TestHttpServer: a tiny HTTP/1.1 target with scripted behaviour, for tests
+// that need what polar-sim does not offer: answers that come late, never, or
+// that echo the request's Authorization header back (a misbehaving proxy).
+// Loopback, port 0; one background thread with poll(); keep-alive; stops and
+// joins in the destructor. Counters may be read from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+namespace polar::testing {
+
+struct TestHttpServerOptions {
+  std::chrono::milliseconds delay{0};  // before each answer
+  bool never_answer = false;           // read requests, answer none
+  int status = 200;
+  // The answer's body; "{AUTH}" is replaced by the request's Authorization
+  // header value.
+  std::string body = R"({"inserted":1,"duplicates":0})";
+};
+
+class TestHttpServer {
+ public:
+  explicit TestHttpServer(TestHttpServerOptions options);
+  ~TestHttpServer();
+  TestHttpServer(const TestHttpServer&) = delete;
+  TestHttpServer& operator=(const TestHttpServer&) = delete;
+
+  std::string base_url() const;
+  // Complete requests read, and answers completely written.
+  uint64_t requests() const { return requests_; }
+  uint64_t answers() const { return answers_; }
+
+ private:
+  void Run();
+
+  TestHttpServerOptions options_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> answers_{0};
+  std::thread thread_;
+};
+
+}  // namespace polar::testing
