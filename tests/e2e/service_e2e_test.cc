@@ -181,7 +181,8 @@ TEST(Service, NotifySocketSeesReadyWatchdogReloadingAndStoppingInOrder) {
   ASSERT_GE(pings.size(), 6u);
   std::vector<double> gaps;
   for (std::size_t i = 1; i < pings.size(); ++i)
-    gaps.push_back(std::chrono::duration<double>(pings[i] - pings[i - 1]).count());
+    gaps.push_back(
+        std::chrono::duration<double>(pings[i] - pings[i - 1]).count());
   std::sort(gaps.begin(), gaps.end());
   double median = gaps[gaps.size() / 2];
   EXPECT_NEAR(median, 0.200, 0.040) << "pings at half of WATCHDOG_USEC";
@@ -264,9 +265,9 @@ TEST(Service, AValidReloadKeepsCountersAndChangesTheRate) {
           .count();
   double rate = (Requests(b) - Requests(a)) / elapsed;
   EXPECT_NEAR(rate, 60, 60 * 0.15) << "the new rate is in force";
-  EXPECT_EQ(testing::SumSeries(b, "polar_loadd_requests_total",
-                               {"outcome=\"ok\""}),
-            Requests(b));
+  EXPECT_EQ(
+      testing::SumSeries(b, "polar_loadd_requests_total", {"outcome=\"ok\""}),
+      Requests(b));
 
   loadd.process().Signal(SIGTERM);
   EXPECT_EQ(loadd.process().Wait(15s), 0);
@@ -329,9 +330,9 @@ TEST(Service, AReloadToANewTargetMovesTheLoadThere) {
   std::this_thread::sleep_for(1s);
   Metrics m1 = loadd.Scrape();
   EXPECT_GT(Requests(m1) - Requests(m0), 10);
-  EXPECT_EQ(testing::SumSeries(m1, "polar_loadd_requests_total",
-                               {"outcome=\"ok\""}),
-            Requests(m1))
+  EXPECT_EQ(
+      testing::SumSeries(m1, "polar_loadd_requests_total", {"outcome=\"ok\""}),
+      Requests(m1))
       << loadd.process().Stderr();
   loadd.process().Signal(SIGTERM);
   EXPECT_EQ(loadd.process().Wait(15s), 0);
@@ -360,9 +361,9 @@ TEST(Service, AReloadMovesTheMetricsListenerAndKeepsTheCounters) {
 TEST(Service, SigtermDrainsRequestsInFlightWithinTheGracePeriod) {
   // Every answer takes 700 ms, so ~14 requests are always in flight at 20/s.
   TestHttpServer target({.delay = 700ms});
-  Loadd loadd(Config(target.base_url(), "20/s",
-                     "[daemon]\nshutdown_grace = \"5s\""),
-              "polar_oat_drain_test_token");
+  Loadd loadd(
+      Config(target.base_url(), "20/s", "[daemon]\nshutdown_grace = \"5s\""),
+      "polar_oat_drain_test_token");
   loadd.WaitReady();
   std::this_thread::sleep_for(1500ms);
   auto t0 = std::chrono::steady_clock::now();
@@ -373,7 +374,8 @@ TEST(Service, SigtermDrainsRequestsInFlightWithinTheGracePeriod) {
           .count();
   std::string err = loadd.process().Stderr();
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(err, m, std::regex("draining ([0-9]+) in-flight")))
+  ASSERT_TRUE(
+      std::regex_search(err, m, std::regex("draining ([0-9]+) in-flight")))
       << err;
   EXPECT_GE(std::stoi(m[1].str()), 5) << "requests were in flight at SIGTERM";
   EXPECT_EQ(err.find("abandoning"), std::string::npos) << err;
@@ -385,9 +387,9 @@ TEST(Service, SigtermDrainsRequestsInFlightWithinTheGracePeriod) {
 
 TEST(Service, SigtermAbandonsRequestsStillInFlightWhenTheGraceEnds) {
   TestHttpServer target({.never_answer = true});
-  Loadd loadd(Config(target.base_url(), "20/s",
-                     "[daemon]\nshutdown_grace = \"1s\""),
-              "polar_oat_drain_test_token");
+  Loadd loadd(
+      Config(target.base_url(), "20/s", "[daemon]\nshutdown_grace = \"1s\""),
+      "polar_oat_drain_test_token");
   loadd.WaitReady();
   std::this_thread::sleep_for(500ms);
   auto t0 = std::chrono::steady_clock::now();
@@ -418,14 +420,14 @@ TEST(Service, TheTokenNeverAppearsInLogsEvenWhenTheTargetEchoesIt) {
   TestHttpServer target(
       {.status = 401, .body = R"({"detail":"bad credentials: {AUTH}"})"});
   std::string config = Config(target.base_url(), "10/s");
-  config.insert(config.find("\n[metrics]"),
-                "\ntoken = \"" + token + "\"");
+  config.insert(config.find("\n[metrics]"), "\ntoken = \"" + token + "\"");
   Loadd loadd(config, "");
   loadd.WaitReady();
   ASSERT_TRUE(loadd.process().WaitForStderr("http_4xx", 10s));
   // An invalid reload whose errors quote the token.
   std::string bad = config;
-  bad.replace(bad.find("base_url = \""), 12, "base_url = \"ftp://" + token + "@");
+  bad.replace(bad.find("base_url = \""), 12,
+              "base_url = \"ftp://" + token + "@");
   loadd.Reload(bad);
   ASSERT_TRUE(loadd.process().WaitForStderr("still running the previous", 5s));
   auto scraped = testing::HttpGet(loadd.MetricsUrl());

@@ -39,7 +39,8 @@ TEST(LogLimiter, TheNextMessageThatPassesSaysHowManyWereSuppressed) {
   uint64_t suppressed = 99;
   ASSERT_TRUE(limiter.Allow("k", t0, &suppressed));
   EXPECT_EQ(suppressed, 0u);
-  for (int i = 0; i < 41; ++i) EXPECT_FALSE(limiter.Allow("k", t0, &suppressed));
+  for (int i = 0; i < 41; ++i)
+    EXPECT_FALSE(limiter.Allow("k", t0, &suppressed));
   ASSERT_TRUE(limiter.Allow("k", t0 + 1s, &suppressed));
   EXPECT_EQ(suppressed, 41u);
   EXPECT_EQ(SuppressedSuffix(41), " (suppressed 41 similar messages)");
@@ -129,8 +130,7 @@ TEST(Redaction, TheTokenNeverReachesTheLogThroughAnyErrorPath) {
 
   // 1. An invalid config that holds the token: every error is logged.
   ConfigResult r = ParseConfig(
-      "[target]\ntoken = \"" + token +
-          "\"\nbase_url = \"ftp://" + token +
+      "[target]\ntoken = \"" + token + "\"\nbase_url = \"ftp://" + token +
           "@example\"\ntimeout = \"soon\"\n[scenarios.x]\ntype = \"nope\"\n",
       "bad.toml", [](const char*) { return std::nullopt; });
   ASSERT_FALSE(r.config);
@@ -159,8 +159,8 @@ TEST(Redaction, TheTokenNeverReachesTheLogThroughAnyErrorPath) {
   {
     ScopedLogFields fields({{"POLAR_DETAIL", "token=" + token}});
     spdlog::logger journal_logger(
-        "j", std::make_shared<RedactingSink>(std::shared_ptr<JournalSink>(
-                 &sink, [](JournalSink*) {})));
+        "j", std::make_shared<RedactingSink>(
+                 std::shared_ptr<JournalSink>(&sink, [](JournalSink*) {})));
     journal_logger.error("upstream echoed {}", token);
   }
 
@@ -212,9 +212,10 @@ TEST(LogTarget, TheJournalIsUsedOnlyWhenJournalStreamNamesStderrItself) {
   std::string dir = testing::TempDir();
   int fd = open((dir + "/stderr").c_str(), O_WRONLY | O_CREAT, 0600);
   ASSERT_GE(fd, 0);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(fstat(fd, &st), 0);
-  std::string mine = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  std::string mine =
+      std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
   std::string other =
       std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino + 1);
   EXPECT_EQ(DetectLogTarget(mine.c_str(), fd), LogTarget::kJournal);

@@ -1,0 +1,54 @@
+# Install layout and the Debian package (CPack, DEB generator). `scripts/package` builds
+# build/polar-loadd_<version>-1_<arch>.deb. Paths below are relative to the install prefix
+# (/usr in the package) unless absolute; the default config is a conffile under /etc.
+include(GNUInstallDirs)
+
+# The systemd unit: /usr/lib/systemd/system is searched by every systemd, merged /usr or not.
+install(FILES packaging/polar-loadd.service DESTINATION lib/systemd/system)
+# The default config. Absolute: it belongs in /etc whatever the prefix, and dpkg keeps local edits
+# (it is listed in packaging/deb/conffiles).
+install(FILES packaging/polar-loadd.toml DESTINATION /etc/polar-loadd)
+
+# Dashboards, Grafana provisioning and Prometheus rules (grafana/ in the source tree) under
+# /usr/share/polar-loadd/, where grafana/provisioning/* and packaging/prometheus.yml point. OPTIONAL:
+# the package builds before those folders exist. The promtool unit tests stay in the source tree.
+install(DIRECTORY grafana/dashboards grafana/provisioning grafana/rules
+        DESTINATION share/polar-loadd OPTIONAL
+        PATTERN tests EXCLUDE)
+install(FILES README.md docs/metrics.md DESTINATION share/doc/polar-loadd)
+install(FILES grafana/README.md DESTINATION share/doc/polar-loadd RENAME grafana.md OPTIONAL)
+install(FILES packaging/prometheus.yml DESTINATION share/doc/polar-loadd/examples OPTIONAL)
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME polar-loadd)
+set(CPACK_PACKAGE_VENDOR "polar-loadd")
+set(CPACK_PACKAGE_CONTACT "polar-loadd maintainers <polar-loadd@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+    "steady open-loop synthetic load on Polar's API, with Prometheus metrics")
+set(CPACK_PACKAGE_DESCRIPTION
+    "polar-loadd keeps a scheduled, open-loop synthetic load on Polar's payment API, measures
+latency from the intended send time and exports it as Prometheus metrics. It runs as a
+hardened systemd service (Type=notify, watchdog, reload without losing counters). The
+package also ships polar-sim (a local stand-in for Polar's API), Grafana dashboards and
+Prometheus rules. Nothing is enabled or started on install.")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR})
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+# Library dependencies come from dpkg-shlibdeps on the built binaries.
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# /bin/kill for ExecReload= (procps); systemd to run the unit, but the binaries work without it.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "procps")
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "systemd")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "prometheus, grafana")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${PROJECT_SOURCE_DIR}/packaging/deb/conffiles
+    ${PROJECT_SOURCE_DIR}/packaging/deb/postinst
+    ${PROJECT_SOURCE_DIR}/packaging/deb/prerm
+    ${PROJECT_SOURCE_DIR}/packaging/deb/postrm)
+# Maintainer scripts 0755, conffiles 0644, whatever the checkout's modes.
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
+include(CPack)

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The .deb builds, installs with dpkg -i (enabling and starting nothing), runs from /usr/bin, keeps
+# its config as a conffile, and dpkg -P removes every trace. Needs root (dpkg); CI runs as root.
+# Exit 77 (ctest: skipped) only when not root or when polar-loadd is already installed here (the
+# test will not replace an operator's installation).
+#   deb_test.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1
+build=$2
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIPPED: installing a .deb needs root (dpkg -i); CI runs this test as root"
+  exit 77
+fi
+if dpkg-query -W -f='${Status}' polar-loadd 2>/dev/null | grep -q 'installed'; then
+  echo "SKIPPED: polar-loadd is already installed on this machine; not replacing it"
+  exit 77
+fi
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+tmp=$(mktemp -d)
+made_token=0
+cleanup() {
+  dpkg -P polar-loadd >/dev/null 2>&1 || true
+  [ "$made_token" -eq 1 ] && rm -f /etc/credstore/polar-token
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# 1. Build (into a private directory, so build/*.deb from scripts/package is left alone).
+(cd "$build" && cpack -G DEB -B "$tmp/out" >"$tmp/cpack.log" 2>&1) || { cat "$tmp/cpack.log"; fail "cpack"; }
+deb=$(ls "$tmp"/out/polar-loadd_*.deb)
+echo "built $(basename "$deb")"
+dpkg-deb -I "$deb" conffiles | grep -qx /etc/polar-loadd/polar-loadd.toml || fail "the config is not a conffile"
+dpkg-deb -f "$deb" Depends | grep -q libcurl || fail "no shlibs dependencies: $(dpkg-deb -f "$deb" Depends)"
+dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' >"$tmp/files"
+
+# 2. Install: nothing enabled, nothing started, a note on how to.
+dpkg -i "$deb" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "dpkg -i"; }
+grep -q "not enabled and not started" "$tmp/install.log" || fail "no note on how to enable: $(cat "$tmp/install.log")"
+grep -q "systemctl enable --now polar-loadd" "$tmp/install.log" || fail "the note does not say how to enable"
+[ ! -e /etc/systemd/system/multi-user.target.wants/polar-loadd.service ] || fail "enabled on install"
+version=$(/usr/bin/polar-loadd --version) || fail "/usr/bin/polar-loadd --version"
+echo "$version"
+[[ "$version" == "polar-loadd "* ]] || fail "unexpected --version: $version"
+/usr/bin/polar-sim --help >/dev/null || fail "/usr/bin/polar-sim --help"
+LOAD_TEST_API_TOKEN=polar_oat_package_test /usr/bin/polar-loadd --check-config \
+  --config /etc/polar-loadd/polar-loadd.toml || fail "the installed config is not valid"
+out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/polar-loadd.service 2>&1) && [ -z "$out" ] ||
+  fail "installed unit: $out"
+[ -f /usr/share/doc/polar-loadd/README.md ] || fail "no README in /usr/share/doc/polar-loadd"
+for d in dashboards provisioning rules; do
+  if [ -d "$src/grafana/$d" ]; then
+    [ -d "/usr/share/polar-loadd/$d" ] || fail "grafana/$d is not installed under /usr/share/polar-loadd"
+  fi
+done
+[ ! -d "$src/grafana/rules/tests" ] || [ ! -e /usr/share/polar-loadd/rules/tests ] || fail "promtool tests were packaged"
+if [ -f "$src/packaging/prometheus.yml" ]; then
+  [ -f /usr/share/doc/polar-loadd/examples/prometheus.yml ] || fail "no example prometheus.yml"
+fi
+
+# 3. An operator's traces: an edited config, a credential, an enablement link, a drop-in.
+echo "# edited by the operator" >>/etc/polar-loadd/polar-loadd.toml
+if [ ! -e /etc/credstore/polar-token ]; then
+  install -d -m 0700 /etc/credstore
+  (umask 077; printf '%s' polar_oat_package_test >/etc/credstore/polar-token)
+  made_token=1
+fi
+mkdir -p /etc/systemd/system/multi-user.target.wants /etc/systemd/system/polar-loadd.service.d
+ln -sf /usr/lib/systemd/system/polar-loadd.service \
+  /etc/systemd/system/multi-user.target.wants/polar-loadd.service
+printf '[Service]\nEnvironment=X=1\n' >/etc/systemd/system/polar-loadd.service.d/override.conf
+
+# 4. Remove keeps the configuration; purge removes everything.
+dpkg -r polar-loadd >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log"; fail "dpkg -r"; }
+[ ! -e /usr/bin/polar-loadd ] || fail "dpkg -r left /usr/bin/polar-loadd"
+grep -q "edited by the operator" /etc/polar-loadd/polar-loadd.toml || fail "dpkg -r lost the edited config"
+dpkg -P polar-loadd >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log"; fail "dpkg -P"; }
+! dpkg-query -W polar-loadd >/dev/null 2>&1 || fail "dpkg still knows polar-loadd"
+for gone in /etc/polar-loadd /etc/systemd/system/multi-user.target.wants/polar-loadd.service \
+  /etc/systemd/system/polar-loadd.service.d /usr/share/polar-loadd /usr/share/doc/polar-loadd; do
+  [ ! -e "$gone" ] && [ ! -L "$gone" ] || fail "purge left $gone"
+done
+if [ "$made_token" -eq 1 ]; then
+  [ ! -e /etc/credstore/polar-token ] || fail "purge left /etc/credstore/polar-token"
+  made_token=0
+fi
+while read -r f; do
+  [ -d "$f" ] && continue  # shared directories (/usr/bin, ...) stay
+  [ ! -e "$f" ] || fail "purge left $f"
+done <"$tmp/files"
+echo "package OK: builds, installs, runs from /usr/bin, purges cleanly"
