@@ -141,7 +141,9 @@ void EventLoop::RunDueTimers() {
   armed_deadline_ =
       MonoTime::min();  // force a re-arm below even if nothing new was added
   for (auto& [timer, callback] : due) {
-    if (lag_observer_) lag_observer_(now - timer.deadline);
+    // Lateness when the callback really starts: a timer due in the same pass
+    // as a slow callback before it is late by that callback too.
+    if (lag_observer_) lag_observer_(SteadyNow() - timer.deadline);
     callback();
   }
   ArmTimerFd();

@@ -94,6 +94,12 @@ HttpEngine::~HttpEngine() {
   if (curl_timer_) loop_.Cancel(curl_timer_);
   // Transfers still on the wire are abandoned without callbacks: the daemon is
   // shutting down and has already drained what it meant to wait for.
+  for (Transfer* t : on_wire_) {
+    curl_multi_remove_handle(multi_, t->easy);
+    curl_easy_cleanup(t->easy);
+    delete t;
+  }
+  for (auto& t : queue_) curl_easy_cleanup(t->easy);
   for (auto& t : pool_) curl_easy_cleanup(t->easy);
   curl_multi_cleanup(multi_);
   curl_slist_free_all(headers_auth_);
@@ -161,6 +167,7 @@ void HttpEngine::StartQueued() {
 
 void HttpEngine::Launch(std::unique_ptr<Transfer> owned) {
   Transfer* t = owned.release();  // owned by the multi handle until Finish()
+  on_wire_.insert(t);
   CURL* e = t->easy;
   t->url = options_.base_url + t->request.path;
   curl_easy_setopt(e, CURLOPT_URL, t->url.c_str());
@@ -254,6 +261,7 @@ void HttpEngine::CollectDone() {
 }
 
 void HttpEngine::Finish(Transfer* t, CURLcode code) {
+  on_wire_.erase(t);
   --active_;
   Response& r = t->response;
   r.done = clock_.Now();

@@ -17,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "daemon/event_loop.h"
@@ -81,6 +82,9 @@ class HttpEngine final : public Transport {
   std::deque<std::unique_ptr<Transfer>> queue_;
   std::vector<std::unique_ptr<Transfer>>
       pool_;  // finished transfers, easy handles kept for reuse
+  // Transfers owned by the multi handle (launched, not finished): freed by the
+  // destructor when a drain gives up on them.
+  std::unordered_set<Transfer*> on_wire_;
   std::size_t active_ = 0;
 };
 
