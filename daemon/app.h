@@ -48,6 +48,8 @@ class App {
   std::unique_ptr<HttpServer> StartMetricsServer(const ListenAddress& listen,
                                                  std::string* error);
   void StartScenarios(MonoTime start);
+  // app_service.cc: READY=1 and the status timer; SIGHUP; the test hook.
+  void OnReady();
   void Reload();
   void Apply(std::shared_ptr<const Config> next,
              std::unique_ptr<HttpServer> server);

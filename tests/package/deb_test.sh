@@ -12,17 +12,37 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "SKIPPED: installing a .deb needs root (dpkg -i); CI runs this test as root"
   exit 77
 fi
+# One package round trip per machine at a time: other checkouts (worktrees) on this machine run
+# the same test, and two of them installing and purging one package would trip over each other.
+exec 9>/run/lock/polar-loadd-deb-test.lock
+flock -w 600 9 || { echo "FAIL: another deb_test.sh held the lock for 10 minutes" >&2; exit 1; }
 if dpkg-query -W -f='${Status}' polar-loadd 2>/dev/null | grep -q 'installed'; then
   echo "SKIPPED: polar-loadd is already installed on this machine; not replacing it"
   exit 77
 fi
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# dpkg refuses to run while apt or another dpkg holds its lock; wait up to 2 minutes for it.
+dpkg_() {
+  local i
+  for i in $(seq 120); do
+    if dpkg "$@" >"$tmp/dpkg.log" 2>&1; then cat "$tmp/dpkg.log"; return 0; fi
+    grep -q "lock" "$tmp/dpkg.log" || { cat "$tmp/dpkg.log"; return 1; }
+    sleep 1
+  done
+  cat "$tmp/dpkg.log"
+  return 1
+}
 tmp=$(mktemp -d)
 made_token=0
+made=()  # directories this test created, removed again if still empty
+for d in /etc/credstore /etc/systemd/system/multi-user.target.wants; do
+  [ -d "$d" ] || made+=("$d")
+done
 cleanup() {
-  dpkg -P polar-loadd >/dev/null 2>&1 || true
+  dpkg_ -P polar-loadd >/dev/null 2>&1 || true
   [ "$made_token" -eq 1 ] && rm -f /etc/credstore/polar-token
+  for d in "${made[@]}"; do rmdir "$d" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -36,7 +56,7 @@ dpkg-deb -f "$deb" Depends | grep -q libcurl || fail "no shlibs dependencies: $(
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' >"$tmp/files"
 
 # 2. Install: nothing enabled, nothing started, a note on how to.
-dpkg -i "$deb" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "dpkg -i"; }
+dpkg_ -i "$deb" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "dpkg -i"; }
 grep -q "not enabled and not started" "$tmp/install.log" || fail "no note on how to enable: $(cat "$tmp/install.log")"
 grep -q "systemctl enable --now polar-loadd" "$tmp/install.log" || fail "the note does not say how to enable"
 [ ! -e /etc/systemd/system/multi-user.target.wants/polar-loadd.service ] || fail "enabled on install"
@@ -72,10 +92,10 @@ ln -sf /usr/lib/systemd/system/polar-loadd.service \
 printf '[Service]\nEnvironment=X=1\n' >/etc/systemd/system/polar-loadd.service.d/override.conf
 
 # 4. Remove keeps the configuration; purge removes everything.
-dpkg -r polar-loadd >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log"; fail "dpkg -r"; }
+dpkg_ -r polar-loadd >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log"; fail "dpkg -r"; }
 [ ! -e /usr/bin/polar-loadd ] || fail "dpkg -r left /usr/bin/polar-loadd"
 grep -q "edited by the operator" /etc/polar-loadd/polar-loadd.toml || fail "dpkg -r lost the edited config"
-dpkg -P polar-loadd >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log"; fail "dpkg -P"; }
+dpkg_ -P polar-loadd >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log"; fail "dpkg -P"; }
 ! dpkg-query -W polar-loadd >/dev/null 2>&1 || fail "dpkg still knows polar-loadd"
 for gone in /etc/polar-loadd /etc/systemd/system/multi-user.target.wants/polar-loadd.service \
   /etc/systemd/system/polar-loadd.service.d /usr/share/polar-loadd /usr/share/doc/polar-loadd; do
