@@ -41,6 +41,7 @@ class App {
   // What a reload replaced: kept until nothing of it is in flight.
   struct Retired {
     std::unique_ptr<HttpEngine> engine;  // null when the target did not change
+    std::string base_url;                // the engine's target, for the log
     std::vector<std::unique_ptr<Scenario>> scenarios;
   };
 

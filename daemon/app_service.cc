@@ -110,6 +110,7 @@ void App::Apply(std::shared_ptr<const Config> next,
   EngineOptions wanted = MakeEngineOptions(next->target);
   if (!(wanted == MakeEngineOptions(config_->target))) {
     retired.engine = std::move(engine_);
+    retired.base_url = config_->target.base_url;
     engine_ = std::make_unique<HttpEngine>(*loop_, clock_, std::move(wanted));
     spdlog::info(
         "target changed: new requests go to {}; {} request(s) in flight "
@@ -134,7 +135,15 @@ void App::CollectRetired() {
     });
   }
   std::erase_if(retired_, [](const Retired& r) {
-    return r.scenarios.empty() && (!r.engine || r.engine->in_flight() == 0);
+    bool done =
+        r.scenarios.empty() && (!r.engine || r.engine->in_flight() == 0);
+    if (done && r.engine) {
+      spdlog::info(
+          "the requests in flight to the old target {} finished; its "
+          "connections are closed",
+          r.base_url);
+    }
+    return done;
   });
   if (!retired_.empty() && !retire_timer_) {
     retire_timer_ = loop_->AddTimerAfter(kRetireCheck, [this] {

@@ -338,6 +338,43 @@ TEST(Service, AReloadToANewTargetMovesTheLoadThere) {
   EXPECT_EQ(loadd.process().Wait(15s), 0);
 }
 
+TEST(Service, RequestsInFlightAcrossAReloadFinishOnTheOldTargetAndAreCounted) {
+  // Answers take 600 ms, so ~12 requests are in flight at 20/s when the
+  // reload moves the load to a second target at 1/h (one arrival at the
+  // reload, the next an hour later). The old target's answers can only be
+  // counted through the retired scenario and engine.
+  TestHttpServer first({.delay = 600ms});
+  TestHttpServer second({.delay = 600ms});
+  Loadd loadd(Config(first.base_url(), "20/s"), "polar_oat_reload_test");
+  loadd.WaitReady();
+  std::this_thread::sleep_for(1s);
+  loadd.Reload(Config(second.base_url(), "1/h"));
+  uint64_t in_flight_at_reload = first.requests() - first.answers();
+  EXPECT_GE(in_flight_at_reload, 5u);
+  ASSERT_TRUE(loadd.process().WaitForStderr(
+      "the requests in flight to the old target " + first.base_url() +
+          " finished",
+      5s))
+      << loadd.process().Stderr();
+  EXPECT_EQ(first.answers(), first.requests());
+  // The second target's one request is answered 600 ms after the reload.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (second.answers() < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  std::this_thread::sleep_for(100ms);
+  Metrics m = loadd.Scrape();
+  EXPECT_EQ(second.requests(), 1u);
+  EXPECT_EQ(Requests(m),
+            static_cast<double>(first.answers() + second.answers()))
+      << "every answer is counted, the old target's included";
+  EXPECT_EQ(
+      testing::SumSeries(m, "polar_loadd_requests_total", {"outcome=\"ok\""}),
+      Requests(m));
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_in_flight"), 0);
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
+}
+
 TEST(Service, AReloadMovesTheMetricsListenerAndKeepsTheCounters) {
   Sim sim = StartSim();
   Loadd loadd(Config(sim.base_url(), "20/s"), sim.token());
