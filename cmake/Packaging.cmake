@@ -10,11 +10,12 @@ install(FILES packaging/polar-loadd.service DESTINATION lib/systemd/system)
 install(FILES packaging/polar-loadd.toml DESTINATION /etc/polar-loadd)
 
 # Dashboards, Grafana provisioning and Prometheus rules (grafana/ in the source tree) under
-# /usr/share/polar-loadd/, where grafana/provisioning/* and packaging/prometheus.yml point. OPTIONAL:
-# the package builds before those folders exist. The promtool unit tests stay in the source tree.
-install(DIRECTORY grafana/dashboards grafana/provisioning grafana/rules
-        DESTINATION share/polar-loadd OPTIONAL
-        PATTERN tests EXCLUDE)
+# /usr/share/polar-loadd/, the layout grafana/README.md documents and grafana/provisioning/* and
+# packaging/prometheus.yml point at. OPTIONAL: a folder that does not exist is skipped. The promtool
+# unit tests stay in the source tree.
+install(DIRECTORY grafana/dashboards DESTINATION share/polar-loadd OPTIONAL)
+install(DIRECTORY grafana/provisioning/ DESTINATION share/polar-loadd/grafana-provisioning OPTIONAL)
+install(DIRECTORY grafana/rules DESTINATION share/polar-loadd OPTIONAL PATTERN tests EXCLUDE)
 install(FILES README.md docs/metrics.md DESTINATION share/doc/polar-loadd)
 install(FILES grafana/README.md DESTINATION share/doc/polar-loadd RENAME grafana.md OPTIONAL)
 install(FILES packaging/prometheus.yml DESTINATION share/doc/polar-loadd/examples OPTIONAL)

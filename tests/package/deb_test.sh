@@ -69,10 +69,14 @@ LOAD_TEST_API_TOKEN=polar_oat_package_test /usr/bin/polar-loadd --check-config \
 out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/polar-loadd.service 2>&1) && [ -z "$out" ] ||
   fail "installed unit: $out"
 [ -f /usr/share/doc/polar-loadd/README.md ] || fail "no README in /usr/share/doc/polar-loadd"
-for d in dashboards provisioning rules; do
-  if [ -d "$src/grafana/$d" ]; then
-    [ -d "/usr/share/polar-loadd/$d" ] || fail "grafana/$d is not installed under /usr/share/polar-loadd"
-  fi
+# grafana/README.md's layout: dashboards/, grafana-provisioning/, rules/ (without the promtool tests).
+for pair in dashboards:dashboards provisioning:grafana-provisioning rules:rules; do
+  from=${pair%%:*}
+  to=${pair#*:}
+  [ -d "$src/grafana/$from" ] || continue
+  for f in $(cd "$src/grafana/$from" && find . -type f ! -path './tests/*'); do
+    [ -f "/usr/share/polar-loadd/$to/$f" ] || fail "grafana/$from/$f is not installed as /usr/share/polar-loadd/$to/$f"
+  done
 done
 [ ! -d "$src/grafana/rules/tests" ] || [ ! -e /usr/share/polar-loadd/rules/tests ] || fail "promtool tests were packaged"
 if [ -f "$src/packaging/prometheus.yml" ]; then
