@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 
 #include "polar/version.h"
 #include "scenarios/event_ingestion.h"
@@ -31,7 +33,8 @@ EngineOptions MakeEngineOptions(const TargetConfig& target) {
   return engine;
 }
 
-App::App(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
+App::App(std::shared_ptr<const Config> config, RunOptions run)
+    : config_(std::move(config)), run_(std::move(run)) {}
 
 App::~App() {
   // Runners reference scenarios and the loop; tear down in reverse order of
@@ -39,9 +42,11 @@ App::~App() {
   runners_.clear();
   engine_.reset();
   scenarios_.clear();
+  gates_.clear();
   for (Retired& r : retired_) {
     r.engine.reset();
     r.scenarios.clear();
+    r.gates.clear();
   }
   retired_.clear();
   metrics_server_.reset();
@@ -94,22 +99,32 @@ void App::StartScenarios(MonoTime start) {
   const std::size_t global_cap =
       static_cast<std::size_t>(config_->target.max_in_flight);
   for (const ScenarioConfig& sc : config_->scenarios) {
-    ScenarioContext context{sc.name, *engine_, clock_, *metrics_, sc.seed};
+    // The gate sits between the scenario and the engine and tells the runner
+    // about 429 + Retry-After.
+    auto gate = std::make_unique<RetryAfterGate>(*engine_);
+    ScenarioContext context{sc.name, *gate, clock_, *metrics_, sc.seed};
     std::unique_ptr<Scenario> scenario = MakeScenario(sc, std::move(context));
     RunnerLimits limits;
     limits.max_in_flight = static_cast<std::size_t>(sc.max_in_flight);
     limits.global_full = [this, global_cap] {
       return InFlight() >= global_cap;
     };
+    limits.honour_retry_after = sc.honour_retry_after;
+    limits.max_retry_after = sc.max_retry_after;
+    RunnerPlan plan{sc.schedule, sc.arrivals, sc.seed};
     runners_.push_back(std::make_unique<ScenarioRunner>(
         *loop_, clock_, *scenario, metrics_->Scenario(sc.name),
-        std::make_unique<UniformArrivals>(sc.rate), std::move(limits)));
+        std::move(plan), std::move(limits)));
+    gate->set_runner(runners_.back().get());
+    gates_.push_back(std::move(gate));
     scenarios_.push_back(std::move(scenario));
   }
   for (auto& runner : runners_) runner->Start(start);
   for (const ScenarioConfig& sc : config_->scenarios) {
-    spdlog::info("scenario {}: {} at {:g}/s against {}", sc.name,
-                 "event_ingestion", sc.rate, config_->target.base_url);
+    spdlog::info("scenario {}: {} at {:g}/s now (peak {:g}/s) against {}",
+                 sc.name, "event_ingestion",
+                 metrics_->Scenario(sc.name).target_rate->Value(),
+                 sc.schedule.PeakRate(), config_->target.base_url);
   }
 }
 
@@ -127,13 +142,108 @@ int App::Run() {
   metrics_->config_last_reload_success_timestamp().Set(
       std::chrono::duration<double>(clock_.WallNow().time_since_epoch())
           .count());
-  StartScenarios(clock_.Now());
+  started_ = clock_.Now();
+  StartScenarios(started_);
   // READY=1 from inside the loop: by then the config is valid, the metrics
   // port is bound and the loop is really running.
   loop_->Post([this] { OnReady(); });
+  loop_->AddTimerAfter(std::chrono::seconds(1),
+                       [this] { SampleEverySecond(); });
+  if (run_.once) {
+    spdlog::info("one-shot run for {}", FormatDuration(run_.duration));
+    loop_->AddTimer(started_ + run_.duration,
+                    [this] { BeginShutdown("duration reached"); });
+    if (run_.duration >= std::chrono::seconds(10)) {
+      loop_->AddTimerAfter(run_.progress_every, [this] { PrintProgress(); });
+    }
+  }
   loop_->Run();
   spdlog::info("stopped");
+  if (run_.once) return FinishOnce();
   return 0;
+}
+
+void App::SampleEverySecond() {
+  metrics_->loop_utilisation().Set(loop_->TakeUtilisation());
+  metrics_->engine_queued().Set(
+      static_cast<double>(engine_->in_flight() - engine_->active()));
+  metrics_->SampleProcess();
+  loop_->AddTimerAfter(std::chrono::seconds(1),
+                       [this] { SampleEverySecond(); });
+}
+
+void App::PrintProgress() {
+  if (stopping_) return;
+  RunSummary s = BuildSummary();
+  spdlog::info("{}", FormatProgress(ToSeconds(clock_.Now() - started_),
+                                    ToSeconds(run_.duration), s.steps));
+  loop_->AddTimerAfter(run_.progress_every, [this] { PrintProgress(); });
+}
+
+RunSummary App::BuildSummary() const {
+  RunSummary summary;
+  const MonoTime end = stopping_ ? schedule_stopped_ : clock_.Now();
+  summary.duration_seconds = ToSeconds(end - started_);
+  for (const ScenarioConfig& sc : config_->scenarios) {
+    for (const std::string& step : StepsOf(sc.type)) {
+      auto it = metrics_->steps().find({sc.name, step});
+      if (it == metrics_->steps().end()) continue;
+      const StepSeries& series = it->second;
+      StepSummary s;
+      s.scenario = sc.name;
+      s.step = step;
+      for (Outcome o : AllOutcomes()) {
+        const auto i = static_cast<std::size_t>(o);
+        s.outcomes[i] = static_cast<uint64_t>(series.requests[i]->Value());
+        s.count += s.outcomes[i];
+      }
+      s.rate = summary.duration_seconds > 0
+                   ? static_cast<double>(s.count) / summary.duration_seconds
+                   : 0;
+      s.error_ratio =
+          s.count ? 1.0 - static_cast<double>(s.outcomes[0]) /
+                              static_cast<double>(s.count)
+                  : 0;
+      s.latency = LatencyStats::From(series.latency_fine);
+      s.service = LatencyStats::From(series.service_fine);
+      summary.steps.push_back(std::move(s));
+    }
+    auto sit = metrics_->scenarios().find(sc.name);
+    if (sit != metrics_->scenarios().end()) {
+      ScenarioTotals t;
+      t.scenario = sc.name;
+      t.arrivals = static_cast<uint64_t>(sit->second.arrivals->Value());
+      for (std::size_t i = 0; i < kDropReasonCount; ++i)
+        t.dropped[i] = static_cast<uint64_t>(sit->second.dropped[i]->Value());
+      summary.scenarios.push_back(std::move(t));
+    }
+  }
+  return summary;
+}
+
+int App::FinishOnce() {
+  RunSummary summary = BuildSummary();
+  std::vector<Threshold> thresholds;
+  for (const ScenarioConfig& sc : config_->scenarios)
+    thresholds.insert(thresholds.end(), sc.thresholds.begin(),
+                      sc.thresholds.end());
+  summary.thresholds = EvaluateThresholds(summary.steps, thresholds);
+  std::fputs(FormatSummaryText(summary).c_str(), stdout);
+  std::fflush(stdout);
+  int code = summary.passed() ? 0 : 1;
+  auto write = [&](const std::string& path, const std::string& text) {
+    if (path.empty()) return;
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      spdlog::error("cannot write {}", path);
+      code = 73;  // EX_CANTCREAT
+    }
+  };
+  write(run_.summary_json, FormatSummaryJson(summary));
+  write(run_.junit, FormatJUnit(summary));
+  return code;
 }
 
 std::size_t App::InFlight() const {
@@ -152,6 +262,7 @@ void App::BeginShutdown(const char* why) {
     return;
   }
   stopping_ = true;
+  schedule_stopped_ = clock_.Now();
   for (auto& runner : runners_) runner->Stop();
   const Duration grace = config_->daemon.shutdown_grace;
   drain_deadline_ = clock_.Now() + grace;

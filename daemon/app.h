@@ -9,6 +9,9 @@
 // SIGHUP reloads the config file: all or nothing, keeping the registry (so
 // every counter and histogram carries on) and retiring replaced scenarios and
 // engines only once their requests in flight have finished.
+// In one-shot mode (RunOptions::once) the schedule stops by itself after
+// `duration`, and Run() prints the summary, writes the requested files and
+// returns 0 when every threshold holds, 1 when one fails.
 #pragma once
 
 #include <prometheus/registry.h>
@@ -24,13 +27,24 @@
 #include "daemon/lifecycle.h"
 #include "daemon/scheduler.h"
 #include "exporters/metrics.h"
+#include "exporters/summary.h"
 #include "scenarios/scenario.h"
 
 namespace polar {
 
+// How to run: forever (the service) or once for a fixed duration (CI).
+struct RunOptions {
+  bool once = false;
+  Duration duration = std::chrono::minutes(1);
+  std::string summary_json;  // empty: not written
+  std::string junit;         // empty: not written
+  // Progress lines on stderr during one-shot runs of at least 10 s.
+  Duration progress_every = std::chrono::seconds(5);
+};
+
 class App {
  public:
-  explicit App(std::shared_ptr<const Config> config);
+  explicit App(std::shared_ptr<const Config> config, RunOptions run = {});
   ~App();
 
   // Binds listeners, starts the schedules and runs the loop. Returns the
@@ -43,6 +57,9 @@ class App {
     std::unique_ptr<HttpEngine> engine;  // null when the target did not change
     std::string base_url;                // the engine's target, for the log
     std::vector<std::unique_ptr<Scenario>> scenarios;
+    // The replaced scenarios' Retry-After gates (their requests in flight
+    // answer through them), detached from the runners that are gone.
+    std::vector<std::unique_ptr<RetryAfterGate>> gates;
   };
 
   bool Setup(std::string* error);
@@ -62,8 +79,15 @@ class App {
   void InstallTestHooks();
   void BeginShutdown(const char* why);
   void CheckDrained();
+  // Every second: loop utilisation, engine queue, process_* metrics.
+  void SampleEverySecond();
+  // One-shot runs: progress lines, the summary and the verdict.
+  void PrintProgress();
+  RunSummary BuildSummary() const;
+  int FinishOnce();
 
   std::shared_ptr<const Config> config_;
+  RunOptions run_;
   SystemClock clock_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Metrics> metrics_;
@@ -72,6 +96,7 @@ class App {
   std::unique_ptr<Lifecycle> lifecycle_;
   std::unique_ptr<HttpEngine> engine_;
   std::unique_ptr<HttpServer> metrics_server_;
+  std::vector<std::unique_ptr<RetryAfterGate>> gates_;  // one per scenario
   std::vector<std::unique_ptr<Scenario>> scenarios_;
   std::vector<std::unique_ptr<ScenarioRunner>> runners_;
   std::vector<Retired> retired_;
@@ -84,6 +109,8 @@ class App {
   bool last_reload_failed_ = false;
   bool stopping_ = false;
   MonoTime drain_deadline_{};
+  MonoTime started_{};
+  MonoTime schedule_stopped_{};
 };
 
 // The engine settings a [target] table asks for; a reload builds a new engine

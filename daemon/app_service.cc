@@ -104,9 +104,14 @@ void App::Apply(std::shared_ptr<const Config> next,
   // (their callbacks point at them) and share the metric children with their
   // successors (Metrics caches them by name), so no series resets.
   Retired retired;
+  // The old scenarios' answers still pass through their gates; the runners
+  // the gates would tell about a 429 are about to go.
+  for (auto& gate : gates_) gate->set_runner(nullptr);
   runners_.clear();  // a runner's destructor stops its timer
   retired.scenarios = std::move(scenarios_);
   scenarios_.clear();
+  retired.gates = std::move(gates_);
+  gates_.clear();
   EngineOptions wanted = MakeEngineOptions(next->target);
   if (!(wanted == MakeEngineOptions(config_->target))) {
     retired.engine = std::move(engine_);

@@ -17,7 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "daemon/arrivals.h"
+#include "daemon/schedule.h"
 #include "daemon/units.h"
+#include "exporters/summary.h"
 #include "scenarios/clock.h"
 #include "scenarios/event_ingestion.h"
 
@@ -55,11 +58,20 @@ enum class ScenarioType { kEventIngestion };
 struct ScenarioConfig {
   std::string name;  // the table name; becomes the `scenario` label
   ScenarioType type = ScenarioType::kEventIngestion;
-  double rate = 1.0;  // arrivals per second
+  ScheduleSpec schedule;  // `rate = "5/s"` is a constant schedule
+  ArrivalKind arrivals = ArrivalKind::kUniform;
   int max_in_flight = 1'000;
+  bool honour_retry_after = true;
+  Duration max_retry_after = std::chrono::minutes(30);
+  // Evaluated by one-shot runs (--once): from [scenarios.NAME.thresholds.STEP]
+  // and the LOAD_TEST_*_THRESHOLD variables.
+  std::vector<Threshold> thresholds;
   uint64_t seed = 1;
   EventIngestionOptions event_ingestion;
 };
+
+// The steps a scenario type records, for validating thresholds.
+const std::vector<std::string>& StepsOf(ScenarioType type);
 
 struct Config {
   std::string path;

@@ -123,7 +123,12 @@ HttpEngine::Transfer* HttpEngine::NewTransfer() {
       static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                             options_.connect_timeout)
                             .count()));
+  // HTTP/2 when TLS ALPN offers it, HTTP/1.1 otherwise (and always for
+  // plain http://, where curl would need prior knowledge for h2c).
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  // Wait for an h2 connection being set up rather than opening another, so
+  // HTTP/2 multiplexes over one connection instead of one per request.
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!options_.ca_file.empty())
@@ -267,6 +272,12 @@ void HttpEngine::Finish(Transfer* t, CURLcode code) {
   r.done = clock_.Now();
   if (code == CURLE_OK) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r.status);
+    long version = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
+    r.http_version = version == CURL_HTTP_VERSION_2_0   ? 2
+                     : version == CURL_HTTP_VERSION_1_1 ? 11
+                     : version == CURL_HTTP_VERSION_1_0 ? 10
+                                                        : 0;
     r.transport = Outcome::kOk;
   } else {
     r.transport =

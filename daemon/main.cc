@@ -1,8 +1,10 @@
 // polar-loadd: entry point. Parses the command line, sets up logging (the
 // journal under systemd, plain text on a terminal), loads and validates the
-// config, then hands over to App. Exit codes follow sysexits(3): 0 ok, 64
-// usage, 69 a listener could not be bound, 78 configuration error (the unit's
-// RestartPreventExitStatus=78 stops systemd from retrying a broken config).
+// config, then hands over to App. Exit codes follow sysexits(3): 0 ok (or a
+// one-shot run whose thresholds held), 1 a one-shot threshold failed, 64
+// usage, 69 a listener could not be bound, 73 a summary file could not be
+// written, 78 configuration error (the unit's RestartPreventExitStatus=78
+// stops systemd from retrying a broken config).
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -32,6 +34,13 @@ options:
   --config FILE     configuration file (default /etc/polar-loadd/polar-loadd.toml)
   --check-config    validate the configuration, print every problem as file:line:col, and exit
                     0 when it is valid or 78 when it is not
+  --once            run the schedule for --duration, print a summary (per scenario and step:
+                    count, achieved rate, error %, p50/p90/p99/max of latency from the intended
+                    start and of service time), check the thresholds, and exit 0 when every one
+                    holds or 1 when one fails
+  --duration D      how long --once runs, e.g. 30s, 5m (required with --once)
+  --summary-json F  with --once: also write the summary as JSON to F
+  --junit F         with --once: also write the threshold verdicts as JUnit XML to F
   --version         print the version and exit
   --help            print this help and exit
 )";
@@ -41,6 +50,8 @@ options:
 int main(int argc, char** argv) {
   std::string config_path = "/etc/polar-loadd/polar-loadd.toml";
   bool check_only = false;
+  polar::RunOptions run;
+  bool duration_set = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char* name) -> const char* {
@@ -54,6 +65,22 @@ int main(int argc, char** argv) {
       config_path = value("--config");
     } else if (arg.rfind("--config=", 0) == 0) {
       config_path = arg.substr(9);
+    } else if (arg == "--once") {
+      run.once = true;
+    } else if (arg == "--duration") {
+      std::string why;
+      auto d = polar::ParseDuration(value("--duration"), &why);
+      if (!d || *d <= polar::Duration::zero()) {
+        std::fprintf(stderr, "polar-loadd: --duration: %s\n%s",
+                     d ? "must be positive" : why.c_str(), kUsage);
+        return kExitUsage;
+      }
+      run.duration = *d;
+      duration_set = true;
+    } else if (arg == "--summary-json") {
+      run.summary_json = value("--summary-json");
+    } else if (arg == "--junit") {
+      run.junit = value("--junit");
     } else if (arg == "--check-config") {
       check_only = true;
     } else if (arg == "--version") {
@@ -67,6 +94,18 @@ int main(int argc, char** argv) {
                    kUsage);
       return kExitUsage;
     }
+  }
+
+  if (run.once != duration_set) {
+    std::fprintf(stderr, "polar-loadd: --once and --duration go together\n%s",
+                 kUsage);
+    return kExitUsage;
+  }
+  if (!run.once && (!run.summary_json.empty() || !run.junit.empty())) {
+    std::fprintf(stderr,
+                 "polar-loadd: --summary-json and --junit need --once\n%s",
+                 kUsage);
+    return kExitUsage;
   }
 
   // Logs go to stderr (or straight to the journal): stdout is for what the
@@ -114,7 +153,7 @@ int main(int argc, char** argv) {
                polar::kRevision, config_path);
   int code;
   {
-    polar::App app(loaded.config);
+    polar::App app(loaded.config, run);
     code = app.Run();
   }
   curl_global_cleanup();

@@ -1,5 +1,7 @@
 #include "daemon/scheduler.h"
 
+#include <algorithm>
+
 namespace polar {
 namespace {
 
@@ -12,21 +14,30 @@ constexpr int kMaxArrivalsPerTick = 512;
 
 ScenarioRunner::ScenarioRunner(EventLoop& loop, const Clock& clock,
                                Scenario& scenario, ScenarioSeries& series,
-                               std::unique_ptr<ArrivalProcess> arrivals,
-                               RunnerLimits limits)
+                               RunnerPlan plan, RunnerLimits limits)
     : loop_(loop),
       clock_(clock),
       scenario_(scenario),
       series_(series),
-      arrivals_(std::move(arrivals)),
+      plan_(std::move(plan)),
       limits_(std::move(limits)) {}
 
 ScenarioRunner::~ScenarioRunner() { Stop(); }
 
+std::unique_ptr<ArrivalProcess> ScenarioRunner::MakeProcess(
+    MonoTime origin, std::optional<double> first_work) const {
+  // The wall time of `origin`, for schedules that follow a local clock.
+  const WallTime wall =
+      clock_.WallNow() -
+      std::chrono::duration_cast<WallTime::duration>(clock_.Now() - origin);
+  return std::make_unique<ArrivalProcess>(plan_.schedule, plan_.arrivals,
+                                          plan_.seed, origin, wall, first_work);
+}
+
 void ScenarioRunner::Start(MonoTime first) {
   running_ = true;
-  next_ = first;
-  series_.target_rate->Set(arrivals_->RateAt(first));
+  process_ = MakeProcess(first, std::nullopt);
+  series_.target_rate->Set(process_->RateAt(first));
   Arm();
 }
 
@@ -37,9 +48,31 @@ void ScenarioRunner::Stop() {
   series_.target_rate->Set(0);
 }
 
+void ScenarioRunner::Reconfigure(RunnerPlan plan, RunnerLimits limits) {
+  limits_ = std::move(limits);
+  if (!limits_.honour_retry_after) paused_until_ = MonoTime{};
+  const bool same = plan.schedule == plan_.schedule &&
+                    plan.arrivals == plan_.arrivals && plan.seed == plan_.seed;
+  plan_ = std::move(plan);
+  if (same || !process_) return;
+  const MonoTime now = clock_.Now();
+  process_ = MakeProcess(now, process_->RemainingWork(now));
+  if (!running_) return;
+  if (timer_) loop_.Cancel(timer_);
+  timer_ = 0;
+  series_.target_rate->Set(process_->RateAt(now));
+  Arm();
+}
+
+void ScenarioRunner::OnRetryAfter(Duration wait) {
+  if (!limits_.honour_retry_after) return;
+  wait = std::clamp(wait, Duration::zero(), limits_.max_retry_after);
+  paused_until_ = std::max(paused_until_, clock_.Now() + wait);
+}
+
 void ScenarioRunner::Arm() {
-  if (!running_ || next_ == MonoTime::max()) return;
-  timer_ = loop_.AddTimer(next_, [this] {
+  if (!running_ || !process_ || process_->next() == MonoTime::max()) return;
+  timer_ = loop_.AddTimer(process_->next(), [this] {
     timer_ = 0;
     OnTimer();
   });
@@ -47,10 +80,14 @@ void ScenarioRunner::Arm() {
 
 void ScenarioRunner::OnTimer() {
   const MonoTime now = clock_.Now();
-  for (int i = 0; i < kMaxArrivalsPerTick && running_ && next_ <= now; ++i) {
-    Arrival arrival{next_, sequence_++};
+  for (int i = 0;
+       i < kMaxArrivalsPerTick && running_ && process_->next() <= now; ++i) {
+    Arrival arrival{process_->next(), sequence_++};
     series_.arrivals->Increment();
-    if (scenario_.in_flight() >= limits_.max_in_flight) {
+    if (arrival.intended < paused_until_) {
+      series_.dropped[static_cast<std::size_t>(DropReason::kRetryAfter)]
+          ->Increment();
+    } else if (scenario_.in_flight() >= limits_.max_in_flight) {
       series_.dropped[static_cast<std::size_t>(DropReason::kInFlightCap)]
           ->Increment();
     } else if (limits_.global_full()) {
@@ -59,10 +96,21 @@ void ScenarioRunner::OnTimer() {
     } else {
       scenario_.Start(arrival);
     }
-    next_ = arrivals_->Next(next_);
+    process_->Advance();
   }
-  series_.target_rate->Set(arrivals_->RateAt(now));
+  series_.target_rate->Set(process_->RateAt(now));
   Arm();
+}
+
+void RetryAfterGate::Send(Request request, ResponseCallback done) {
+  inner_.Send(std::move(request),
+              [this, done = std::move(done)](Response&& response) {
+                if (runner_ && response.transport == Outcome::kOk &&
+                    response.status == 429 && response.retry_after) {
+                  runner_->OnRetryAfter(*response.retry_after);
+                }
+                done(std::move(response));
+              });
 }
 
 }  // namespace polar

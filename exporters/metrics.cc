@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "exporters/process_stats.h"
 #include "polar/version.h"
 
 namespace polar {
@@ -100,6 +101,54 @@ Metrics::Metrics(prometheus::Registry& registry)
                     "last successful reload).")
               .Register(registry)) {
   loop_lag_ = &loop_lag_family_.Add({}, LagBuckets());
+  loop_utilisation_ =
+      &prometheus::BuildGauge()
+           .Name("polar_loadd_loop_utilisation")
+           .Help(
+               "Share of wall time the event loop spent working rather than "
+               "waiting, over the last second (1 = saturated).")
+           .Register(registry)
+           .Add({});
+  engine_queued_ = &prometheus::BuildGauge()
+                        .Name("polar_loadd_engine_queued")
+                        .Help(
+                            "Requests waiting inside the engine for a free "
+                            "connection.")
+                        .Register(registry)
+                        .Add({});
+  process_cpu_ = &prometheus::BuildCounter()
+                      .Name("process_cpu_seconds_total")
+                      .Help("Total user and system CPU time spent in seconds.")
+                      .Register(registry)
+                      .Add({});
+  process_rss_ = &prometheus::BuildGauge()
+                      .Name("process_resident_memory_bytes")
+                      .Help("Resident memory size in bytes.")
+                      .Register(registry)
+                      .Add({});
+  process_vsz_ = &prometheus::BuildGauge()
+                      .Name("process_virtual_memory_bytes")
+                      .Help("Virtual memory size in bytes.")
+                      .Register(registry)
+                      .Add({});
+  process_fds_ = &prometheus::BuildGauge()
+                      .Name("process_open_fds")
+                      .Help("Number of open file descriptors.")
+                      .Register(registry)
+                      .Add({});
+  process_max_fds_ = &prometheus::BuildGauge()
+                          .Name("process_max_fds")
+                          .Help("Maximum number of open file descriptors.")
+                          .Register(registry)
+                          .Add({});
+  process_start_ = &prometheus::BuildGauge()
+                        .Name("process_start_time_seconds")
+                        .Help(
+                            "Start time of the process since unix epoch in "
+                            "seconds.")
+                        .Register(registry)
+                        .Add({});
+  SampleProcess();
   build_info_.Add({{"version", kVersion}, {"revision", kRevision}}).Set(1);
   reloads_success_ = &reloads_.Add({{"result", "success"}});
   reloads_failure_ = &reloads_.Add({{"result", "failure"}});
@@ -171,6 +220,22 @@ prometheus::Counter& Metrics::Events(const std::string& scenario,
   if (inserted)
     it->second = &events_.Add({{"scenario", scenario}, {"result", result}});
   return *it->second;
+}
+
+void Metrics::SampleProcess() {
+  ProcessStats stats;
+  if (!ReadProcessStats(&stats)) return;
+  // The counter only moves forward: add what /proc shows beyond what we have
+  // already counted.
+  if (stats.cpu_seconds > cpu_seconds_seen_) {
+    process_cpu_->Increment(stats.cpu_seconds - cpu_seconds_seen_);
+    cpu_seconds_seen_ = stats.cpu_seconds;
+  }
+  process_rss_->Set(stats.resident_bytes);
+  process_vsz_->Set(stats.virtual_bytes);
+  process_fds_->Set(stats.open_fds);
+  process_max_fds_->Set(stats.max_fds);
+  process_start_->Set(stats.start_time_seconds);
 }
 
 std::string SerializeMetrics(prometheus::Registry& registry) {

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "exporters/log_histogram.h"
 #include "exporters/outcome.h"
 
 namespace polar {
@@ -54,6 +55,9 @@ struct StepSeries {
   std::array<prometheus::Counter*, kOutcomeCount> requests{};
   prometheus::Histogram* latency = nullptr;  // intended start -> response
   prometheus::Histogram* service = nullptr;  // actual send -> response
+  // Fine-grained copies for run summaries (exact percentiles, not buckets).
+  LogHistogram latency_fine;
+  LogHistogram service_fine;
 };
 
 // Children for one scenario that do not depend on the step.
@@ -86,6 +90,23 @@ class Metrics {
                               const std::string& result);
 
   prometheus::Histogram& loop_lag() { return *loop_lag_; }
+  // Share of wall time the event loop spent working, sampled every second:
+  // near 1 means our box, not the target, is the bottleneck.
+  prometheus::Gauge& loop_utilisation() { return *loop_utilisation_; }
+  // Requests accepted by the engine and waiting for a connection.
+  prometheus::Gauge& engine_queued() { return *engine_queued_; }
+  // Standard process_* metrics (Prometheus client conventions), refreshed by
+  // SampleProcess() from /proc/self.
+  void SampleProcess();
+
+  // Every (scenario, step) seen so far, in name order; for run summaries.
+  const std::map<std::pair<std::string, std::string>, StepSeries>& steps()
+      const {
+    return steps_;
+  }
+  const std::map<std::string, ScenarioSeries>& scenarios() const {
+    return scenarios_;
+  }
   prometheus::Registry& registry() { return registry_; }
 
   // Configuration reloads (SIGHUP): counted by result; the gauges say whether
@@ -126,6 +147,15 @@ class Metrics {
   prometheus::Counter* reloads_failure_ = nullptr;
   prometheus::Gauge* last_reload_successful_ = nullptr;
   prometheus::Gauge* last_reload_success_timestamp_ = nullptr;
+  prometheus::Gauge* loop_utilisation_ = nullptr;
+  prometheus::Gauge* engine_queued_ = nullptr;
+  prometheus::Counter* process_cpu_ = nullptr;
+  prometheus::Gauge* process_rss_ = nullptr;
+  prometheus::Gauge* process_vsz_ = nullptr;
+  prometheus::Gauge* process_fds_ = nullptr;
+  prometheus::Gauge* process_max_fds_ = nullptr;
+  prometheus::Gauge* process_start_ = nullptr;
+  double cpu_seconds_seen_ = 0;
 
   std::map<std::string, ScenarioSeries> scenarios_;
   std::map<std::pair<std::string, std::string>, StepSeries> steps_;

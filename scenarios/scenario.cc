@@ -34,6 +34,8 @@ void StepRecorder::Record(Outcome outcome, const Response& response) {
   step_.requests[static_cast<std::size_t>(outcome)]->Increment();
   step_.latency->Observe(ToSeconds(response.latency()));
   step_.service->Observe(ToSeconds(response.service()));
+  step_.latency_fine.Record(response.latency().count());
+  step_.service_fine.Record(response.service().count());
   scenario_.schedule_lag->Observe(ToSeconds(response.lag()));
   if (outcome != Outcome::kOk) LogFailure(outcome, response);
 }

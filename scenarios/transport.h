@@ -39,6 +39,7 @@ struct Response {
   // oversized reply).
   Outcome transport = Outcome::kOk;
   long status = 0;
+  int http_version = 0;  // 11 for HTTP/1.1, 2 for HTTP/2, 0 when no response
   std::string body;
   std::optional<Duration>
       retry_after;      // from a Retry-After header, when present

@@ -44,7 +44,10 @@ TEST(Config, AValidFileFreezesIntoTheConfigStruct) {
   ASSERT_EQ(r.config->scenarios.size(), 1u);
   const ScenarioConfig& s = r.config->scenarios[0];
   EXPECT_EQ(s.name, "ingest");
-  EXPECT_DOUBLE_EQ(s.rate, 2.0);
+  EXPECT_EQ(s.schedule.kind, ScheduleKind::kConstant);
+  EXPECT_DOUBLE_EQ(s.schedule.rate, 2.0);
+  EXPECT_EQ(s.arrivals, ArrivalKind::kUniform);
+  EXPECT_TRUE(s.honour_retry_after);
   EXPECT_EQ(s.event_ingestion.batch_size, 7);
   EXPECT_EQ(s.event_ingestion.external_customer_ids,
             (std::vector<std::string>{"a", "b"}));
@@ -194,6 +197,167 @@ TEST(Config, TheShippedExampleConfigIsValid) {
                  Env({{"LOAD_TEST_API_TOKEN", "polar_oat_x"}}));
   for (const auto& e : r.errors) ADD_FAILURE() << e.ToString();
   EXPECT_TRUE(r.config);
+}
+
+std::string WithScenario(const std::string& body) {
+  return std::string(R"(
+[target]
+token = "t"
+[scenarios.ingest]
+type = "event_ingestion"
+)") + body;
+}
+
+TEST(ConfigSchedule, ARampTableBecomesARampSchedule) {
+  auto r = ParseConfig(WithScenario(R"(arrivals = "poisson"
+[scenarios.ingest.schedule]
+type = "ramp"
+from = "1/s"
+to = "600/min"
+over = "10m"
+)"),
+                       "t.toml", Env());
+  ASSERT_TRUE(r.config) << r.errors[0].ToString();
+  const auto& s = r.config->scenarios[0];
+  EXPECT_EQ(s.arrivals, ArrivalKind::kPoisson);
+  EXPECT_EQ(s.schedule.kind, ScheduleKind::kRamp);
+  EXPECT_DOUBLE_EQ(s.schedule.from, 1);
+  EXPECT_DOUBLE_EQ(s.schedule.to, 10);
+  EXPECT_EQ(s.schedule.over, std::chrono::minutes(10));
+}
+
+TEST(ConfigSchedule, StepsWeeklyAndDailyTablesParse) {
+  auto steps = ParseConfig(WithScenario(R"(
+[scenarios.ingest.schedule]
+type = "steps"
+repeat = true
+steps = [{ rate = "5/s", for = "1m" }, { rate = "50/s", for = "30s" }]
+)"),
+                           "t.toml", Env());
+  ASSERT_TRUE(steps.config) << steps.errors[0].ToString();
+  EXPECT_EQ(steps.config->scenarios[0].schedule.steps.size(), 2u);
+  EXPECT_TRUE(steps.config->scenarios[0].schedule.repeat);
+
+  auto weekly = ParseConfig(WithScenario(R"(
+[scenarios.ingest.schedule]
+type = "weekly"
+time_zone = "Europe/Berlin"
+otherwise = "1/s"
+windows = [
+  { days = "Mon-Fri", hours = "09:00-18:00", rate = "5/s" },
+  { days = "Sat,Sun", hours = "22:00-06:00", rate = "2/s" },
+]
+)"),
+                            "t.toml", Env());
+  ASSERT_TRUE(weekly.config) << weekly.errors[0].ToString();
+  const auto& w = weekly.config->scenarios[0].schedule;
+  EXPECT_EQ(w.zone->name(), "Europe/Berlin");
+  ASSERT_EQ(w.windows.size(), 2u);
+  EXPECT_EQ(w.windows[0].days, 0b0011111);
+  EXPECT_EQ(w.windows[0].start_minute, 9 * 60);
+  EXPECT_EQ(w.windows[1].days, 0b1100000);
+  EXPECT_EQ(w.windows[1].end_minute, 6 * 60);
+  EXPECT_DOUBLE_EQ(w.rate, 1);
+
+  auto daily = ParseConfig(WithScenario(R"(
+[scenarios.ingest.schedule]
+type = "daily"
+time_zone = "UTC"
+rate = "10/s"
+hourly = [0, 0, 0, 0, 0, 0, 0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0, 0, 0, 2]
+)"),
+                           "t.toml", Env());
+  ASSERT_TRUE(daily.config) << daily.errors[0].ToString();
+  EXPECT_DOUBLE_EQ(daily.config->scenarios[0].schedule.hourly[23], 2);
+  EXPECT_DOUBLE_EQ(daily.config->scenarios[0].schedule.PeakRate(), 20);
+}
+
+TEST(ConfigSchedule, ScheduleMistakesAreReportedTogetherWithTheirKeys) {
+  auto r = ParseConfig(WithScenario(R"(rate = "1/s"
+arrivals = "bursty"
+[scenarios.ingest.schedule]
+type = "weekly"
+time_zone = "Mars/Olympus"
+otherwise = "1/s"
+windows = [{ days = "Mon-Fry", hours = "9-17", rate = "5/s" }]
+)"),
+                       "t.toml", Env());
+  EXPECT_FALSE(r.config);
+  std::map<std::string, ConfigError> by_key;
+  for (const auto& e : r.errors) by_key[e.key] = e;
+  EXPECT_TRUE(by_key.count("scenarios.ingest.rate"));  // rate and schedule
+  EXPECT_TRUE(by_key.count("scenarios.ingest.arrivals"));
+  EXPECT_TRUE(by_key.count("scenarios.ingest.schedule.time_zone"));
+  EXPECT_TRUE(by_key.count("scenarios.ingest.schedule.windows[0].days"));
+  EXPECT_TRUE(by_key.count("scenarios.ingest.schedule.windows[0].hours"));
+  EXPECT_GT(by_key["scenarios.ingest.schedule.windows[0].days"].line, 0);
+  EXPECT_EQ(r.errors.size(), 5u);
+}
+
+TEST(ConfigSchedule, APeakAboveTheMaximumRateIsAnError) {
+  auto r = ParseConfig(WithScenario(R"(
+[scenarios.ingest.schedule]
+type = "daily"
+rate = "1000/s"
+hourly = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 200]
+)"),
+                       "t.toml", Env());
+  EXPECT_FALSE(r.config);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].message.find("100000/s"), std::string::npos);
+}
+
+TEST(ConfigThresholds, StepTablesAndLocustVariablesBecomeThresholds) {
+  auto r = ParseConfig(WithScenario(R"(rate = "1/s"
+max_retry_after = "5m"
+honour_retry_after = false
+[scenarios.ingest.thresholds.ingest]
+p99 = "800ms"
+p50 = "100ms"
+error_ratio = 0.01
+)"),
+                       "t.toml", Env());
+  ASSERT_TRUE(r.config) << r.errors[0].ToString();
+  const auto& s = r.config->scenarios[0];
+  EXPECT_FALSE(s.honour_retry_after);
+  EXPECT_EQ(s.max_retry_after, std::chrono::minutes(5));
+  ASSERT_EQ(s.thresholds.size(), 3u);
+  EXPECT_EQ(s.thresholds[0].source, "scenarios.ingest.thresholds.ingest.p50");
+
+  auto env =
+      ParseConfig(WithScenario(R"(rate = "1/s"
+[scenarios.ingest.thresholds.ingest]
+p99 = "800ms"
+)"),
+                  "t.toml",
+                  Env({{"LOAD_TEST_EVENT_INGEST_THRESHOLD", "250"},
+                       {"LOAD_TEST_CHECKOUT_CREATE_THRESHOLD", "2000"}}));
+  ASSERT_TRUE(env.config) << env.errors[0].ToString();
+  const auto& t = env.config->scenarios[0].thresholds;
+  // The variable replaces the file's p99 on the ingest step; the checkout
+  // variable names a step this scenario does not have.
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].metric, ThresholdMetric::kLatencyP99);
+  EXPECT_DOUBLE_EQ(t[0].limit, 0.25);
+  EXPECT_EQ(t[0].source, "LOAD_TEST_EVENT_INGEST_THRESHOLD");
+}
+
+TEST(ConfigThresholds, AnUnknownStepOrBadLimitIsAnError) {
+  auto r = ParseConfig(WithScenario(R"(rate = "1/s"
+[scenarios.ingest.thresholds.confirm]
+p99 = "1s"
+[scenarios.ingest.thresholds.ingest]
+p99 = "soon"
+error_ratio = 5
+)"),
+                       "t.toml", Env({{"LOAD_TEST_LIST_THRESHOLD", "abc"}}));
+  EXPECT_FALSE(r.config);
+  std::map<std::string, ConfigError> by_key;
+  for (const auto& e : r.errors) by_key[e.key] = e;
+  EXPECT_TRUE(by_key.count("scenarios.ingest.thresholds.confirm"));
+  EXPECT_TRUE(by_key.count("scenarios.ingest.thresholds.ingest.p99"));
+  EXPECT_TRUE(by_key.count("scenarios.ingest.thresholds.ingest.error_ratio"));
+  EXPECT_TRUE(by_key.count("env LOAD_TEST_LIST_THRESHOLD"));
 }
 
 }  // namespace
