@@ -1,0 +1,255 @@
+// End to end for the load engine: one-shot runs with summaries and verdicts,
+// coordinated omission made visible (a frozen target), and rate accuracy,
+// against polar-sim on free loopback ports.
+//
+// Rates scale by POLAR_TEST_RATE_SCALE (the asan preset sets 0.25) so the
+// sanitizer build measures the same behaviour at a pace it can keep.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/process.h"
+
+namespace polar {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Process;
+
+double RateScale() {
+  const char* s = std::getenv("POLAR_TEST_RATE_SCALE");
+  return s ? std::atof(s) : 1.0;
+}
+
+struct Sim {
+  std::unique_ptr<Process> process;
+  nlohmann::json ready;
+  std::string base_url() const { return ready["base_url"]; }
+  std::string token() const { return ready["token"]; }
+};
+
+Sim StartSim() {
+  Sim sim;
+  sim.process = std::make_unique<Process>(
+      POLAR_SIM_BIN, std::vector<std::string>{"--listen", "127.0.0.1:0"});
+  auto line = sim.process->FirstStdoutLine(10s);
+  if (!line)
+    throw std::runtime_error("polar-sim did not start: " +
+                             sim.process->Stderr());
+  sim.ready = nlohmann::json::parse(*line);
+  return sim;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::unique_ptr<Process> StartLoadd(const std::string& config,
+                                    const std::vector<std::string>& extra,
+                                    std::map<std::string, std::string> env,
+                                    std::string* dir_out = nullptr) {
+  std::string dir = testing::TempDir();
+  testing::WriteFile(dir + "/polar-loadd.toml", config);
+  std::vector<std::string> args{"--config", dir + "/polar-loadd.toml"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  for (auto& a : args) {
+    if (a.rfind("DIR/", 0) == 0) a = dir + a.substr(3);
+  }
+  if (dir_out) *dir_out = dir;
+  return std::make_unique<Process>(POLAR_LOADD_BIN, args, std::move(env));
+}
+
+std::string MetricsUrl(Process& p) {
+  auto err = p.WaitForStderr("/metrics", 10s);
+  if (!err)
+    throw std::runtime_error("polar-loadd did not start: " + p.Stderr());
+  std::smatch m;
+  std::regex re("http://127\\.0\\.0\\.1:[0-9]+/metrics");
+  if (!std::regex_search(*err, m, re))
+    throw std::runtime_error("no metrics URL in: " + *err);
+  return m[0].str();
+}
+
+std::string IngestConfig(const Sim& sim, double rate,
+                         const std::string& more = "") {
+  return fmt::format(R"(
+[target]
+base_url = "{}"
+connections = 32
+
+[metrics]
+listen = "127.0.0.1:0"
+
+[scenarios.ingest]
+type = "event_ingestion"
+rate = "{:.0f}/s"
+batch_size = 2
+max_in_flight = 10000
+{}
+)",
+                     sim.base_url(), rate, more);
+}
+
+// Keeps a stopped process from outliving a failed assertion.
+struct ContinueOnExit {
+  pid_t pid;
+  ~ContinueOnExit() { kill(pid, SIGCONT); }
+};
+
+TEST(OnceMode, APassingRunPrintsTheSummaryWritesJsonAndJUnitAndExitsZero) {
+  Sim sim = StartSim();
+  const double rate = 200 * RateScale();
+  std::string dir;
+  auto loadd = StartLoadd(IngestConfig(sim, rate, R"(
+[scenarios.ingest.thresholds.ingest]
+p99 = "5s"
+error_ratio = 0.0
+)"),
+                          {"--once", "--duration", "2s", "--summary-json",
+                           "DIR/summary.json", "--junit", "DIR/junit.xml"},
+                          {{"LOAD_TEST_API_TOKEN", sim.token()}}, &dir);
+  ASSERT_EQ(loadd->Wait(30s), 0) << loadd->Stderr();
+  const std::string out = loadd->Stdout();
+  EXPECT_NE(out.find("result: PASS (2 of 2 thresholds held)"),
+            std::string::npos)
+      << out;
+  auto j = nlohmann::json::parse(ReadFile(dir + "/summary.json"));
+  EXPECT_EQ(j["passed"], true);
+  ASSERT_EQ(j["steps"].size(), 1u);
+  const double count = j["steps"][0]["count"];
+  EXPECT_NEAR(count, rate * 2, rate * 2 * 0.02);
+  EXPECT_EQ(j["steps"][0]["outcomes"]["ok"], count);
+  EXPECT_GT(j["steps"][0]["latency_seconds"]["p50"].get<double>(), 0);
+  EXPECT_GE(j["steps"][0]["latency_seconds"]["p99"].get<double>(),
+            j["steps"][0]["latency_seconds"]["p50"].get<double>());
+  const std::string junit = ReadFile(dir + "/junit.xml");
+  EXPECT_NE(junit.find("tests=\"2\" failures=\"0\""), std::string::npos)
+      << junit;
+}
+
+TEST(OnceMode, AFailedThresholdExitsOneAndNamesTheVariableItCameFrom) {
+  Sim sim = StartSim();
+  std::string dir;
+  // A wrong token makes every request a 401: the error-ratio limit fails,
+  // while the Locust variable's generous p99 limit (60 s) holds.
+  auto loadd = StartLoadd(
+      IngestConfig(sim, 50, R"(
+[scenarios.ingest.thresholds.ingest]
+error_ratio = 0.01
+)"),
+      {"--once", "--duration", "1s", "--junit", "DIR/junit.xml"},
+      {{"LOAD_TEST_API_TOKEN", "polar_oat_wrongwrongwrongwrongwrongwrong0000"},
+       {"LOAD_TEST_EVENT_INGEST_THRESHOLD", "60000"}},
+      &dir);
+  ASSERT_EQ(loadd->Wait(30s), 1) << loadd->Stderr();
+  const std::string out = loadd->Stdout();
+  EXPECT_NE(out.find("FAIL ingest/ingest error ratio 100.00% > 1.00%"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("PASS ingest/ingest p99 latency"), std::string::npos);
+  EXPECT_NE(out.find("(from LOAD_TEST_EVENT_INGEST_THRESHOLD)"),
+            std::string::npos);
+  EXPECT_NE(ReadFile(dir + "/junit.xml").find("failures=\"1\""),
+            std::string::npos);
+}
+
+TEST(OnceMode, DurationWithoutOnceIsAUsageError) {
+  Process p(POLAR_LOADD_BIN, {"--duration", "5s"});
+  EXPECT_EQ(p.Wait(10s), 64);
+}
+
+// Prometheus cumulative bucket count of `name` at `le` for the ingest step.
+double Bucket(const std::map<std::string, double>& m, const std::string& name,
+              const std::string& le) {
+  return testing::SumSeries(m, name + "_bucket", {"le=\"" + le + "\""});
+}
+
+TEST(CoordinatedOmission,
+     AFrozenTargetShowsUpAsLatencyFromTheIntendedStartNotAsServiceTime) {
+  Sim sim = StartSim();
+  const double rate = 1000 * RateScale();
+  auto loadd =
+      StartLoadd(IngestConfig(sim, rate), {"--once", "--duration", "8s"},
+                 {{"LOAD_TEST_API_TOKEN", sim.token()}});
+  const std::string url = MetricsUrl(*loadd);
+  std::this_thread::sleep_for(1500ms);
+  auto before = testing::ParseMetrics(testing::HttpGet(url).body);
+  {
+    ContinueOnExit guard{sim.process->pid()};
+    ASSERT_EQ(kill(sim.process->pid(), SIGSTOP), 0);
+    std::this_thread::sleep_for(2s);
+  }  // SIGCONT
+  std::this_thread::sleep_for(2500ms);
+  auto after = testing::ParseMetrics(testing::HttpGet(url).body);
+
+  const std::string lat = "polar_loadd_request_latency_seconds";
+  const std::string svc = "polar_loadd_request_service_seconds";
+  auto delta = [&](const std::string& name, const std::string& le) {
+    return Bucket(after, name, le) - Bucket(before, name, le);
+  };
+  const double total = delta(lat, "+Inf");
+  const double slow = total - delta(lat, "0.1");
+  const double over_1s = total - delta(lat, "1");
+  const double over_2_5s = total - delta(lat, "2.5");
+  const double slow_service = total - delta(svc, "0.1");
+  const double frozen = rate * 2;  // arrivals intended during the freeze
+  // Every arrival of the 2 s freeze waited: ~2,000 requests slower than 0.1 s.
+  EXPECT_NEAR(slow, frozen, frozen * 0.25)
+      << "total " << total << " slow " << slow;
+  // Spread over 0-2 s: about half of them waited more than 1 s, none 2.5 s.
+  EXPECT_NEAR(over_1s, frozen / 2, frozen * 0.2);
+  EXPECT_LT(over_2_5s, frozen * 0.02);
+  // They waited on our side (for one of the 32 connections), so their
+  // service time is small: only those already on the wire were slow to serve.
+  EXPECT_LT(slow_service, 0.1 * slow) << "slow service " << slow_service;
+  // None was dropped and none failed.
+  EXPECT_EQ(testing::SumSeries(after, "polar_loadd_arrivals_dropped_total"), 0);
+  EXPECT_EQ(testing::SumSeries(after, "polar_loadd_requests_total",
+                               {"outcome=\"ok\""}),
+            testing::SumSeries(after, "polar_loadd_requests_total"));
+  EXPECT_EQ(loadd->Wait(30s), 0);
+}
+
+TEST(RateAccuracy, HoldsAThousandPerSecondWithinTwoPercentOverThreeSeconds) {
+  Sim sim = StartSim();
+  const double rate = 1000 * RateScale();
+  auto loadd =
+      StartLoadd(IngestConfig(sim, rate), {"--once", "--duration", "6s"},
+                 {{"LOAD_TEST_API_TOKEN", sim.token()}});
+  const std::string url = MetricsUrl(*loadd);
+  std::this_thread::sleep_for(1500ms);
+  auto t0 = std::chrono::steady_clock::now();
+  auto m0 = testing::ParseMetrics(testing::HttpGet(url).body);
+  std::this_thread::sleep_for(3s);
+  auto t1 = std::chrono::steady_clock::now();
+  auto m1 = testing::ParseMetrics(testing::HttpGet(url).body);
+  const double elapsed = std::chrono::duration<double>(t1 - t0).count();
+  const std::string req = "polar_loadd_requests_total";
+  const double achieved = (testing::SumSeries(m1, req, {"outcome=\"ok\""}) -
+                           testing::SumSeries(m0, req, {"outcome=\"ok\""})) /
+                          elapsed;
+  EXPECT_NEAR(achieved, rate, rate * 0.02);
+  EXPECT_EQ(testing::SumSeries(m1, "polar_loadd_target_rate"), rate);
+  EXPECT_EQ(testing::SumSeries(m1, "polar_loadd_arrivals_dropped_total"), 0);
+  // The saturation signals are exported and sane.
+  const double util = testing::SumSeries(m1, "polar_loadd_loop_utilisation");
+  EXPECT_GT(util, 0);
+  EXPECT_LT(util, 1);
+  EXPECT_GT(testing::SumSeries(m1, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(testing::SumSeries(m1, "process_open_fds"), 3);
+  EXPECT_GT(testing::SumSeries(m1, "process_cpu_seconds_total"), 0);
+  EXPECT_EQ(loadd->Wait(30s), 0);
+}
+
+}  // namespace
+}  // namespace polar
