@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# CPU time per request, side by side in one run against the same nginx endpoint
+# (POST /v1/events/ingest with the same one-event body, a fixed 200 answer):
+#   wrk    at its maximum (1 thread, CONNECTIONS connections)
+#   hey    at its maximum (CONNECTIONS workers)
+#   Locust FastHttpUser, headless, CONNECTIONS users without wait time (its maximum)
+#   polar-loadd, open loop at RATE/s (default 20,000/s)
+# Each tool runs SECONDS seconds alone; its CPU (user + system, whole process tree) comes from
+# /usr/bin/time and its request count from nginx's access log, so every tool is judged by what
+# the target actually received. Goal: polar-loadd <= 2x wrk, and below hey and Locust.
+#   bench/cpu_per_request.sh                 # full run (~2 min)
+#   SECONDS_PER_TOOL=5 bench/cpu_per_request.sh   # smoke run
+source "$(dirname "$0")/lib.sh"
+
+SECONDS_PER_TOOL=${SECONDS_PER_TOOL:-20}
+RATE=${RATE:-20000}
+CONNECTIONS=${CONNECTIONS:-32}
+
+ensure_built
+"$ROOT/scripts/deps" bench
+start_nginx
+url=$NGINX_URL/v1/events/ingest
+
+cat >"$WORK/post.lua" <<EOT
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$BODY'
+EOT
+cat >"$WORK/locustfile.py" <<EOT
+from locust import task
+from locust.contrib.fasthttp import FastHttpUser
+
+BODY = '''$BODY'''
+
+
+class Ingest(FastHttpUser):
+    @task
+    def ingest(self):
+        self.client.post("/v1/events/ingest", data=BODY,
+                         headers={"Content-Type": "application/json"})
+EOT
+loadd_config "$NGINX_URL" "$RATE" "$WORK/loadd.toml"
+
+declare -A cpu reqs
+run() {
+  local name=$1
+  shift
+  local before after
+  before=$(log_lines)
+  /usr/bin/time -f '%U %S' -o "$WORK/$name.time" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || true
+  after=$(log_lines)
+  cpu[$name]=$(cpu_of "$WORK/$name.time")
+  reqs[$name]=$((after - before))
+}
+
+run wrk wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_TOOL}s" -s "$WORK/post.lua" "$url"
+run hey hey -z "${SECONDS_PER_TOOL}s" -c "$CONNECTIONS" -m POST -T application/json -d "$BODY" "$url"
+run locust /usr/bin/python3 -m locust -f "$WORK/locustfile.py" --headless -u "$CONNECTIONS" \
+  -r "$CONNECTIONS" -t "${SECONDS_PER_TOOL}s" -H "$NGINX_URL" --only-summary
+run polar-loadd "$BIN/polar-loadd" --config "$WORK/loadd.toml" --once --duration "${SECONDS_PER_TOOL}s"
+
+wrk_us=$(awk -v c="${cpu[wrk]}" -v n="${reqs[wrk]}" 'BEGIN { printf "%.3f", c / n * 1e6 }')
+printf '%-12s %10s %10s %12s %14s %10s\n' tool requests "req/s" "cpu s" "cpu us/req" "vs wrk"
+for name in wrk hey locust polar-loadd; do
+  awk -v name="$name" -v c="${cpu[$name]}" -v n="${reqs[$name]}" -v s="$SECONDS_PER_TOOL" -v w="$wrk_us" '
+    BEGIN { us = n ? c / n * 1e6 : 0; printf "%-12s %10d %10.0f %12.2f %14.2f %9.2fx\n", name, n, n / s, c, us, us / w }'
+done
+echo "(polar-loadd at ${RATE}/s open loop; the others at their maximum with $CONNECTIONS connections)"

@@ -1,0 +1,106 @@
+# Shared helpers for the bench/ scripts (sourced, not run). Everything listens on 127.0.0.1 only,
+# every process started here is stopped by its pid on exit, and every run is bounded in time.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/build/bin
+WORK=$(mktemp -d /tmp/polar-bench-XXXXXX)
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+# A free loopback port (nginx cannot be told to pick one).
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+ensure_built() {
+  [ -x "$BIN/polar-loadd" ] || "$ROOT/scripts/build" default >/dev/null
+}
+
+# The body every tool sends: one event, as polar-loadd's event_ingestion builds it with batch_size 1.
+BODY='{"events":[{"name":"generate.text","external_customer_id":"loadtest-customer-3","external_id":"loadtest-bench-1-0","metadata":{"selectedMeterSlug":"v1:meter:pack","totalPrice":0.42}}]}'
+
+# Starts nginx (one worker, so the load generators get the other core) with a fast, fixed answer
+# to POST /v1/events/ingest that polar-loadd judges ok, and a static file at /static.json.
+# Access log: one line per request, the time in seconds ($msec), buffered.
+# Sets NGINX_URL and NGINX_LOG.
+start_nginx() {
+  local port dir=$WORK/nginx
+  port=$(free_port)
+  mkdir -p "$dir/logs" "$dir/html"
+  chmod 755 "$WORK" "$dir" "$dir/html"
+  printf '{"inserted":1,"duplicates":0}' >"$dir/html/static.json"
+  cat >"$dir/nginx.conf" <<EOT
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  log_format t '\$msec';
+  access_log $dir/logs/access.log t buffer=256k flush=1s;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  client_body_temp_path $dir/body;
+  server {
+    listen 127.0.0.1:$port reuseport backlog=4096;
+    root $dir/html;
+    location = /v1/events/ingest {
+      default_type application/json;
+      return 200 '{"inserted":1,"duplicates":0}';
+    }
+    location = /static.json { default_type application/json; }
+  }
+}
+EOT
+  nginx -p "$dir" -c "$dir/nginx.conf" &
+  PIDS+=($!)
+  NGINX_URL=http://127.0.0.1:$port
+  NGINX_LOG=$dir/logs/access.log
+  for _ in $(seq 50); do
+    curl -s -o /dev/null "$NGINX_URL/static.json" && return 0
+    sleep 0.1
+  done
+  echo "nginx did not start" >&2
+  cat "$dir/logs/error.log" >&2
+  exit 1
+}
+
+# Lines in the nginx access log so far (after nginx flushed its buffer).
+log_lines() {
+  sleep 1.2  # flush=1s
+  wc -l <"$NGINX_LOG"
+}
+
+# Writes a polar-loadd config for one event_ingestion scenario at RATE/s against URL.
+loadd_config() {
+  local url=$1 rate=$2 file=$3
+  cat >"$file" <<EOT
+[target]
+base_url = "$url"
+token = "bench-token"
+connections = 256
+max_in_flight = 100000
+
+[metrics]
+listen = "127.0.0.1:0"
+
+[scenarios.bench]
+type = "event_ingestion"
+rate = "$rate/s"
+batch_size = 1
+max_in_flight = 100000
+external_customer_ids = ["loadtest-customer-3"]
+EOT
+}
+
+# CPU seconds (user + system) of a finished /usr/bin/time -f '%U %S' output file.
+cpu_of() {
+  awk 'END { printf "%.3f", $1 + $2 }' "$1"
+}
