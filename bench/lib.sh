@@ -85,7 +85,7 @@ loadd_config() {
 [target]
 base_url = "$url"
 token = "bench-token"
-connections = 256
+connections = ${LOADD_CONNECTIONS:-256}
 max_in_flight = 100000
 
 [metrics]

@@ -78,6 +78,17 @@ void EventLoop::Watch(int fd, uint32_t events, IoCallback callback) {
   }
 }
 
+bool EventLoop::Modify(int fd, uint32_t events) {
+  if (watchers_.find(fd) == watchers_.end()) return false;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = static_cast<uint64_t>(fd);
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  return true;
+}
+
 void EventLoop::Unwatch(int fd) {
   auto it = watchers_.find(fd);
   if (it == watchers_.end()) return;
@@ -123,9 +134,10 @@ void EventLoop::ArmTimerFd() {
 }
 
 void EventLoop::RunDueTimers() {
+  // One read returns (and clears) every expiration; a second would only
+  // cost a syscall to learn EAGAIN.
   uint64_t expirations;
-  while (read(timer_fd_, &expirations, sizeof expirations) > 0) {
-  }
+  [[maybe_unused]] auto n = read(timer_fd_, &expirations, sizeof expirations);
   MonoTime now = SteadyNow();
   // Only timers due at entry run in this pass, so a callback that re-arms for
   // "now" cannot starve the I/O watchers.

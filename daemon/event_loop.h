@@ -39,6 +39,9 @@ class EventLoop {
   // Watches fd for `events` (EPOLLIN/EPOLLOUT...). Calling again for the same
   // fd replaces both.
   void Watch(int fd, uint32_t events, IoCallback callback);
+  // Changes only the event mask of a watched fd, keeping its callback (no
+  // allocation). Returns false if fd is not watched.
+  bool Modify(int fd, uint32_t events);
   void Unwatch(int fd);
 
   // Runs `callback` once at or after `deadline` (steady clock). Returns an id

@@ -17,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -62,6 +63,8 @@ class HttpEngine final : public Transport {
   static int OnSocket(CURL* easy, curl_socket_t fd, int what, void* engine,
                       void* socket_data);
   static int OnTimer(CURLM* multi, long timeout_ms, void* engine);
+  static int OnCloseSocket(void* engine, curl_socket_t fd);
+  void ArmCurlTimer();
   static size_t OnBody(char* data, size_t size, size_t count, void* transfer);
   static size_t OnHeader(char* data, size_t size, size_t count, void* transfer);
 
@@ -78,8 +81,24 @@ class HttpEngine final : public Transport {
   CURLM* multi_ = nullptr;
   curl_slist* headers_auth_ = nullptr;
   curl_slist* headers_anon_ = nullptr;
+  // curl's one timeout, and the loop timer serving it. The loop timer is only
+  // moved earlier, never cancelled for a later deadline: curl changes its
+  // timeout several times per request, and a timer that fires early and
+  // re-arms costs less than churning the timer heap and the timerfd.
   EventLoop::TimerId curl_timer_ = 0;
-  std::deque<std::unique_ptr<Transfer>> queue_;
+  MonoTime curl_timer_at_ = MonoTime::max();
+  MonoTime curl_deadline_ = MonoTime::max();
+  // Event masks of the sockets registered in the loop (0: registered, but
+  // curl does not want events now). Registrations outlive curl's interest:
+  // a kept-alive connection is dropped from watching after each transfer and
+  // re-added for the next, which would be two epoll_ctl calls per request.
+  // curl's close-socket callback ends a registration for good.
+  std::unordered_map<int, uint32_t> sockets_;
+  struct Pending {
+    Request request;
+    ResponseCallback done;
+  };
+  std::deque<Pending> queue_;  // waiting for a connection, FIFO
   std::vector<std::unique_ptr<Transfer>>
       pool_;  // finished transfers, easy handles kept for reuse
   // Transfers owned by the multi handle (launched, not finished): freed by the
