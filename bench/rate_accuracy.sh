@@ -23,9 +23,10 @@ for rate in $RATES; do
   "$BIN/polar-loadd" --config "$cfg" --once --duration "$((WARMUP + DURATION + 2))s" \
     >"$WORK/rate-$rate.out" 2>"$WORK/rate-$rate.err" || true
   sleep 1.2
-  # The window is measured in the target's clock: from the first request of this run + WARMUP.
+  # The window is measured in the target's clock: from the first request of this run + WARMUP,
+  # shifted by half a gap so that its edges fall between two arrivals, not on one.
   result=$(tail -n +"$((before + 1))" "$NGINX_LOG" | awk -v w="$WARMUP" -v d="$DURATION" -v r="$rate" '
-    NR == 1 { start = $1 + w; end = start + d }
+    NR == 1 { start = $1 + w + 0.5 / r; end = start + d }
     $1 >= start && $1 < end { n++ }
     END { a = n / d; printf "%d %.3f %+.3f%%", n, a, (a - r) / r * 100 }')
   read -r received achieved error <<<"$result"
