@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -179,7 +180,7 @@ TEST(CoordinatedOmission,
   Sim sim = StartSim();
   const double rate = 1000 * RateScale();
   auto loadd =
-      StartLoadd(IngestConfig(sim, rate), {"--once", "--duration", "8s"},
+      StartLoadd(IngestConfig(sim, rate), {"--once", "--duration", "30s"},
                  {{"LOAD_TEST_API_TOKEN", sim.token()}});
   const std::string url = MetricsUrl(*loadd);
   std::this_thread::sleep_for(1500ms);
@@ -189,7 +190,20 @@ TEST(CoordinatedOmission,
     ASSERT_EQ(kill(sim.process->pid(), SIGSTOP), 0);
     std::this_thread::sleep_for(2s);
   }  // SIGCONT
-  std::this_thread::sleep_for(2500ms);
+  // How long the target takes to work off the backlog: arrivals until then
+  // wait too (tens of ms normally; longer under sanitizers). Measured, so the
+  // bounds below can say exactly which requests may have waited.
+  const auto resumed = std::chrono::steady_clock::now();
+  const double idle = std::max(5.0, rate * 0.01);
+  while (std::chrono::steady_clock::now() - resumed < 10s) {
+    auto m = testing::ParseMetrics(testing::HttpGet(url).body);
+    if (testing::SumSeries(m, "polar_loadd_in_flight") <= idle) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  const double recovery =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - resumed)
+          .count();
+  std::this_thread::sleep_for(500ms);
   auto after = testing::ParseMetrics(testing::HttpGet(url).body);
 
   const std::string lat = "polar_loadd_request_latency_seconds";
@@ -203,11 +217,16 @@ TEST(CoordinatedOmission,
   const double over_2_5s = total - delta(lat, "2.5");
   const double slow_service = total - delta(svc, "0.1");
   const double frozen = rate * 2;  // arrivals intended during the freeze
-  // Every arrival of the 2 s freeze waited: ~2,000 requests slower than 0.1 s.
-  EXPECT_NEAR(slow, frozen, frozen * 0.25)
-      << "total " << total << " slow " << slow;
+  const double backlog = rate * recovery;  // arrivals while it caught up
+  SCOPED_TRACE(fmt::format("total {} slow {} over_1s {} recovery {:.3f} s",
+                           total, slow, over_1s, recovery));
+  // Every arrival of the 2 s freeze waited: ~2,000 requests slower than
+  // 0.1 s (plus those that came while the target worked off the backlog).
+  EXPECT_GE(slow, frozen * 0.75);
+  EXPECT_LE(slow, frozen * 1.25 + backlog);
   // Spread over 0-2 s: about half of them waited more than 1 s, none 2.5 s.
-  EXPECT_NEAR(over_1s, frozen / 2, frozen * 0.2);
+  EXPECT_GE(over_1s, frozen * 0.3);
+  EXPECT_LE(over_1s, frozen * 0.7 + backlog);
   EXPECT_LT(over_2_5s, frozen * 0.02);
   // They waited on our side (for one of the 32 connections), so their
   // service time is small: only those already on the wire were slow to serve.
@@ -217,7 +236,11 @@ TEST(CoordinatedOmission,
   EXPECT_EQ(testing::SumSeries(after, "polar_loadd_requests_total",
                                {"outcome=\"ok\""}),
             testing::SumSeries(after, "polar_loadd_requests_total"));
+  // A one-shot run stopped early still ends with its summary and verdict.
+  loadd->Signal(SIGTERM);
   EXPECT_EQ(loadd->Wait(30s), 0);
+  EXPECT_NE(loadd->Stdout().find("no thresholds configured: result PASS"),
+            std::string::npos);
 }
 
 TEST(RateAccuracy, HoldsAThousandPerSecondWithinTwoPercentOverThreeSeconds) {
