@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A tiny TLS test server for HttpEngine tests: HTTP/2 when ALPN selects h2,
-HTTP/1.1 with keep-alive otherwise. Every answer is 200 with a JSON body
+HTTP/1.1 with keep-alive otherwise. Every answer is 200 (or --status, with an
+optional --retry-after header) with a JSON body
 naming the protocol and the number of the connection it came over, so a test
 can see keep-alive reuse and h2 multiplexing. With --stall it accepts
 connections and never answers (for timeouts).
@@ -22,6 +23,10 @@ counter_lock = threading.Lock()
 connections = 0
 
 
+STATUS = 200
+EXTRA_HEADERS = []
+
+
 def body_for(protocol, number):
     return json.dumps({"protocol": protocol, "connection": number}).encode()
 
@@ -39,10 +44,10 @@ def serve_h2(tls, number):
             if isinstance(event, h2.events.StreamEnded):
                 body = body_for("h2", number)
                 conn.send_headers(event.stream_id, [
-                    (":status", "200"),
+                    (":status", str(STATUS)),
                     ("content-type", "application/json"),
                     ("content-length", str(len(body))),
-                ])
+                ] + [(k.lower(), v) for k, v in EXTRA_HEADERS])
                 conn.send_data(event.stream_id, body, end_stream=True)
         tls.sendall(conn.data_to_send())
 
@@ -68,7 +73,9 @@ def serve_http11(tls, number):
             buffer += data
         buffer = buffer[length:]
         body = body_for("http/1.1", number)
-        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        extra = "".join(f"{k}: {v}\r\n" for k, v in EXTRA_HEADERS)
+        tls.sendall(f"HTTP/1.1 {STATUS} X\r\n".encode() +
+                    b"Content-Type: application/json\r\n" + extra.encode() +
                     b"Content-Length: " + str(len(body)).encode() +
                     b"\r\n\r\n" + body)
 
@@ -98,7 +105,13 @@ def main():
     parser.add_argument("--key", required=True)
     parser.add_argument("--alpn", default="h2,http/1.1")
     parser.add_argument("--stall", action="store_true")
+    parser.add_argument("--status", type=int, default=200)
+    parser.add_argument("--retry-after", help="a Retry-After header value")
     args = parser.parse_args()
+    global STATUS
+    STATUS = args.status
+    if args.retry_after is not None:
+        EXTRA_HEADERS.append(("Retry-After", args.retry_after))
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)

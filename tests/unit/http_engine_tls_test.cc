@@ -46,7 +46,8 @@ struct TlsServer {
   }
 };
 
-TlsServer StartTlsServer(const std::string& alpn, bool stall = false) {
+TlsServer StartTlsServer(const std::string& alpn, bool stall = false,
+                         std::vector<std::string> more = {}) {
   const Certificate& c = SelfSigned();
   std::vector<std::string> args{POLAR_SOURCE_DIR "/tests/support/tls_server.py",
                                 "--cert",
@@ -56,6 +57,7 @@ TlsServer StartTlsServer(const std::string& alpn, bool stall = false) {
                                 "--alpn",
                                 alpn};
   if (stall) args.push_back("--stall");
+  args.insert(args.end(), more.begin(), more.end());
   TlsServer s;
   s.process = std::make_unique<testing::Process>("/usr/bin/python3", args);
   auto line = s.process->FirstStdoutLine(10s);
@@ -157,6 +159,30 @@ TEST(HttpEngineTls, AServerThatNeverAnswersIsATimeoutAfterTheTotalTimeout) {
   EXPECT_EQ(out[0].transport, Outcome::kTimeout) << out[0].error;
   EXPECT_GE(took, 300ms);
   EXPECT_LT(took, 3s);
+}
+
+TEST(HttpEngineTls, A429CarriesItsRetryAfterSecondsOverBothProtocols) {
+  for (const char* alpn : {"h2", "http/1.1"}) {
+    TlsServer server =
+        StartTlsServer(alpn, false, {"--status", "429", "--retry-after", "7"});
+    auto out = Fetch(server.base_url(), 1, false, SelfSigned().cert);
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_EQ(out[0].transport, Outcome::kOk) << out[0].error;
+    EXPECT_EQ(out[0].status, 429);
+    ASSERT_TRUE(out[0].retry_after.has_value()) << alpn;
+    EXPECT_EQ(*out[0].retry_after, 7s);
+    EXPECT_EQ(OutcomeFromStatus(out[0].status), Outcome::kRateLimited);
+  }
+}
+
+TEST(HttpEngineTls, ARetryAfterDateInThePastMeansNoWait) {
+  TlsServer server = StartTlsServer(
+      "http/1.1", false,
+      {"--status", "429", "--retry-after", "Thu, 01 Jan 2015 00:00:00 GMT"});
+  auto out = Fetch(server.base_url(), 1, false, SelfSigned().cert);
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(out[0].retry_after.has_value());
+  EXPECT_EQ(*out[0].retry_after, Duration::zero());
 }
 
 TEST(HttpEngineTls, NothingListeningIsAConnectError) {
