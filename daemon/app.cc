@@ -113,8 +113,8 @@ void App::StartScenarios(MonoTime start) {
     limits.max_retry_after = sc.max_retry_after;
     RunnerPlan plan{sc.schedule, sc.arrivals, sc.seed};
     runners_.push_back(std::make_unique<ScenarioRunner>(
-        *loop_, clock_, *scenario, metrics_->Scenario(sc.name),
-        std::move(plan), std::move(limits)));
+        *loop_, clock_, *scenario, metrics_->Scenario(sc.name), std::move(plan),
+        std::move(limits)));
     gate->set_runner(runners_.back().get());
     gates_.push_back(std::move(gate));
     scenarios_.push_back(std::move(scenario));
@@ -200,10 +200,9 @@ RunSummary App::BuildSummary() const {
       s.rate = summary.duration_seconds > 0
                    ? static_cast<double>(s.count) / summary.duration_seconds
                    : 0;
-      s.error_ratio =
-          s.count ? 1.0 - static_cast<double>(s.outcomes[0]) /
-                              static_cast<double>(s.count)
-                  : 0;
+      s.error_ratio = s.count ? 1.0 - static_cast<double>(s.outcomes[0]) /
+                                          static_cast<double>(s.count)
+                              : 0;
       s.latency = LatencyStats::From(series.latency_fine);
       s.service = LatencyStats::From(series.service_fine);
       summary.steps.push_back(std::move(s));
