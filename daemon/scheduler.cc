@@ -34,9 +34,9 @@ std::unique_ptr<ArrivalProcess> ScenarioRunner::MakeProcess(
                                           plan_.seed, origin, wall, first_work);
 }
 
-void ScenarioRunner::Start(MonoTime first) {
+void ScenarioRunner::Start(MonoTime first, std::optional<double> first_work) {
   running_ = true;
-  process_ = MakeProcess(first, std::nullopt);
+  process_ = MakeProcess(first, first_work);
   series_.target_rate->Set(process_->RateAt(first));
   Arm();
 }

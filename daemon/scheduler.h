@@ -56,8 +56,9 @@ class ScenarioRunner {
   ScenarioRunner& operator=(const ScenarioRunner&) = delete;
 
   // Starts scheduling; the schedule's origin (ramp start, first step) is
-  // `first`, usually now. With uniform arrivals the first one is due at once.
-  void Start(MonoTime first);
+  // `first`, usually now. With uniform arrivals the first one is due at once,
+  // unless `first_work` carries over what a predecessor had left (a reload).
+  void Start(MonoTime first, std::optional<double> first_work = std::nullopt);
   // Stops producing arrivals; flows already started run to completion.
   void Stop();
   // Replaces the plan and limits, keeping counters, the arrival sequence and a
@@ -66,6 +67,12 @@ class ScenarioRunner {
   // The target answered 429 with Retry-After: `wait`. Honoured per limits.
   void OnRetryAfter(Duration wait);
 
+  // The integrated rate left before the next arrival (ArrivalProcess::
+  // RemainingWork): handed to a successor so a reload neither bursts nor
+  // stalls.
+  std::optional<double> RemainingWork(MonoTime now) const {
+    return process_ ? process_->RemainingWork(now) : std::nullopt;
+  }
   uint64_t arrivals() const { return sequence_; }
   bool running() const { return running_; }
   MonoTime paused_until() const { return paused_until_; }

@@ -225,5 +225,30 @@ TEST(ScenarioRunner, ReconfigureChangesTheRateAndKeepsCountersAndSequence) {
   EXPECT_LT(first_after - switched, 20ms);
 }
 
+TEST(ScenarioRunner, ASuccessorStartsFromThePredecessorsRemainingWork) {
+  // A reload at 10/s, 0.75 of the way through a gap: the successor's first
+  // arrival comes 25 ms later, not at once (a burst) and not 100 ms later.
+  Rig rig;
+  ScenarioRunner old(rig.loop, rig.clock, rig.scenario, rig.series,
+                     ConstantPlan(10), RunnerLimits{});
+  const MonoTime start = rig.clock.Now();
+  old.Start(start);
+  rig.RunFor(10ms);  // the first arrival (at once) goes; the next is at 100 ms
+  auto left = old.RemainingWork(start + 75ms);
+  ASSERT_TRUE(left.has_value());
+  EXPECT_NEAR(*left, 0.25, 1e-6);
+  old.Stop();
+
+  ScenarioRunner next(rig.loop, rig.clock, rig.scenario, rig.series,
+                      ConstantPlan(10), RunnerLimits{});
+  const MonoTime reload = rig.clock.Now();
+  next.Start(reload, *left);
+  rig.RunFor(60ms);
+  next.Stop();
+  // The predecessor's arrival at `start` was the only one before the reload.
+  ASSERT_EQ(rig.scenario.starts.size(), 2u);
+  EXPECT_EQ(rig.scenario.starts[1] - reload, 25ms);
+}
+
 }  // namespace
 }  // namespace polar
