@@ -20,7 +20,7 @@
 #include <optional>
 
 #include "daemon/schedule.h"
-#include "scenarios/clock.h"
+#include "exporters/clock.h"
 #include "scenarios/random.h"
 
 namespace polar {

@@ -20,8 +20,8 @@
 #include "daemon/arrivals.h"
 #include "daemon/schedule.h"
 #include "daemon/units.h"
+#include "exporters/clock.h"
 #include "exporters/summary.h"
-#include "scenarios/clock.h"
 #include "scenarios/event_ingestion.h"
 
 namespace polar {

@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "scenarios/clock.h"
+#include "exporters/clock.h"
 
 namespace polar {
 

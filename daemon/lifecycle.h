@@ -14,7 +14,7 @@
 #include <string>
 
 #include "daemon/event_loop.h"
-#include "scenarios/clock.h"
+#include "exporters/clock.h"
 
 namespace polar {
 

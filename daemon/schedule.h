@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "daemon/tz.h"
-#include "scenarios/clock.h"
+#include "exporters/clock.h"
 
 namespace polar {
 

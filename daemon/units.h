@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "scenarios/clock.h"
+#include "exporters/clock.h"
 
 namespace polar {
 

@@ -12,8 +12,9 @@
 #include <cstdint>
 #include <string>
 
+#include "exporters/clock.h"
 #include "exporters/metrics.h"
-#include "scenarios/clock.h"
+#include "exporters/webhook_expectations.h"
 #include "scenarios/transport.h"
 
 namespace polar {
@@ -30,6 +31,8 @@ struct ScenarioContext {
   const Clock& clock;
   Metrics& metrics;
   uint64_t seed = 1;  // data generation is reproducible from this
+  // The webhook receiver's correlator; null when no receiver is configured.
+  WebhookExpectations* webhooks = nullptr;
 };
 
 class Scenario {

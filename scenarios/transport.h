@@ -13,8 +13,8 @@
 #include <optional>
 #include <string>
 
+#include "exporters/clock.h"
 #include "exporters/outcome.h"
-#include "scenarios/clock.h"
 
 namespace polar {
 

@@ -1,4 +1,5 @@
 // Clock: the time source every piece of timing math takes as a parameter.
+// It sits in exporters/, the lowest layer, because every layer measures time.
 //
 // Owned by whoever builds the object graph (the daemon's App, or a test).
 // SystemClock is safe from any thread; FakeClock is for single-threaded tests
