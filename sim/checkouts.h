@@ -1,0 +1,115 @@
+// Checkouts: POST /v1/checkouts/, GET /v1/checkouts/, GET and PATCH
+// /v1/checkouts/{id}, and the client routes GET/PATCH
+// /v1/checkouts/client/{secret}, POST .../confirm and the SSE stream
+// GET .../stream (polar-api.md §2).
+//
+// The state machine is Polar's: open -> confirmed synchronously on confirm
+// (after ConfirmOptions' processing time, during which the checkout is locked
+// and concurrent updates get 409 CheckoutLocked), confirmed -> succeeded in a
+// background job (checkout.handle_free_success for free products,
+// stripe.webhook.charge.succeeded after the simulated Stripe delay for paid
+// ones) that creates a paid order and fires order.created, order.updated,
+// order.paid and checkout.updated. Overdue open checkouts expire on update or
+// in the sweep every 15 min (time-scaled); client routes then answer 410.
+//
+// Thread-safe: handlers run concurrently on HTTP threads, confirm's finish on
+// the timer thread, jobs on worker threads. One mutex guards the checkouts,
+// another the SSE streams; webhooks and SSE frames are sent outside both.
+// Bounded: at most max_checkouts are kept (oldest evicted first) and at most
+// max_streams SSE streams are open.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sim/customers.h"
+#include "sim/distribution.h"
+#include "sim/http.h"
+#include "sim/model.h"
+#include "sim/timer.h"
+#include "sim/webhooks.h"
+#include "sim/worker.h"
+
+namespace polar::sim {
+
+struct CheckoutOptions {
+  Duration ttl = std::chrono::hours(24);  // CHECKOUT_TTL_SECONDS
+  // How long confirm holds the row (Stripe customer + intent round trips).
+  Distribution confirm_time;
+  // Paid checkouts: from confirm to Stripe's charge.succeeded webhook.
+  Distribution stripe_delay = Distribution::Fixed(std::chrono::seconds(1));
+  std::size_t max_checkouts = 100'000;
+  TimeScale scale;                               // the 15-minute expiry sweep
+  Duration sse_ping = std::chrono::seconds(15);  // sse_starlette's default
+  std::size_t max_streams = 1000;
+};
+
+class CheckoutsApi {
+ public:
+  CheckoutsApi(const CheckoutOptions& options, const Organization& org,
+               std::vector<const Product*> products, CustomerStore* customers,
+               Worker* worker, WebhookService* webhooks, TimerThread* timer);
+
+  SimResponse Create(const SimRequest& request);
+  SimResponse List(const SimRequest& request);
+  SimResponse Get(const std::string& id);
+  SimResponse Update(const SimRequest& request, const std::string& id);
+  SimResponse ClientGet(const std::string& secret);
+  SimResponse ClientUpdate(const SimRequest& request,
+                           const std::string& secret);
+  SimResponse ClientConfirm(const SimRequest& request,
+                            const std::string& secret);
+  SimResponse ClientStream(const std::string& secret);
+
+  // Starts the periodic expiry sweep on the timer thread.
+  void StartSweeper();
+  void SweepExpired();
+
+  std::size_t size() const;
+  void AppendMetrics(std::string* out) const;
+
+ private:
+  SimResponse FinishConfirm(const std::string& id);
+  JobResult HandleSuccess(const std::string& id, JobContext& ctx);
+  void Publish(const std::string& secret, const std::string& key,
+               const json& payload);
+  void SendCheckoutUpdated(const std::string& id, const json& full,
+                           const std::string& secret);
+  const Product* FindProduct(const std::string& id) const;
+  const Product* FindProductByPrice(const std::string& price_id) const;
+  // Applies the CheckoutUpdatePublic fields of `body`; validation already ran.
+  void ApplyPublicUpdate(Checkout& c, const json& body) const;
+  void ValidatePublicUpdate(const json& body, ValidationErrors& errors) const;
+  Checkout* FindBySecretLocked(const std::string& secret);
+  void EvictLocked();
+
+  CheckoutOptions options_;
+  const Organization& org_;
+  std::vector<const Product*> products_;
+  CustomerStore* customers_;
+  Worker* worker_;
+  WebhookService* webhooks_;
+  TimerThread* timer_;
+
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::unique_ptr<Checkout>> by_id_;
+  std::unordered_map<std::string, std::string> by_secret_;
+  std::deque<std::string> order_;  // creation order, for eviction
+  std::mt19937_64 rng_{11};
+
+  std::mutex streams_mutex_;
+  std::unordered_map<std::string, std::vector<std::weak_ptr<SseStream>>>
+      streams_;
+  std::shared_ptr<std::atomic<int>> live_streams_ =
+      std::make_shared<std::atomic<int>>(0);
+
+  std::atomic<uint64_t> created_{0}, succeeded_{0}, expired_{0}, orders_{0};
+};
+
+}  // namespace polar::sim

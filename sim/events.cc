@@ -1,0 +1,450 @@
+#include "sim/events.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "sim/validation.h"
+
+namespace polar::sim {
+namespace {
+
+// Polar flushes at most 5000 event ids per event.ingested job
+// (server/polar/worker/_enqueue.py).
+constexpr uint64_t kIdsPerJob = 5000;
+// API_PAGINATION_MAX_LIMIT: larger limits are clamped, not refused.
+constexpr int64_t kMaxLimit = 100;
+
+bool MetadataMatches(const json& metadata, const std::string& key,
+                     const std::vector<std::string>& values) {
+  // Tinybird's JSONExtractString only extracts strings: a numeric or boolean
+  // value never matches a metadata[key] filter.
+  auto it = metadata.find(key);
+  if (it == metadata.end() || !it->is_string()) return false;
+  const auto& v = it->get_ref<const std::string&>();
+  return std::find(values.begin(), values.end(), v) != values.end();
+}
+
+bool AnyOf(const std::vector<std::string>& wanted,
+           const std::optional<std::string>& value) {
+  if (wanted.empty()) return true;
+  return value &&
+         std::find(wanted.begin(), wanted.end(), *value) != wanted.end();
+}
+
+// Query strings decode '+' as a space; a timestamp offset sent unencoded
+// arrives as " 00:00".
+bool ParseQueryTimestamp(std::string text, SysMicros* out) {
+  for (char& c : text)
+    if (c == ' ') c = '+';
+  return ParseTimestamp(text, out);
+}
+
+}  // namespace
+
+std::vector<bool> DedupIndex::Insert(
+    const std::vector<std::string>& external_ids) {
+  std::vector<bool> fresh(external_ids.size(), true);
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < external_ids.size(); ++i) {
+    const std::string& id = external_ids[i];
+    if (id.empty()) continue;  // NULL external_ids never collide
+    if (!seen_.insert(id).second) {
+      fresh[i] = false;
+      continue;
+    }
+    order_.push_back(id);
+    if (order_.size() > capacity_) {
+      seen_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+  return fresh;
+}
+
+int64_t DedupIndex::InsertBatch(const std::vector<std::string>& external_ids) {
+  auto fresh = Insert(external_ids);
+  return std::count(fresh.begin(), fresh.end(), true);
+}
+
+std::pair<uint64_t, uint64_t> EventStore::Append(
+    std::vector<StoredEvent> events) {
+  std::unique_lock lock(mutex_);
+  uint64_t first = first_seq_ + ring_.size();
+  for (auto& e : events) ring_.push_back(std::move(e));
+  while (ring_.size() > capacity_) {
+    ring_.pop_front();
+    ++first_seq_;
+  }
+  return {first, events.size()};
+}
+
+void EventStore::MarkVisible(uint64_t first, uint64_t count,
+                             SteadyClock::time_point at) {
+  std::unique_lock lock(mutex_);
+  for (uint64_t seq = std::max(first, first_seq_); seq < first + count; ++seq) {
+    uint64_t index = seq - first_seq_;
+    if (index >= ring_.size()) break;
+    ring_[index].visible_at = at;
+  }
+}
+
+std::pair<std::vector<StoredEvent>, int64_t> EventStore::List(
+    const EventQuery& q, SteadyClock::time_point now) const {
+  std::shared_lock lock(mutex_);
+  std::vector<const StoredEvent*> hits;
+  for (const StoredEvent& e : ring_) {
+    if (e.visible_at > now) continue;
+    if (!AnyOf(q.external_customer_ids, e.external_customer_id)) continue;
+    if (!AnyOf(q.customer_ids, e.customer_id)) continue;
+    if (!q.names.empty() &&
+        std::find(q.names.begin(), q.names.end(), e.name) == q.names.end())
+      continue;
+    if (q.start && !(e.timestamp > *q.start)) continue;
+    if (q.end && !(e.timestamp < *q.end)) continue;
+    bool ok = true;
+    for (const auto& [key, values] : q.metadata) {
+      if (!MetadataMatches(e.metadata, key, values)) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) hits.push_back(&e);
+  }
+  std::stable_sort(hits.begin(), hits.end(),
+                   [&](const StoredEvent* a, const StoredEvent* b) {
+                     return q.ascending ? a->timestamp < b->timestamp
+                                        : a->timestamp > b->timestamp;
+                   });
+  std::vector<StoredEvent> page;
+  int64_t offset = (q.page - 1) * q.limit;
+  for (int64_t i = offset;
+       i < static_cast<int64_t>(hits.size()) && i < offset + q.limit; ++i) {
+    page.push_back(*hits[static_cast<std::size_t>(i)]);
+  }
+  return {std::move(page), static_cast<int64_t>(hits.size())};
+}
+
+std::size_t EventStore::size() const {
+  std::shared_lock lock(mutex_);
+  return ring_.size();
+}
+
+EventsApi::EventsApi(const EventOptions& options, const Organization& org,
+                     CustomerStore* customers, Worker* worker)
+    : options_(options),
+      org_(org),
+      customers_(customers),
+      worker_(worker),
+      dedup_(options.max_remembered_ids),
+      store_(options.max_stored_events) {}
+
+SimResponse EventsApi::Ingest(const SimRequest& request) {
+  json body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded()) return JsonDecodeError("Expecting value");
+  ValidationErrors errors;
+  if (!body.is_object()) {
+    errors.Add(Loc({"body"}), "model_attributes_type",
+               "Input should be a valid dictionary or object to extract fields "
+               "from",
+               body);
+    return errors.Response();
+  }
+  auto events_it = body.find("events");
+  if (events_it == body.end()) {
+    errors.Missing(body, "events", Loc({"body"}));
+    return errors.Response();
+  }
+  if (!events_it->is_array()) {
+    errors.Add(Loc({"body", "events"}), "list_type",
+               "Input should be a valid list", *events_it);
+    return errors.Response();
+  }
+  json& events = *events_it;
+  const SysMicros now = NowMicros();
+  std::vector<StoredEvent> parsed;
+  std::vector<std::string> external_ids;
+  parsed.reserve(events.size());
+  external_ids.reserve(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    json& e = events[i];
+    json loc = Loc({"body", "events", i});
+    if (!e.is_object()) {
+      errors.Add(loc, "model_attributes_type",
+                 "Input should be a valid dictionary or object to extract "
+                 "fields from",
+                 e);
+      continue;
+    }
+    const bool by_customer = e.contains("customer_id");
+    const bool by_external = e.contains("external_customer_id");
+    if (!by_customer && !by_external) {
+      // Neither member of the union matches: pydantic reports both, tagged.
+      errors.Missing(e, "customer_id", Append(loc, "EventCreateCustomer"));
+      errors.Missing(e, "external_customer_id",
+                     Append(loc, "EventCreateExternalCustomer"));
+      continue;
+    }
+    StoredEvent out;
+    if (!e.contains("name")) {
+      errors.Missing(e, "name", loc);
+    } else if (errors.OptString(e, "name", loc, 128)) {
+      out.name = e["name"].get<std::string>();
+    } else if (e["name"].is_null()) {
+      errors.Add(Append(loc, "name"), "string_type",
+                 "Input should be a valid string", nullptr);
+    }
+    if (by_customer) {
+      if (errors.OptUuid(e, "customer_id", loc)) {
+        out.customer_id = e["customer_id"].get<std::string>();
+      } else if (e["customer_id"].is_null()) {
+        errors.Add(Append(loc, "customer_id"), "uuid_type",
+                   "UUID input should be a string, bytes or UUID object",
+                   nullptr);
+      }
+      if (errors.OptUuid(e, "member_id", loc))
+        out.member_id = e["member_id"].get<std::string>();
+    } else {
+      if (errors.OptString(e, "external_customer_id", loc)) {
+        out.external_customer_id = e["external_customer_id"].get<std::string>();
+      } else if (e["external_customer_id"].is_null()) {
+        errors.Add(Append(loc, "external_customer_id"), "string_type",
+                   "Input should be a valid string", nullptr);
+      }
+      if (errors.OptString(e, "external_member_id", loc))
+        out.external_member_id = e["external_member_id"].get<std::string>();
+    }
+    out.timestamp = now;
+    if (auto ts = e.find("timestamp"); ts != e.end()) {
+      SysMicros when;
+      if (!ts->is_string() || !ParseTimestamp(ts->get<std::string>(), &when)) {
+        errors.Add(Append(loc, "timestamp"), "timezone_aware",
+                   "Input should have timezone info", *ts);
+      } else if (when > now) {
+        errors.Add(Append(loc, "timestamp"), "value_error",
+                   "Value error, Timestamp must be in the past.", *ts,
+                   {{"error", {}}});
+      } else {
+        out.timestamp = when;
+      }
+    }
+    errors.OptUuid(e, "organization_id", loc);
+    errors.OptString(e, "external_id", loc);
+    errors.OptString(e, "parent_id", loc);
+    if (errors.OptMetadata(e, "metadata", loc, /*event_metadata=*/true))
+      out.metadata = std::move(e["metadata"]);
+    auto id = e.find("external_id");
+    external_ids.push_back(id != e.end() && id->is_string()
+                               ? id->get<std::string>()
+                               : std::string());
+    parsed.push_back(std::move(out));
+  }
+  if (!errors.empty()) return errors.Response();
+
+  // The service's own checks (polar/event/service.py ingest), after the schema.
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const json& e = events[i];
+    if (auto org = e.find("organization_id");
+        org != e.end() && !org->is_null()) {
+      errors.Add(Loc({"body", "events", i, "organization_id"}),
+                 "organization_token",
+                 "Setting organization_id is disallowed when using an "
+                 "organization token.",
+                 *org);
+    }
+    if (parsed[i].customer_id && !customers_->ById(*parsed[i].customer_id)) {
+      errors.Add(Loc({"body", "events", i, "customer_id"}), "customer_id",
+                 "Customer not found.", *parsed[i].customer_id);
+    }
+  }
+  if (!errors.empty()) return errors.Response("PolarRequestValidationError");
+
+  std::vector<bool> fresh = dedup_.Insert(external_ids);
+  std::vector<StoredEvent> inserted;
+  inserted.reserve(parsed.size());
+  for (std::size_t i = 0; i < parsed.size(); ++i) {
+    if (!fresh[i]) continue;
+    parsed[i].id = NewId();
+    inserted.push_back(std::move(parsed[i]));
+  }
+  const int64_t n = static_cast<int64_t>(inserted.size());
+  const int64_t duplicates = static_cast<int64_t>(parsed.size()) - n;
+  if (n > 0) {
+    auto [first, count] = store_.Append(std::move(inserted));
+    EnqueueIngested(first, count);
+  }
+  SimResponse r;
+  r.body = "{\"inserted\":" + std::to_string(n) +
+           ",\"duplicates\":" + std::to_string(duplicates) + "}";
+  return r;
+}
+
+void EventsApi::EnqueueIngested(uint64_t first, uint64_t count) {
+  {
+    std::lock_guard lock(pending_mutex_);
+    pending_.emplace_back(first, count);
+    if (job_queued_) return;
+    job_queued_ = true;
+  }
+  if (!worker_->Enqueue(kQueueLow, "event.ingested", [this](JobContext& ctx) {
+        ctx.Work();
+        RunIngested();
+        return JobResult::Done();
+      })) {
+    // Queue full: these events never become visible, as when Polar's worker
+    // loses jobs. The drop is counted by the worker.
+    std::lock_guard lock(pending_mutex_);
+    pending_.clear();
+    job_queued_ = false;
+  }
+}
+
+void EventsApi::RunIngested() {
+  std::vector<std::pair<uint64_t, uint64_t>> batch;
+  uint64_t ids = 0;
+  bool more = false;
+  {
+    std::lock_guard lock(pending_mutex_);
+    std::size_t taken = 0;
+    while (taken < pending_.size() && ids < kIdsPerJob) {
+      batch.push_back(pending_[taken]);
+      ids += pending_[taken].second;
+      ++taken;
+    }
+    pending_.erase(pending_.begin(),
+                   pending_.begin() + static_cast<std::ptrdiff_t>(taken));
+    more = !pending_.empty();
+    job_queued_ = more;
+  }
+  if (more) {
+    worker_->Enqueue(kQueueLow, "event.ingested", [this](JobContext& ctx) {
+      ctx.Work();
+      RunIngested();
+      return JobResult::Done();
+    });
+  }
+  if (batch.empty()) return;
+  worker_->Enqueue(kQueueTinybird, "tinybird.ingest",
+                   [this, batch = std::move(batch)](JobContext& ctx) {
+                     ctx.Work();
+                     Duration lag;
+                     {
+                       std::lock_guard lock(lag_mutex_);
+                       lag = options_.visibility_lag.Sample(lag_rng_);
+                     }
+                     auto at = SteadyClock::now() + lag;
+                     for (const auto& [first, count] : batch)
+                       store_.MarkVisible(first, count, at);
+                     return JobResult::Done();
+                   });
+}
+
+SimResponse EventsApi::List(const SimRequest& request) {
+  ValidationErrors errors;
+  EventQuery q;
+  auto int_param = [&](const char* name, int64_t* out) {
+    const std::string* v = request.Query(name);
+    if (!v) return;
+    try {
+      std::size_t used = 0;
+      long long n = std::stoll(*v, &used);
+      if (used != v->size()) throw std::invalid_argument(*v);
+      if (n <= 0) {
+        errors.Add(Loc({"query", name}), "greater_than",
+                   "Input should be greater than 0", *v, {{"gt", 0}});
+        return;
+      }
+      *out = n;
+    } catch (const std::exception&) {
+      errors.Add(Loc({"query", name}), "int_parsing",
+                 "Input should be a valid integer, unable to parse string as "
+                 "an integer",
+                 *v);
+    }
+  };
+  int_param("page", &q.page);
+  int_param("limit", &q.limit);
+  q.limit = std::min(q.limit, kMaxLimit);
+  q.external_customer_ids = request.QueryAll("external_customer_id");
+  q.customer_ids = request.QueryAll("customer_id");
+  q.names = request.QueryAll("name");
+  for (const char* name : {"start_timestamp", "end_timestamp"}) {
+    const std::string* v = request.Query(name);
+    if (!v) continue;
+    SysMicros t;
+    if (!ParseQueryTimestamp(*v, &t)) {
+      errors.Add(Loc({"query", name}), "datetime_from_date_parsing",
+                 "Input should be a valid datetime or date", *v);
+      continue;
+    }
+    (std::string_view(name) == "start_timestamp" ? q.start : q.end) = t;
+  }
+  if (const std::string* sorting = request.Query("sorting")) {
+    if (*sorting == "timestamp") {
+      q.ascending = true;
+    } else if (*sorting != "-timestamp") {
+      errors.Add(Loc({"query", "sorting", 0}), "enum",
+                 "Input should be 'timestamp' or '-timestamp'", *sorting,
+                 {{"expected", "'timestamp' or '-timestamp'"}});
+    }
+  }
+  for (const auto& [key, value] : request.query) {
+    if (key.size() > 10 && key.rfind("metadata[", 0) == 0 &&
+        key.back() == ']') {
+      std::string k = key.substr(9, key.size() - 10);
+      auto it = std::find_if(q.metadata.begin(), q.metadata.end(),
+                             [&](const auto& p) { return p.first == k; });
+      if (it == q.metadata.end()) {
+        q.metadata.emplace_back(k, std::vector<std::string>{value});
+      } else {
+        it->second.push_back(value);
+      }
+    }
+  }
+  if (!errors.empty()) return errors.Response();
+  // Another organization's id lists nothing: the token only sees its own.
+  for (const std::string& org : request.QueryAll("organization_id")) {
+    if (org != org_.id) {
+      SimResponse r;
+      r.body = R"({"items":[],"pagination":{"total_count":0,"max_page":0}})";
+      return r;
+    }
+  }
+
+  auto [page, total] = store_.List(q, SteadyClock::now());
+  json items = json::array();
+  for (const StoredEvent& e : page) {
+    std::optional<Customer> customer;
+    if (e.customer_id) {
+      customer = customers_->ById(*e.customer_id);
+    } else if (e.external_customer_id) {
+      customer = customers_->ByExternalId(*e.external_customer_id);
+    }
+    items.push_back(
+        {{"id", e.id},
+         {"timestamp", FormatTimestamp(e.timestamp)},
+         {"organization_id", org_.id},
+         {"customer_id", customer ? json(customer->id) : json(nullptr)},
+         {"customer", customer ? CustomerJson(*customer) : json(nullptr)},
+         {"external_customer_id", e.external_customer_id
+                                      ? json(*e.external_customer_id)
+                                      : json(nullptr)},
+         {"member_id", e.member_id ? json(*e.member_id) : json(nullptr)},
+         {"external_member_id",
+          e.external_member_id ? json(*e.external_member_id) : json(nullptr)},
+         {"child_count", 0},
+         {"parent_id", nullptr},
+         {"label", e.name},
+         {"name", e.name},
+         {"source", "user"},
+         {"metadata", e.metadata}});
+  }
+  int64_t max_page = (total + q.limit - 1) / q.limit;
+  SimResponse r;
+  r.body =
+      json{{"items", std::move(items)},
+           {"pagination", {{"total_count", total}, {"max_page", max_page}}}}
+          .dump();
+  return r;
+}
+
+}  // namespace polar::sim
