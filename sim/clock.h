@@ -34,14 +34,15 @@ double Seconds(Duration d);
 // first webhook retry into 2 ms.
 class TimeScale {
  public:
-  explicit TimeScale(double factor = 1.0) : factor_(factor) {}
+  TimeScale() = default;
+  explicit TimeScale(double factor) : factor_(factor) {}
   Duration operator()(Duration polar_time) const {
     return std::chrono::duration_cast<Duration>(polar_time * factor_);
   }
   double factor() const { return factor_; }
 
  private:
-  double factor_;
+  double factor_ = 1.0;
 };
 
 }  // namespace polar::sim

@@ -11,6 +11,9 @@ namespace {
 // Polar flushes at most 5000 event ids per event.ingested job
 // (server/polar/worker/_enqueue.py).
 constexpr uint64_t kIdsPerJob = 5000;
+// Requests arriving within this window share one event.ingested job, so
+// 20,000 ingests/s cost ~100 job hand-offs/s instead of 20,000.
+constexpr auto kCoalesceWindow = std::chrono::milliseconds(10);
 // API_PAGINATION_MAX_LIMIT: larger limits are clamped, not refused.
 constexpr int64_t kMaxLimit = 100;
 
@@ -285,11 +288,14 @@ void EventsApi::EnqueueIngested(uint64_t first, uint64_t count) {
     if (job_queued_) return;
     job_queued_ = true;
   }
-  if (!worker_->Enqueue(kQueueLow, "event.ingested", [this](JobContext& ctx) {
-        ctx.Work();
-        RunIngested();
-        return JobResult::Done();
-      })) {
+  if (!worker_->Enqueue(
+          kQueueLow, "event.ingested",
+          [this](JobContext& ctx) {
+            ctx.Work();
+            RunIngested();
+            return JobResult::Done();
+          },
+          kCoalesceWindow)) {
     // Queue full: these events never become visible, as when Polar's worker
     // loses jobs. The drop is counted by the worker.
     std::lock_guard lock(pending_mutex_);
@@ -316,11 +322,14 @@ void EventsApi::RunIngested() {
     job_queued_ = more;
   }
   if (more) {
-    worker_->Enqueue(kQueueLow, "event.ingested", [this](JobContext& ctx) {
-      ctx.Work();
-      RunIngested();
-      return JobResult::Done();
-    });
+    worker_->Enqueue(
+        kQueueLow, "event.ingested",
+        [this](JobContext& ctx) {
+          ctx.Work();
+          RunIngested();
+          return JobResult::Done();
+        },
+        kCoalesceWindow);
   }
   if (batch.empty()) return;
   worker_->Enqueue(kQueueTinybird, "tinybird.ingest",

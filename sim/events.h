@@ -120,8 +120,9 @@ class EventsApi {
   EventStore store_;
 
   // Ids waiting for an event.ingested job. Polar enqueues one job per request
-  // with at most 5000 ids; under load polar-sim coalesces requests into one job
-  // of up to 5000 ids, so 20,000 requests/s do not mean 20,000 jobs/s.
+  // with at most 5000 ids; polar-sim coalesces the requests of a 10 ms window
+  // into one job of up to 5000 ids, so 20,000 requests/s do not mean 20,000
+  // job hand-offs/s.
   std::mutex pending_mutex_;
   std::vector<std::pair<uint64_t, uint64_t>> pending_;
   bool job_queued_ = false;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "sim/token.h"
 #include "sim/validation.h"
@@ -195,9 +196,23 @@ const std::vector<Simulator::Route>& Routes() {
   return routes;
 }
 
+// Route patterns split once: routing runs on every request.
+const std::vector<std::string_view>& SplitPattern(const char* pattern) {
+  static std::mutex mutex;
+  static std::map<const char*, std::vector<std::string_view>> cache;
+  thread_local std::map<const char*, const std::vector<std::string_view>*>
+      local;
+  if (auto it = local.find(pattern); it != local.end()) return *it->second;
+  std::lock_guard lock(mutex);
+  auto& parts = cache[pattern];
+  if (parts.empty()) parts = Split(pattern);
+  local[pattern] = &parts;
+  return parts;
+}
+
 bool Match(const char* pattern, const std::vector<std::string_view>& parts,
            std::vector<std::string>* params) {
-  auto want = Split(pattern);
+  const auto& want = SplitPattern(pattern);
   if (want.size() != parts.size()) return false;
   std::vector<std::string> found;
   for (std::size_t i = 0; i < want.size(); ++i) {
@@ -444,10 +459,10 @@ SimResponse Simulator::Handle(const SimRequest& in) {
     std::vector<std::string> p;
     if (!Match(r.pattern, parts, &p)) continue;
     path_known = true;
-    allow += (allow.empty() ? "" : ", ") + std::string(r.method);
-    if (r.method == req->method && !route) {
+    if (r.method == req->method) {
       route = &r;
       params = std::move(p);
+      break;
     }
   }
   const int route_id = route ? route->id : kUnknown;
@@ -458,6 +473,11 @@ SimResponse Simulator::Handle(const SimRequest& in) {
   }
   if (!route) {
     if (path_known) {
+      for (const Route& r : Routes()) {
+        std::vector<std::string> p;
+        if (Match(r.pattern, parts, &p))
+          allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+      }
       SimResponse r = MethodNotAllowed();
       r.headers.emplace_back("Allow", allow);
       return finish(r, kUnknown, decision, legacy);

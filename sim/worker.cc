@@ -101,7 +101,7 @@ void Worker::Push(Queue* q, Job job, Duration delay) {
   } else {
     q->ready.push_back(std::move(job));
   }
-  q->cv.notify_all();
+  q->cv.notify_one();
 }
 
 void Worker::SetSlowdown(const std::string& queue, double factor,

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/events.h"
 #include "sim/simulator.h"
 #include "sim/token.h"
 
@@ -113,8 +114,8 @@ TEST_F(SimIngestTest, AnUnknownPolarVersionIs404BeforeAnythingElse) {
   EXPECT_EQ(sim_.Handle(r).status, 404);
 }
 
-TEST(EventStore, ForgetsTheOldestIdsBeyondItsCapacity) {
-  EventStore store(2);
+TEST(DedupIndex, ForgetsTheOldestIdsBeyondItsCapacity) {
+  DedupIndex store(2);
   EXPECT_EQ(store.InsertBatch({"a", "b", "c"}), 3);
   EXPECT_EQ(store.InsertBatch({"c"}), 0);  // still remembered
   EXPECT_EQ(store.InsertBatch({"a"}), 1);  // evicted, so new again

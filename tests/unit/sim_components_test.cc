@@ -1,0 +1,380 @@
+// polar-sim's building blocks: time parsing, distributions, the rate limiter
+// (with a fake clock), the worker's queues, the timer, webhook signing and
+// backoff, fault and option parsing.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "sim/clock.h"
+#include "sim/distribution.h"
+#include "sim/faults.h"
+#include "sim/options.h"
+#include "sim/rate_limit.h"
+#include "sim/timer.h"
+#include "sim/webhooks.h"
+#include "sim/worker.h"
+#include "tests/unit/sim_harness.h"
+
+namespace polar::sim {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::SimHarness;
+
+TEST(SimClock, DurationsParseWithUnitsAndRejectJunk) {
+  Duration d;
+  ASSERT_TRUE(ParseDuration("1m30s", &d));
+  EXPECT_EQ(d, 90s);
+  ASSERT_TRUE(ParseDuration("250ms", &d));
+  EXPECT_EQ(d, 250ms);
+  ASSERT_TRUE(ParseDuration("1.5s", &d));
+  EXPECT_EQ(d, 1500ms);
+  EXPECT_FALSE(ParseDuration("soon", &d));
+  EXPECT_FALSE(ParseDuration("10", &d));
+  EXPECT_FALSE(ParseDuration("", &d));
+}
+
+TEST(SimClock, TimestampsRoundTripAndNaiveOnesAreRefused) {
+  SysMicros t;
+  ASSERT_TRUE(ParseTimestamp("2026-03-04T05:06:07.123456+01:00", &t));
+  EXPECT_EQ(FormatTimestamp(t), "2026-03-04T04:06:07.123456Z");
+  EXPECT_FALSE(ParseTimestamp("2026-03-04T05:06:07", &t));
+  EXPECT_FALSE(ParseTimestamp("yesterday", &t));
+}
+
+TEST(SimDistribution, EachKindSamplesWithinItsShape) {
+  std::string error;
+  std::mt19937_64 rng(1);
+  auto fixed = Distribution::Parse("50ms", &error);
+  ASSERT_TRUE(fixed) << error;
+  EXPECT_EQ(fixed->Sample(rng), 50ms);
+  auto uniform = Distribution::Parse("uniform:10ms,20ms", &error);
+  ASSERT_TRUE(uniform) << error;
+  for (int i = 0; i < 100; ++i) {
+    auto s = uniform->Sample(rng);
+    EXPECT_GE(s, 10ms);
+    EXPECT_LE(s, 20ms);
+  }
+  // Log-normal with median 10 ms and p99 100 ms: about half the samples are
+  // below the median and about 1% above the p99.
+  auto lognormal = Distribution::Parse("lognormal:10ms,100ms", &error);
+  ASSERT_TRUE(lognormal) << error;
+  int below = 0, above = 0;
+  for (int i = 0; i < 20000; ++i) {
+    auto s = lognormal->Sample(rng);
+    below += s < 10ms;
+    above += s > 100ms;
+  }
+  EXPECT_NEAR(below, 10000, 400);
+  EXPECT_NEAR(above, 200, 80);
+  EXPECT_EQ(lognormal->ToString(), "lognormal:10ms,100ms");
+  EXPECT_FALSE(Distribution::Parse("uniform:20ms,10ms", &error));
+  EXPECT_FALSE(Distribution::Parse("gamma:1s", &error));
+  EXPECT_NE(error.find("unknown kind"), std::string::npos);
+}
+
+TEST(SimRateLimit, SandboxAllows100PerMinuteThen429WithRetryAfter) {
+  RateLimiter limiter(RateLimitMode::kSandbox);
+  auto t0 = SteadyClock::time_point{} + 1h;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_FALSE(limiter.Check("/v1/events/ingest", "org:a",
+                               RateLimitGroup::kDefault, t0 + i * 10ms))
+        << i;
+  }
+  auto retry = limiter.Check("/v1/events/ingest", "org:a",
+                             RateLimitGroup::kDefault, t0 + 20s);
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(*retry, 40);  // the window opened at t0 and lasts a minute
+  // Another organization has its own bucket; the window reopens after 60 s.
+  EXPECT_FALSE(limiter.Check("/v1/events/ingest", "org:b",
+                             RateLimitGroup::kDefault, t0 + 20s));
+  EXPECT_FALSE(limiter.Check("/v1/events/ingest", "org:a",
+                             RateLimitGroup::kDefault, t0 + 61s));
+}
+
+TEST(SimRateLimit, ProductionAllows500AndPendingAuth60PerMinute) {
+  RateLimiter limiter(RateLimitMode::kProduction);
+  auto t0 = SteadyClock::time_point{} + 1h;
+  int allowed = 0;
+  for (int i = 0; i < 600; ++i)
+    allowed +=
+        !limiter.Check("/v1/checkouts/", "org:a", RateLimitGroup::kDefault, t0);
+  EXPECT_EQ(allowed, 500);
+  allowed = 0;
+  for (int i = 0; i < 100; ++i)
+    allowed += !limiter.Check("/v1/checkouts/", "token:x",
+                              RateLimitGroup::kPendingAuth, t0);
+  EXPECT_EQ(allowed, 60);
+}
+
+TEST(SimRateLimit, TheSeventhConfirmInAMinuteBlocksTheZoneFor30Minutes) {
+  RateLimiter limiter(RateLimitMode::kSandbox);
+  auto t0 = SteadyClock::time_point{} + 1h;
+  const std::string path = "/v1/checkouts/client/polar_c_x/confirm";
+  for (int i = 0; i < 6; ++i)
+    ASSERT_FALSE(limiter.Check(path, "ip:1", RateLimitGroup::kDefault, t0));
+  auto retry = limiter.Check(path, "ip:1", RateLimitGroup::kDefault, t0 + 1s);
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(*retry, 1800);
+  // Still blocked after the minute window has passed, until 30 min are over.
+  EXPECT_TRUE(limiter.Check(path, "ip:1", RateLimitGroup::kDefault, t0 + 5min));
+  EXPECT_FALSE(
+      limiter.Check(path, "ip:1", RateLimitGroup::kDefault, t0 + 32min));
+  // The confirm zone does not spend the catch-all budget.
+  EXPECT_FALSE(
+      limiter.Check("/v1/events/ingest", "ip:1", RateLimitGroup::kDefault, t0));
+}
+
+TEST(SimRateLimit, OffModeNeverLimits) {
+  RateLimiter limiter(RateLimitMode::kOff);
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_FALSE(limiter.Check("/v1/events/ingest", "org:a",
+                               RateLimitGroup::kDefault, SteadyClock::now()));
+}
+
+TEST(SimWorker, OneThreadRunsJobsOneAtATimeForTheirJobTime) {
+  WorkerOptions options;
+  options.concurrency = {{kQueueHigh, 1}};
+  options.job_time["slow"] = Distribution::Fixed(40ms);
+  Worker worker(options);
+  std::atomic<int> running{0}, max_running{0}, done{0};
+  auto start = SteadyClock::now();
+  for (int i = 0; i < 3; ++i) {
+    worker.Enqueue(kQueueHigh, "slow", [&](JobContext& ctx) {
+      int now = ++running;
+      max_running = std::max(max_running.load(), now);
+      ctx.Work();
+      --running;
+      ++done;
+      return JobResult::Done();
+    });
+  }
+  ASSERT_TRUE(SimHarness::Eventually([&] { return done == 3; }));
+  EXPECT_EQ(max_running, 1);
+  EXPECT_GE(SteadyClock::now() - start, 120ms);
+}
+
+TEST(SimWorker, QueueSizeAndOldestAgeShowABacklog) {
+  WorkerOptions options;
+  options.concurrency = {{kQueueLow, 1}};
+  options.job_time["blocker"] = Distribution::Fixed(300ms);
+  Worker worker(options);
+  worker.Enqueue(kQueueLow, "blocker", [](JobContext& ctx) {
+    ctx.Work();
+    return JobResult::Done();
+  });
+  std::this_thread::sleep_for(20ms);  // the blocker is running now
+  for (int i = 0; i < 5; ++i)
+    worker.Enqueue(kQueueLow, "later",
+                   [](JobContext&) { return JobResult::Done(); });
+  std::this_thread::sleep_for(100ms);
+  std::string metrics;
+  worker.AppendMetrics(&metrics);
+  EXPECT_NE(metrics.find("polar_queue_size{queue=\"low_priority\"} 5"),
+            std::string::npos)
+      << metrics;
+  const std::string needle =
+      "polar_queue_oldest_message_age_seconds{queue=\"low_priority\"} ";
+  auto at = metrics.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  double age = std::stod(metrics.substr(at + needle.size()));
+  EXPECT_GE(age, 0.09);
+  EXPECT_LT(age, 1.0);
+}
+
+TEST(SimWorker, RetriesComeBackAfterTheirDelayAndSlowdownStretchesJobs) {
+  WorkerOptions options;
+  options.concurrency = {{kQueueWebhooks, 2}};
+  options.job_time["job"] = Distribution::Fixed(10ms);
+  Worker worker(options);
+  worker.SetSlowdown("*", 5.0, 20ms);  // 10 ms × 5 + 20 ms = 70 ms
+  std::atomic<int> attempts{0};
+  std::atomic<bool> finished{false};
+  auto start = SteadyClock::now();
+  worker.Enqueue(kQueueWebhooks, "job", [&](JobContext& ctx) {
+    ctx.Work();
+    if (++attempts < 2) return JobResult::Retry(50ms);
+    finished = true;
+    return JobResult::Done();
+  });
+  ASSERT_TRUE(SimHarness::Eventually([&] { return finished.load(); }));
+  // Two runs of 70 ms plus the 50 ms retry delay.
+  EXPECT_GE(SteadyClock::now() - start, 190ms);
+  std::string metrics;
+  worker.AppendMetrics(&metrics);
+  EXPECT_NE(
+      metrics.find(
+          "polar_task_retries_total{queue=\"webhooks\",task_name=\"job\"} 1"),
+      std::string::npos);
+}
+
+TEST(SimWorker, AFullQueueDropsAndCountsInsteadOfGrowing) {
+  WorkerOptions options;
+  options.concurrency = {{kQueueLow, 1}};
+  options.max_queued = 2;
+  options.job_time["block"] = Distribution::Fixed(200ms);
+  Worker worker(options);
+  auto noop = [](JobContext& ctx) {
+    ctx.Work();
+    return JobResult::Done();
+  };
+  EXPECT_TRUE(worker.Enqueue(kQueueLow, "block", noop));
+  std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(worker.Enqueue(kQueueLow, "x", noop));
+  EXPECT_TRUE(worker.Enqueue(kQueueLow, "x", noop));
+  EXPECT_FALSE(worker.Enqueue(kQueueLow, "x", noop));
+  std::string metrics;
+  worker.AppendMetrics(&metrics);
+  EXPECT_NE(
+      metrics.find("polar_sim_jobs_dropped_total{queue=\"low_priority\"} 1"),
+      std::string::npos);
+}
+
+TEST(SimTimer, CallbacksRunInTimeOrderNotScheduleOrder) {
+  TimerThread timer;
+  std::mutex mutex;
+  std::vector<int> order;
+  timer.After(60ms, [&] {
+    std::lock_guard lock(mutex);
+    order.push_back(2);
+  });
+  timer.After(20ms, [&] {
+    std::lock_guard lock(mutex);
+    order.push_back(1);
+  });
+  ASSERT_TRUE(SimHarness::Eventually([&] {
+    std::lock_guard lock(mutex);
+    return order.size() == 2;
+  }));
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+TEST(SimWebhookSigning, MatchesAnHmacOfTheWholeSecretComputedElsewhere) {
+  // Computed with Python: base64(hmac.new(b"whsec_testsecret",
+  // b'msg_1.1700000000.{"a":1}', sha256).digest()).
+  EXPECT_EQ(SignWebhook("whsec_testsecret", "msg_1", 1700000000, R"({"a":1})"),
+            "v1,P6kG2RjDvj+/sFy6pgTeRrmsTQKn+SWFuO6nhz69iwc=");
+}
+
+TEST(SimWebhookBackoff, FollowsDramatiqsJitteredDoublingWithA20MinuteCap) {
+  std::mt19937_64 rng(3);
+  for (int n = 1; n <= 12; ++n) {
+    double full = std::min(2000.0 * (1 << n), 1.2e6);
+    for (int i = 0; i < 50; ++i) {
+      double ms =
+          std::chrono::duration<double, std::milli>(WebhookBackoff(n, rng))
+              .count();
+      EXPECT_GE(ms, full / 2 - 1) << n;
+      EXPECT_LE(ms, full + 1) << n;
+    }
+  }
+}
+
+TEST(SimFaults, RouteFaultsParseFromJsonAndBadKeysAreAllReported) {
+  RouteFaults f;
+  std::string error;
+  ASSERT_TRUE(ParseRouteFaults(nlohmann::json{{"latency", "uniform:1ms,2ms"},
+                                              {"error_ratio", 0.5},
+                                              {"error_status", 503}},
+                               &f, &error))
+      << error;
+  EXPECT_EQ(f.error_status, 503);
+  EXPECT_EQ(f.latency->ToString(), "uniform:1ms,2ms");
+  RouteFaults bad;
+  EXPECT_FALSE(ParseRouteFaults(
+      nlohmann::json{{"latency", "slow"}, {"error_ratio", 2}, {"bogus", 1}},
+      &bad, &error));
+  EXPECT_NE(error.find("latency"), std::string::npos);
+  EXPECT_NE(error.find("error_ratio"), std::string::npos);
+  EXPECT_NE(error.find("bogus"), std::string::npos);
+}
+
+TEST(SimFaults, ARouteEntryReplacesTheWildcardAndStallHoldsEverything) {
+  Faults faults;
+  RouteFaults all;
+  all.error_ratio = 1;
+  faults.SetRoute("*", all);
+  RouteFaults ingest;
+  ingest.latency = Distribution::Fixed(30ms);
+  faults.SetRoute("events:ingest", ingest);
+  EXPECT_TRUE(faults.Decide("checkouts:create").error);
+  auto d = faults.Decide("events:ingest");
+  EXPECT_FALSE(d.error);
+  EXPECT_EQ(d.latency, 30ms);
+  faults.Stall(200ms);
+  EXPECT_GT(faults.Decide("checkouts:create").stall_until,
+            SteadyClock::now() + 100ms);
+  faults.Clear();
+  auto none = faults.Decide("checkouts:create");
+  EXPECT_FALSE(none.error);
+  EXPECT_EQ(none.stall_until, SteadyClock::time_point{});
+}
+
+TEST(SimOptions, FlagsSetTheModelAndEveryBadFlagIsReported) {
+  SimOptions o;
+  std::vector<std::string> errors;
+  bool help = false;
+  ASSERT_TRUE(ParseOptions(
+      {"--time-scale", "0.001", "--rate-limit", "sandbox", "--queue",
+       "webhooks=8", "--job-time", "checkout.handle_free_success=fixed:5ms",
+       "--latency", "events:ingest=exp:10ms", "--allow-loopback-webhooks",
+       "--outage", "reset:2s"},
+      &o, &errors, &help));
+  EXPECT_EQ(o.rate_limit, RateLimitMode::kSandbox);
+  EXPECT_EQ(o.worker.concurrency[kQueueWebhooks], 8);
+  EXPECT_TRUE(o.webhooks.allow_loopback);
+  EXPECT_EQ(o.webhooks.scale(2s), 2ms);
+  EXPECT_EQ(o.faults.routes["events:ingest"].latency->ToString(), "exp:10ms");
+  ASSERT_TRUE(o.outage);
+  EXPECT_EQ(o.outage->first, SimServer::Outage::kReset);
+
+  SimOptions bad;
+  errors.clear();
+  EXPECT_FALSE(ParseOptions({"--rate-limit", "always", "--queue", "nope=1",
+                             "--time-scale", "x", "--frobnicate"},
+                            &bad, &errors, &help));
+  EXPECT_EQ(errors.size(), 4u);
+}
+
+TEST(SimOptions, ATomlFileSetsTheSameKeysAndErrorsNameLineAndColumn) {
+  std::string path = ::testing::TempDir() + "/sim.toml";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(
+        "time_scale = 0.01\n"
+        "confirm_time = \"fixed:50ms\"\n"
+        "[queues]\nwebhooks = 2\n"
+        "[faults]\nstall = \"1s\"\n"
+        "[faults.routes.\"events:ingest\"]\nerror_ratio = 0.25\n"
+        "[faults.worker.\"*\"]\nfactor = 3\n",
+        f);
+    std::fclose(f);
+  }
+  SimOptions o;
+  std::vector<std::string> errors;
+  bool help = false;
+  ASSERT_TRUE(ParseOptions({"--config", path}, &o, &errors, &help))
+      << (errors.empty() ? "" : errors[0]);
+  EXPECT_EQ(o.worker.concurrency[kQueueWebhooks], 2);
+  EXPECT_EQ(o.faults.routes["events:ingest"].error_ratio, 0.25);
+  EXPECT_EQ(o.faults.worker["*"].factor, 3);
+  ASSERT_TRUE(o.stall);
+
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs("time_scale = 0.01\nrate_limit = \"maybe\"\n", f);
+    std::fclose(f);
+  }
+  SimOptions bad;
+  errors.clear();
+  EXPECT_FALSE(ParseOptions({"--config", path}, &bad, &errors, &help));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find(path + ":2:14: rate_limit:"), std::string::npos)
+      << errors[0];
+}
+
+}  // namespace
+}  // namespace polar::sim
