@@ -43,8 +43,6 @@ constexpr int kMaxAttempts = 10;
 constexpr int kFailureThreshold = 10;
 constexpr auto kFifoGuardDelay = std::chrono::milliseconds(300);
 constexpr auto kFifoGuardMaxAge = std::chrono::minutes(1);
-// Enough ordering retries to wait out the one-minute guard window.
-constexpr int kMaxOrderingRetries = 200;
 
 bool IsEventType(const std::string& t) {
   return std::any_of(std::begin(kEventTypes), std::end(kEventTypes),
@@ -263,18 +261,22 @@ JobResult WebhookService::RunSend(const std::shared_ptr<Event>& ev,
     if (!ep.enabled) return finish_skipped();
     if (ev->succeeded) return JobResult::Done();
     // FIFO guard: wait while older events of this endpoint from the last
-    // minute have not been attempted.
-    auto age_limit = SteadyClock::now() - options_.scale(kFifoGuardMaxAge);
+    // minute have not been attempted. The delay is time-scaled; the one-minute
+    // window is not, so ordering holds whatever the receiver's real speed
+    // (Polar's retry budget, 200 x 300 ms, is that same minute).
+    auto now = SteadyClock::now();
+    auto age_limit = now - kFifoGuardMaxAge;
     int earlier = 0;
     for (const auto& other : ep.unattempted) {
       if (other == ev) break;
       if (other->created_steady >= age_limit) ++earlier;
     }
-    if (earlier > 0 && ev->ordering_retries < kMaxOrderingRetries) {
+    if (earlier > 0 && now - ev->created_steady < kFifoGuardMaxAge) {
       ++ev->ordering_retries;
       Duration delay =
           std::min<Duration>(kFifoGuardDelay * earlier, kFifoGuardMaxAge);
-      return JobResult::Retry(options_.scale(delay));
+      return JobResult::Retry(std::max<Duration>(options_.scale(delay),
+                                                 std::chrono::milliseconds(1)));
     }
     url = ep.url;
     secret = ep.secret;

@@ -5,8 +5,9 @@
 // the UTF-8 bytes of the whole `whsec_...` secret; a 10 s timeout; 3xx counts
 // as failure; up to 10 attempts with dramatiq's jittered 2 s·2^n backoff
 // (capped at 20 min, multiplied by the time scale); per-endpoint FIFO of first
-// attempts (an event waits while older ones from the last minute are
-// unattempted); an endpoint whose last 10 events all failed is disabled.
+// attempts (an event waits, in 300 ms x pending steps times the time scale,
+// while older ones from the last real minute are unattempted); an endpoint
+// whose last 10 events all failed is disabled.
 //
 // Real Polar refuses loopback URLs; polar-sim accepts them only with
 // allow_loopback (--allow-loopback-webhooks). URLs that are not loopback are
