@@ -121,5 +121,24 @@ TEST(DedupIndex, ForgetsTheOldestIdsBeyondItsCapacity) {
   EXPECT_EQ(store.InsertBatch({"a"}), 1);  // evicted, so new again
 }
 
+TEST(DedupIndex, ChurnBeyondCapacityKeepsExactlyTheNewestIds) {
+  DedupIndex index(1000);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10000; ++i) ids.push_back("id-" + std::to_string(i));
+  EXPECT_EQ(index.InsertBatch(ids), 10000);
+  std::vector<std::string> newest(ids.end() - 1000, ids.end());
+  EXPECT_EQ(index.InsertBatch(newest), 0);       // all still remembered
+  EXPECT_EQ(index.InsertBatch({"id-8999"}), 1);  // the 1001st newest is gone
+}
+
+TEST(DedupIndex, AMillionDistinctIdsAreAllNewThenAllDuplicates) {
+  DedupIndex index(1'000'000);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 1'000'000; ++i)
+    ids.push_back("loadtest-" + std::to_string(i));
+  EXPECT_EQ(index.InsertBatch(ids), 1'000'000);
+  EXPECT_EQ(index.InsertBatch(ids), 0);
+}
+
 }  // namespace
 }  // namespace polar::sim
