@@ -42,6 +42,133 @@ bool ParseQueryTimestamp(std::string text, SysMicros* out) {
   return ParseTimestamp(text, out);
 }
 
+// The common ingest body, parsed without building a DOM: {"events":[{...}]}
+// whose events have a name, an external_customer_id and optionally
+// external_id, timestamp, external_member_id, parent_id and flat metadata.
+// Anything else (another shape, an error to report, customer_id,
+// organization_id, _cost/_llm) makes it give up, and the full validating
+// parser below handles the body, so both paths answer alike. At 20,000
+// requests/s the DOM's allocations were a third of polar-sim's time.
+class FastIngest : public nlohmann::json_sax<json> {
+ public:
+  FastIngest(SysMicros now, std::vector<StoredEvent>* events,
+             std::vector<std::string>* external_ids)
+      : now_(now), events_(events), external_ids_(external_ids) {}
+
+  bool complete() const { return saw_events_ && depth_ == 0; }
+
+  bool null() override {
+    if (depth_ == 3 && (key_ == "external_id" || key_ == "parent_id" ||
+                        key_ == "external_member_id"))
+      return true;  // explicit nulls of optional fields
+    return false;
+  }
+  bool boolean(bool v) override { return Meta(json(v)); }
+  bool number_integer(number_integer_t v) override { return Meta(json(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return Meta(json(v)); }
+  bool number_float(number_float_t v, const string_t&) override {
+    return Meta(json(v));
+  }
+  bool binary(binary_t&) override { return false; }
+  bool string(string_t& v) override {
+    if (depth_ == 4) {
+      if (v.empty() || v.size() > 500) return false;
+      return Meta(json(std::move(v)));
+    }
+    if (depth_ != 3) return false;
+    StoredEvent& e = events_->back();
+    if (key_ == "name") {
+      if (v.size() > 128) return false;
+      e.name = std::move(v);
+      has_name_ = true;
+    } else if (key_ == "external_customer_id") {
+      e.external_customer_id = std::move(v);
+    } else if (key_ == "external_id") {
+      external_ids_->back() = std::move(v);
+    } else if (key_ == "timestamp") {
+      SysMicros when;
+      if (!ParseTimestamp(v, &when) || when > now_) return false;
+      e.timestamp = when;
+    } else if (key_ == "external_member_id") {
+      e.external_member_id = std::move(v);
+    } else if (key_ != "parent_id") {
+      return false;
+    }
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    ++depth_;
+    if (depth_ == 1) return true;
+    if (depth_ == 3 && in_events_) {
+      events_->emplace_back();
+      events_->back().timestamp = now_;
+      external_ids_->emplace_back();
+      has_name_ = false;
+      return true;
+    }
+    if (depth_ == 4 && key_ == "metadata") return true;
+    return false;
+  }
+  bool key(string_t& k) override {
+    if (depth_ == 1) {
+      if (k != "events") return false;
+      return true;
+    }
+    if (depth_ == 3) {
+      key_ = std::move(k);
+      return true;
+    }
+    if (depth_ == 4) {
+      meta_key_ = std::move(k);
+      return true;
+    }
+    return false;
+  }
+  bool end_object() override {
+    if (depth_ == 3) {
+      const StoredEvent& e = events_->back();
+      if (!has_name_ || !e.external_customer_id) return false;
+    }
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    if (depth_ == 2 && !saw_events_) {
+      in_events_ = true;
+      return true;
+    }
+    return false;
+  }
+  bool end_array() override {
+    --depth_;
+    in_events_ = false;
+    saw_events_ = true;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  bool Meta(json v) {
+    if (depth_ != 4 || meta_key_.empty() || meta_key_.front() == '_')
+      return false;
+    events_->back().metadata[meta_key_] = std::move(v);
+    return true;
+  }
+
+  SysMicros now_;
+  std::vector<StoredEvent>* events_;
+  std::vector<std::string>* external_ids_;
+  int depth_ = 0;
+  bool in_events_ = false;
+  bool saw_events_ = false;
+  bool has_name_ = false;
+  std::string key_, meta_key_;
+};
+
 }  // namespace
 
 DedupIndex::DedupIndex(std::size_t capacity)
@@ -209,6 +336,19 @@ EventsApi::EventsApi(const EventOptions& options, const Organization& org,
       store_(options.max_stored_events) {}
 
 SimResponse EventsApi::Ingest(const SimRequest& request) {
+  // Reused per thread: a batch's vectors cost no allocation in steady state.
+  thread_local std::vector<StoredEvent> parsed;
+  thread_local std::vector<std::string> external_ids;
+  parsed.clear();
+  external_ids.clear();
+  const SysMicros now = NowMicros();
+  {
+    FastIngest fast(now, &parsed, &external_ids);
+    if (json::sax_parse(request.body, &fast) && fast.complete())
+      return Store(parsed, external_ids);
+  }
+  parsed.clear();
+  external_ids.clear();
   json body = json::parse(request.body, nullptr, false);
   if (body.is_discarded()) return JsonDecodeError("Expecting value");
   ValidationErrors errors;
@@ -230,12 +370,6 @@ SimResponse EventsApi::Ingest(const SimRequest& request) {
     return errors.Response();
   }
   json& events = *events_it;
-  const SysMicros now = NowMicros();
-  // Reused per thread: a batch's vectors cost no allocation in steady state.
-  thread_local std::vector<StoredEvent> parsed;
-  thread_local std::vector<std::string> external_ids;
-  parsed.clear();
-  external_ids.clear();
   for (std::size_t i = 0; i < events.size(); ++i) {
     json& e = events[i];
     const json loc = Loc({"body", "events", i});
@@ -329,6 +463,11 @@ SimResponse EventsApi::Ingest(const SimRequest& request) {
   }
   if (!errors.empty()) return errors.Response("PolarRequestValidationError");
 
+  return Store(parsed, external_ids);
+}
+
+SimResponse EventsApi::Store(std::vector<StoredEvent>& parsed,
+                             const std::vector<std::string>& external_ids) {
   std::vector<bool> fresh = dedup_.Insert(external_ids);
   thread_local std::vector<StoredEvent> inserted;
   inserted.clear();

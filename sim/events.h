@@ -123,6 +123,8 @@ class EventsApi {
   DedupIndex& dedup() { return dedup_; }
 
  private:
+  SimResponse Store(std::vector<StoredEvent>& parsed,
+                    const std::vector<std::string>& external_ids);
   void EnqueueIngested(uint64_t first, uint64_t count);
   void RunIngested();
 

@@ -368,6 +368,14 @@ MHD_Result SimServer::Core::OnRequest(void* cls, MHD_Connection* connection,
       r.body_too_large = true;
       std::string().swap(r.body);
     } else if (!r.body_too_large) {
+      if (r.body.empty()) {
+        // One allocation for the whole body when its length is announced.
+        auto it = r.headers.find("content-length");
+        if (it != r.headers.end()) {
+          unsigned long long n = std::strtoull(it->second.c_str(), nullptr, 10);
+          if (n <= self->options.max_body_bytes) r.body.reserve(n);
+        }
+      }
       r.body.append(upload_data, *upload_data_size);
     }
     *upload_data_size = 0;

@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_TOP_PAD, 16 << 20);
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  // Every request body is a >1 KiB allocation, and each such malloc first
+  // consolidates the fastbins; tcache serves the small sizes without them.
+  mallopt(M_MXFAST, 0);
 
   polar::sim::SimOptions options;
   std::vector<std::string> errors;

@@ -404,6 +404,48 @@ TEST(SimEvents, AnUnknownCustomerIdRejectsTheBatchAndErrorsCollectPerEvent) {
             "Customer not found.");
 }
 
+TEST(SimEvents, TheFastParserAndTheFullValidatorStoreTheSameEvents) {
+  // The first body takes the DOM-free path; the extra top-level key sends the
+  // second through the full validator (it ignores unknown keys, like Polar).
+  SimHarness h;
+  json events = {Ev("fast", "generate.text",
+                    {{"slug", "pack"}, {"price", 0.25}, {"ok", true}},
+                    "2026-01-01T00:00:01Z")};
+  events[0]["external_id"] = "same-1";
+  json slow_events = events;
+  slow_events[0]["external_customer_id"] = "slow";
+  slow_events[0]["external_id"] = "same-2";
+  EXPECT_EQ(SimHarness::Body(
+                h.Call("POST", "/v1/events/ingest", {{"events", events}})),
+            (json{{"inserted", 1}, {"duplicates", 0}}));
+  EXPECT_EQ(SimHarness::Body(h.Call("POST", "/v1/events/ingest",
+                                    {{"events", slow_events}, {"extra", 1}})),
+            (json{{"inserted", 1}, {"duplicates", 0}}));
+  // Duplicates are found whichever path stored the first copy.
+  EXPECT_EQ(SimHarness::Body(
+                h.Call("POST", "/v1/events/ingest", {{"events", slow_events}})),
+            (json{{"inserted", 0}, {"duplicates", 1}}));
+  auto item = [&](const std::string& customer) {
+    json body;
+    SimHarness::Eventually([&] {
+      body = SimHarness::Body(
+          h.Call("GET", "/v1/events/?external_customer_id=" + customer));
+      return body["pagination"]["total_count"] == 1;
+    });
+    json e = body["items"][0];
+    e.erase("id");
+    e.erase("external_customer_id");
+    return e;
+  };
+  EXPECT_EQ(item("fast"), item("slow"));
+  // A future timestamp is caught on either path.
+  json future = events;
+  future[0]["timestamp"] = "2999-01-01T00:00:00Z";
+  future[0]["external_id"] = "f";
+  EXPECT_EQ(h.Call("POST", "/v1/events/ingest", {{"events", future}}).status,
+            422);
+}
+
 // ---- webhook endpoints ----
 
 TEST(SimWebhookEndpoints, CreateGetUpdateListDeleteFollowPolarsCodes) {
