@@ -150,6 +150,8 @@ int main(int argc, char** argv) {
   int signo = 0;
   sigwait(&stop, &signo);
   std::fprintf(stderr, "polar-sim: signal %d, stopping\n", signo);
+  // The timer may be ending an outage on the server right now: stop it first.
+  simulator.Shutdown();
   admin_http.reset();
   http.reset();
   server_timer.Stop();

@@ -303,10 +303,13 @@ Simulator::Simulator(const SimOptions& options)
   Routes();
 }
 
-Simulator::~Simulator() {
+Simulator::~Simulator() { Shutdown(); }
+
+void Simulator::Shutdown() {
   // Callbacks on these threads use everything below: stop them first.
   timer_.Stop();
   worker_->Stop();
+  server_ = nullptr;
 }
 
 void Simulator::Start(SimServer* server) {

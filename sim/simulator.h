@@ -64,6 +64,9 @@ class Simulator {
   // and outage.
   void Start(SimServer* server);
   std::string Metrics() const;
+  // Stops the timer and the worker (joining their threads), so no callback
+  // touches the HTTP server after this returns. Call before destroying it.
+  void Shutdown();
 
   EventsApi& events() { return *events_; }
   Faults& faults() { return faults_; }
