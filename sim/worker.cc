@@ -146,7 +146,10 @@ void Worker::Run(Queue* q) {
       if (q->delayed.empty()) {
         q->cv.wait(lock);
       } else {
-        q->cv.wait_until(lock, q->delayed.top().eta);
+        // A copy: wait_until keeps a reference, and pushes while we wait can
+        // move the heap's storage.
+        const SteadyClock::time_point next = q->delayed.top().eta;
+        q->cv.wait_until(lock, next);
       }
       continue;
     }
