@@ -84,10 +84,12 @@ class Delivery(WebhookTestCase):
             API.webhook(payload["type"], payload)
             ids.add(h["webhook-id"])
         self.assertEqual(len(ids), len(got))
-        # The deliveries API lists them, and validates.
-        r = self.sim.get(f"/v1/webhooks/deliveries?endpoint_id={ep['id']}&limit=100")
-        API.response("/v1/webhooks/deliveries", "get", 200, r.json())
-        self.assertEqual(r.json()["pagination"]["total_count"], 8)
+        # The deliveries API lists them (each is recorded once the receiver
+        # has answered), and validates.
+        path = f"/v1/webhooks/deliveries?endpoint_id={ep['id']}&limit=100"
+        wait_for(lambda: self.sim.get(path).json()["pagination"]["total_count"] == 8,
+                 what="eight recorded deliveries")
+        API.response("/v1/webhooks/deliveries", "get", 200, self.sim.get(path).json())
 
     def test_a_tampered_body_or_a_wrong_secret_fails_the_independent_check(self):
         ep = self.endpoint("/ok", events=["checkout.created"])
