@@ -26,7 +26,6 @@
 #include <thread>
 
 #include "tests/support/process.h"
-#include "tests/support/slow_ingest_server.h"
 
 namespace polar {
 namespace {
@@ -51,13 +50,10 @@ constexpr std::array<std::string_view, 4> kMetricsNotYetProduced = {
     "polar_loadd_webhook_latency_seconds",
 };
 
-// The slow target answers ingest after 1.5 s: past the 1 s ingest objective
+// The slow target is a second polar-sim whose ingest route answers after 1.5 s
+// (its `/_sim/faults` latency fault): past the 1 s ingest objective
 // (grafana/rules/polar-loadd-recording.yml), far from the 10 s request timeout.
-// TODO(lead): polar-sim's latency injection is on the `sim` branch, not yet on
-// main. Once it lands, point the slow instance at a second polar-sim whose
-// ingest route is slowed with `PUT /_sim/faults/routes/events:ingest`
-// `{"latency": "1500ms"}` and drop testing::SlowIngestServer from this test.
-constexpr auto kSlowDelay = 1500ms;
+constexpr const char* kSlowIngestFault = R"({"latency":"1500ms"})";
 
 std::string SourceDir() { return POLAR_SOURCE_DIR; }
 
@@ -306,11 +302,16 @@ TEST(
     Observability,
     APrometheusScrapingLoaddGetsDataForEveryPanelAndRuleAndAlertsOnlyOnTheSlowBox) {
   Sim sim = StartSim();
-  testing::SlowIngestServer slow_target(kSlowDelay);
+  Sim slow_sim = StartSim();
+  std::string fault_url = slow_sim.ready["admin_url"].get<std::string>() +
+                          "/_sim/faults/routes/events:ingest";
+  auto fault = testing::HttpRequest("PUT", fault_url, kSlowIngestFault,
+                                    {"Content-Type: application/json"});
+  ASSERT_EQ(fault.status, 200) << fault.body << fault.error;
   Loadd fast =
       StartLoadd(LoaddConfig(sim.ready["base_url"], 20), sim.ready["token"]);
-  Loadd slow = StartLoadd(LoaddConfig(slow_target.base_url(), 4),
-                          "polar_oat_slowtargetdoesnotcheckthetoken0000000");
+  Loadd slow = StartLoadd(LoaddConfig(slow_sim.ready["base_url"], 4),
+                          slow_sim.ready["token"]);
   Prometheus prom({fast.instance, slow.instance});
 
   // Both targets scraped.
@@ -334,9 +335,8 @@ TEST(
   for (const auto& name : {kFast, kSlow}) {
     auto alerts = AlertsNamed(prom, name);
     ASSERT_TRUE(HasAlertFor(alerts, slow.instance))
-        << name << " never went pending for the slow box; answered "
-        << slow_target.answered()
-        << " requests; alerts: " << prom.Api("alerts").dump();
+        << name << " never went pending for the slow box; alerts: "
+        << prom.Api("alerts").dump();
     for (const auto& a : alerts) {
       EXPECT_EQ(a["labels"]["instance"], slow.instance) << a.dump();
       EXPECT_EQ(a["labels"]["step"], "ingest");
