@@ -39,6 +39,7 @@ App::App(std::shared_ptr<const Config> config, RunOptions run)
 App::~App() {
   // Runners reference scenarios and the loop; tear down in reverse order of
   // construction.
+  status_board_.reset();
   runners_.clear();
   engine_.reset();
   scenarios_.clear();
@@ -66,10 +67,17 @@ bool App::Setup(std::string* error) {
 
   engine_ = std::make_unique<HttpEngine>(*loop_, clock_,
                                          MakeEngineOptions(config_->target));
+  control_ = std::make_unique<ControlApi>(
+      clock_, *metrics_,
+      [this](std::string_view name) { return FindRunner(name); });
+  control_->SetToken(config_->control.token);
+  status_board_ =
+      std::make_unique<StatusBoard>(*loop_, clock_, *metrics_, *registry_);
   metrics_server_ = StartMetricsServer(config_->metrics.listen, error);
   if (!metrics_server_) return false;
   spdlog::info("metrics on http://{}/metrics",
                metrics_server_->address().ToString());
+  LogControlSurface();
   return true;
 }
 
@@ -77,21 +85,9 @@ std::unique_ptr<HttpServer> App::StartMetricsServer(const ListenAddress& listen,
                                                     std::string* error) {
   HttpServerOptions server_options;
   server_options.listen = listen;
-  prometheus::Registry* registry = registry_.get();
   return HttpServer::Start(
       *loop_, server_options,
-      [registry](const HttpServerRequest& request) {
-        HttpServerResponse response;
-        if (request.path == "/metrics" &&
-            (request.method == "GET" || request.method == "HEAD")) {
-          response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-          response.body = SerializeMetrics(*registry);
-        } else {
-          response.status = 404;
-          response.body = "not found; metrics are at /metrics\n";
-        }
-        return response;
-      },
+      [this](const HttpServerRequest& request) { return HandleHttp(request); },
       error);
 }
 
@@ -143,6 +139,7 @@ int App::Run() {
       std::chrono::duration<double>(clock_.WallNow().time_since_epoch())
           .count());
   started_ = clock_.Now();
+  started_wall_ = clock_.WallNow();
   StartScenarios(started_);
   // READY=1 from inside the loop: by then the config is valid, the metrics
   // port is bound and the loop is really running.

@@ -3,12 +3,16 @@
 //
 // Owned by main(); everything it owns lives on the one event-loop thread that
 // calls Run(). The object graph: Clock -> EventLoop -> HttpEngine (Transport)
-// -> scenarios -> ScenarioRunners, plus the metrics HttpServer and the
+// -> scenarios -> ScenarioRunners, plus the metrics HttpServer (which also
+// serves the status page and the control API: StatusBoard, ControlApi) and the
 // Lifecycle that talks to systemd. SIGTERM/SIGINT stop the schedule and drain
 // in-flight requests for up to daemon.shutdown_grace, then Run() returns 0.
 // SIGHUP reloads the config file: all or nothing, keeping the registry (so
 // every counter and histogram carries on) and retiring replaced scenarios and
-// engines only once their requests in flight have finished.
+// engines only once their requests in flight have finished. A reload ends
+// every rate override (they last "until the next reload" at most) and keeps
+// every pause of a scenario that is still configured: load an operator
+// stopped only comes back when someone resumes it.
 // In one-shot mode (RunOptions::once) the schedule stops by itself after
 // `duration`, and Run() prints the summary, writes the requested files and
 // returns 0 when every threshold holds, 1 when one fails.
@@ -21,11 +25,13 @@
 #include <vector>
 
 #include "daemon/config.h"
+#include "daemon/control_api.h"
 #include "daemon/event_loop.h"
 #include "daemon/http_engine.h"
 #include "daemon/http_server.h"
 #include "daemon/lifecycle.h"
 #include "daemon/scheduler.h"
+#include "daemon/status_board.h"
 #include "exporters/metrics.h"
 #include "exporters/summary.h"
 #include "scenarios/scenario.h"
@@ -66,6 +72,13 @@ class App {
   std::unique_ptr<HttpServer> StartMetricsServer(const ListenAddress& listen,
                                                  std::string* error);
   void StartScenarios(MonoTime start);
+  // app_http.cc: the metrics listener's routes: /metrics, the status page
+  // (/, /status.css, /status.js), GET /api/status and the control API.
+  HttpServerResponse HandleHttp(const HttpServerRequest& request);
+  ScenarioRunner* FindRunner(std::string_view name);
+  // Logs where the status page is and whether the control API is on.
+  void LogControlSurface();
+  std::string RenderStatus();
   // app_service.cc: READY=1 and the status timer; SIGHUP; the test hook.
   void OnReady();
   void Reload();
@@ -96,6 +109,8 @@ class App {
   std::unique_ptr<Lifecycle> lifecycle_;
   std::unique_ptr<HttpEngine> engine_;
   std::unique_ptr<HttpServer> metrics_server_;
+  std::unique_ptr<ControlApi> control_;
+  std::unique_ptr<StatusBoard> status_board_;
   std::vector<std::unique_ptr<RetryAfterGate>> gates_;  // one per scenario
   std::vector<std::unique_ptr<Scenario>> scenarios_;
   std::vector<std::unique_ptr<ScenarioRunner>> runners_;
@@ -107,6 +122,12 @@ class App {
   MonoTime status_since_{};
   bool status_has_window_ = false;
   bool last_reload_failed_ = false;
+  // For the status page: the last reload's result ("none" before the first),
+  // when it happened and how many problems a failed one had.
+  std::string last_reload_result_ = "none";
+  MonoTime last_reload_at_{};
+  std::size_t last_reload_problems_ = 0;
+  WallTime started_wall_{};
   bool stopping_ = false;
   MonoTime drain_deadline_{};
   MonoTime started_{};

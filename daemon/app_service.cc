@@ -78,6 +78,9 @@ void App::Reload() {
     metrics_->config_reloads(false).Increment();
     metrics_->config_last_reload_successful().Set(0);
     last_reload_failed_ = true;
+    last_reload_result_ = "failure";
+    last_reload_at_ = clock_.Now();
+    last_reload_problems_ = problems.size();
     lifecycle_->Reloaded(StatusLine());
     return;
   }
@@ -89,6 +92,9 @@ void App::Reload() {
       std::chrono::duration<double>(clock_.WallNow().time_since_epoch())
           .count());
   last_reload_failed_ = false;
+  last_reload_result_ = "success";
+  last_reload_at_ = clock_.Now();
+  last_reload_problems_ = 0;
   {
     ScopedLogFields fields({{"POLAR_EVENT", "reloaded"}});
     spdlog::info("reloaded {}: {} scenario(s)", path,
@@ -104,6 +110,24 @@ void App::Apply(std::shared_ptr<const Config> next,
   // (their callbacks point at them) and share the metric children with their
   // successors (Metrics caches them by name), so no series resets.
   Retired retired;
+  // Operator control across a reload: rate overrides end here (they last
+  // "until the next reload" at most), bursts still starting are dropped, and
+  // pauses carry over to the scenario of the same name, so load an operator
+  // stopped does not come back because someone edited the file.
+  std::vector<std::string> paused;
+  for (const auto& runner : runners_) {
+    if (runner->paused()) paused.push_back(runner->name());
+    if (runner->rate_override()) {
+      spdlog::info("control: reload ends the rate override of scenario {}",
+                   runner->name());
+    }
+    if (runner->burst_pending() > 0) {
+      spdlog::info(
+          "control: reload drops {} burst arrival(s) of scenario {} not yet "
+          "started",
+          runner->burst_pending(), runner->name());
+    }
+  }
   // The old scenarios' answers still pass through their gates; the runners
   // the gates would tell about a 429 are about to go.
   for (auto& gate : gates_) gate->set_runner(nullptr);
@@ -122,14 +146,25 @@ void App::Apply(std::shared_ptr<const Config> next,
         "finish on the old connections",
         next->target.base_url, retired.engine->in_flight());
   }
+  const bool moved = server != nullptr;
   if (server) {
     metrics_server_ = std::move(server);  // the old listener closes here
     spdlog::info("metrics on http://{}/metrics",
                  metrics_server_->address().ToString());
   }
   config_ = std::move(next);
+  const bool control_changed =
+      control_->enabled() != !config_->control.token.empty();
+  control_->SetToken(config_->control.token);
+  if (moved || control_changed) LogControlSurface();
   retired_.push_back(std::move(retired));
   StartScenarios(clock_.Now());
+  for (const std::string& name : paused) {
+    if (ScenarioRunner* runner = FindRunner(name)) {
+      runner->Pause();
+      spdlog::info("control: scenario {} stays paused across the reload", name);
+    }
+  }
   CollectRetired();
 }
 

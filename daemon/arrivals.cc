@@ -93,11 +93,13 @@ double IntegrateRate(const RateSchedule& schedule, Duration from, Duration to) {
 ArrivalProcess::ArrivalProcess(const ScheduleSpec& spec, ArrivalKind kind,
                                uint64_t seed, MonoTime origin,
                                WallTime origin_wall,
-                               std::optional<double> first_work)
+                               std::optional<double> first_work,
+                               std::optional<MonoTime> resume_at)
     : schedule_(BuildSchedule(spec, origin_wall)),
       kind_(kind),
       rng_(seed),
       origin_(origin) {
+  if (resume_at && *resume_at > origin_) position_ = *resume_at - origin_;
   double work = first_work ? *first_work
                            : (kind_ == ArrivalKind::kUniform ? 0 : DrawWork());
   Place(work);

@@ -43,9 +43,13 @@ class ArrivalProcess {
   // arrival: 0 for "at once", or the remainder handed over from a replaced
   // process (RemainingWork) so a reload neither bursts nor stalls. Without it,
   // uniform arrivals start at once and Poisson ones after an Exp(1) draw.
+  // `resume_at` (>= origin) starts the process later on the same schedule
+  // timeline: a schedule that was set aside (a pause, a rate override) picks
+  // up where its clock is now, not where it stood when it was set aside.
   ArrivalProcess(const ScheduleSpec& spec, ArrivalKind kind, uint64_t seed,
                  MonoTime origin, WallTime origin_wall,
-                 std::optional<double> first_work = std::nullopt);
+                 std::optional<double> first_work = std::nullopt,
+                 std::optional<MonoTime> resume_at = std::nullopt);
 
   // The intended time of the next arrival; MonoTime::max() if there is none.
   MonoTime next() const { return next_; }

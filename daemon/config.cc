@@ -262,6 +262,44 @@ void ParseMetrics(Checker& c, const toml::table& root, MetricsConfig& metrics) {
   }
 }
 
+// A control token shorter than this is refused: the API can change the load
+// on a production target, and 16 random characters are out of reach of any
+// guessing over HTTP.
+constexpr std::size_t kMinControlTokenBytes = 16;
+
+void ParseControl(Checker& c, const toml::table& root, ControlConfig& control) {
+  const toml::table* t = SubTable(c, root, "control");
+  if (!t) return;
+  const std::string p = "control";
+  c.OnlyKeys(*t, p, {"token", "token_file"});
+  const toml::node* where = nullptr;
+  if (auto v = c.String(*t, p, "token")) {
+    control.token = *v;
+    control.token_source = "control.token";
+    where = t->get("token");
+  } else if (auto file = c.String(*t, p, "token_file")) {
+    std::string why;
+    if (auto secret = ReadSecretFile(*file, &why)) {
+      control.token = *secret;
+      control.token_source = fmt::format("control.token_file {}", *file);
+      where = t->get("token_file");
+    } else {
+      c.Error(t->get("token_file"), "control.token_file", why);
+    }
+  }
+  if (t->get("token") && t->get("token_file")) {
+    c.Error(t->get("token"), "control.token",
+            "set token or token_file, not both");
+  }
+  if (where && control.token.size() < kMinControlTokenBytes) {
+    c.Error(where,
+            control.token_source.substr(0, control.token_source.find(' ')),
+            fmt::format("the control token must be at least {} characters "
+                        "(e.g. openssl rand -hex 32)",
+                        kMinControlTokenBytes));
+  }
+}
+
 std::optional<int> EnvInt(Checker& c, const EnvLookup& env, const char* name,
                           int min, int max) {
   auto text = env(name);
@@ -771,11 +809,14 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
     return result;
   }
   Checker c(path, &result.errors);
-  c.OnlyKeys(root, "", {"target", "metrics", "daemon", "scenarios"});
+  c.OnlyKeys(root, "", {"target", "metrics", "control", "daemon", "scenarios"});
   auto config = std::make_shared<Config>();
   config->path = path;
   ParseTarget(c, root, env, config->target, result.notes);
   ParseMetrics(c, root, config->metrics);
+  ParseControl(c, root, config->control);
+  if (!config->control.token.empty())
+    result.secrets.push_back(config->control.token);
   ParseDaemon(c, root, config->daemon);
   ParseScenarios(c, root, env, config->scenarios, result.notes);
   if (!config->target.token.empty())

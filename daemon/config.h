@@ -45,6 +45,14 @@ struct MetricsConfig {
   ListenAddress listen{"127.0.0.1", 9477, false};
 };
 
+// The control API (daemon/control_api.h) on the metrics listener. Without a
+// token every mutating /api/ route is refused (403); the status page and
+// GET /api/status stay open (read-only, like /metrics).
+struct ControlConfig {
+  std::string token;         // secret; never logged
+  std::string token_source;  // "control.token" or "control.token_file PATH"
+};
+
 // How the process behaves as a service (daemon/lifecycle.h).
 struct DaemonConfig {
   // SIGTERM waits this long for requests already on the wire. 10 s: short of
@@ -77,6 +85,7 @@ struct Config {
   std::string path;
   TargetConfig target;
   MetricsConfig metrics;
+  ControlConfig control;
   DaemonConfig daemon;
   std::vector<ScenarioConfig> scenarios;
 };
@@ -96,7 +105,8 @@ struct ConfigResult {
   std::vector<ConfigError> errors;
   std::vector<std::string>
       notes;  // e.g. which LOAD_TEST_* variables overrode the file
-  // Every secret read while parsing (the API token), even when the config is
+  // Every secret read while parsing (the API token, the control token), even
+  // when the config is
   // invalid: the caller registers them with the log redactor
   // (exporters/log.h) before it prints a single error.
   std::vector<std::string> secrets;

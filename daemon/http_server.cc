@@ -33,6 +33,19 @@ MHD_Result CollectQuery(void* cls, MHD_ValueKind, const char* key,
   return MHD_YES;
 }
 
+std::string AddressText(const sockaddr* addr) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (!addr) return "";
+  if (addr->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(addr)->sin_addr,
+              text, sizeof text);
+  } else if (addr->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr,
+              text, sizeof text);
+  }
+  return text;
+}
+
 }  // namespace
 
 const std::string& HttpServerRequest::Header(
@@ -132,6 +145,10 @@ MHD_Result HttpServer::OnRequest(void* cls, MHD_Connection* connection,
                               &pending->request.headers);
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &CollectQuery,
                               &pending->request.query);
+    if (const MHD_ConnectionInfo* info = MHD_get_connection_info(
+            connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) {
+      pending->request.remote = AddressText(info->client_addr);
+    }
     *con_cls = pending;
     return MHD_YES;
   }

@@ -32,6 +32,7 @@ struct HttpServerRequest {
   std::map<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
+  std::string remote;  // the client's address ("127.0.0.1"), for audit logs
   bool body_too_large =
       false;  // the body exceeded max_body_bytes and was dropped
 

@@ -22,20 +22,31 @@ ScenarioRunner::ScenarioRunner(EventLoop& loop, const Clock& clock,
       plan_(std::move(plan)),
       limits_(std::move(limits)) {}
 
-ScenarioRunner::~ScenarioRunner() { Stop(); }
+ScenarioRunner::~ScenarioRunner() {
+  Stop();
+  // The series outlive the runner (a reload builds a successor that sets them
+  // again); a removed scenario must not look paused forever.
+  if (series_.paused) series_.paused->Set(0);
+  if (series_.rate_overridden) series_.rate_overridden->Set(0);
+}
+
+WallTime ScenarioRunner::WallAt(MonoTime t) const {
+  return clock_.WallNow() -
+         std::chrono::duration_cast<WallTime::duration>(clock_.Now() - t);
+}
 
 std::unique_ptr<ArrivalProcess> ScenarioRunner::MakeProcess(
-    MonoTime origin, std::optional<double> first_work) const {
+    MonoTime origin, std::optional<double> first_work,
+    std::optional<MonoTime> resume_at) const {
   // The wall time of `origin`, for schedules that follow a local clock.
-  const WallTime wall =
-      clock_.WallNow() -
-      std::chrono::duration_cast<WallTime::duration>(clock_.Now() - origin);
   return std::make_unique<ArrivalProcess>(plan_.schedule, plan_.arrivals,
-                                          plan_.seed, origin, wall, first_work);
+                                          plan_.seed, origin, WallAt(origin),
+                                          first_work, resume_at);
 }
 
 void ScenarioRunner::Start(MonoTime first, std::optional<double> first_work) {
   running_ = true;
+  origin_ = first;
   process_ = MakeProcess(first, first_work);
   series_.target_rate->Set(process_->RateAt(first));
   Arm();
@@ -43,8 +54,11 @@ void ScenarioRunner::Start(MonoTime first, std::optional<double> first_work) {
 
 void ScenarioRunner::Stop() {
   running_ = false;
-  if (timer_) loop_.Cancel(timer_);
-  timer_ = 0;
+  for (EventLoop::TimerId* t : {&timer_, &burst_timer_, &override_timer_}) {
+    if (*t) loop_.Cancel(*t);
+    *t = 0;
+  }
+  burst_pending_ = 0;
   series_.target_rate->Set(0);
 }
 
@@ -56,6 +70,9 @@ void ScenarioRunner::Reconfigure(RunnerPlan plan, RunnerLimits limits) {
   plan_ = std::move(plan);
   if (same || !process_) return;
   const MonoTime now = clock_.Now();
+  origin_ = now;
+  // Paused or overridden: the new schedule takes over when they end.
+  if (paused_ || override_) return;
   process_ = MakeProcess(now, process_->RemainingWork(now));
   if (!running_) return;
   if (timer_) loop_.Cancel(timer_);
@@ -70,32 +87,147 @@ void ScenarioRunner::OnRetryAfter(Duration wait) {
   paused_until_ = std::max(paused_until_, clock_.Now() + wait);
 }
 
+void ScenarioRunner::Switch(MonoTime now, std::optional<double> work) {
+  if (override_) {
+    ScheduleSpec spec;
+    spec.kind = ScheduleKind::kConstant;
+    spec.rate = override_->rate;
+    // A fresh Poisson stream per switch; the seed keeps runs reproducible.
+    process_ = std::make_unique<ArrivalProcess>(
+        spec, plan_.arrivals, plan_.seed ^ (sequence_ * 0x9e3779b97f4a7c15ull),
+        now, WallAt(now), work);
+  } else {
+    process_ = MakeProcess(origin_, work, now);
+  }
+  if (timer_) loop_.Cancel(timer_);
+  timer_ = 0;
+  if (!running_ || paused_) return;
+  series_.target_rate->Set(process_->RateAt(now));
+  Arm();
+}
+
+bool ScenarioRunner::Pause() {
+  if (paused_) return false;
+  const MonoTime now = clock_.Now();
+  paused_work_ = process_ ? process_->RemainingWork(now) : std::nullopt;
+  paused_ = true;
+  if (timer_) loop_.Cancel(timer_);
+  timer_ = 0;
+  series_.target_rate->Set(0);
+  series_.paused->Set(1);
+  return true;
+}
+
+bool ScenarioRunner::Resume() {
+  if (!paused_) return false;
+  paused_ = false;
+  series_.paused->Set(0);
+  Switch(clock_.Now(), paused_work_);
+  paused_work_.reset();
+  return true;
+}
+
+void ScenarioRunner::OverrideRate(double rate, MonoTime until) {
+  const MonoTime now = clock_.Now();
+  std::optional<double> work = paused_    ? paused_work_
+                               : process_ ? process_->RemainingWork(now)
+                                          : std::nullopt;
+  override_ = RateOverride{rate, until};
+  series_.rate_overridden->Set(1);
+  if (override_timer_) loop_.Cancel(override_timer_);
+  override_timer_ = 0;
+  if (until != MonoTime::max()) {
+    override_timer_ = loop_.AddTimer(until, [this] {
+      override_timer_ = 0;
+      EndOverride();
+    });
+  }
+  if (!paused_) Switch(now, work);
+}
+
+bool ScenarioRunner::ClearOverride() {
+  if (!override_) return false;
+  if (override_timer_) loop_.Cancel(override_timer_);
+  override_timer_ = 0;
+  EndOverride();
+  return true;
+}
+
+void ScenarioRunner::EndOverride() {
+  const MonoTime now = clock_.Now();
+  std::optional<double> work =
+      !paused_ && process_ ? process_->RemainingWork(now) : paused_work_;
+  override_.reset();
+  series_.rate_overridden->Set(0);
+  if (!paused_) Switch(now, work);
+}
+
+double ScenarioRunner::ScheduledRate(MonoTime now) const {
+  if (!paused_ && !override_ && process_) return process_->RateAt(now);
+  return BuildSchedule(plan_.schedule, WallAt(origin_))
+      ->RateAt(std::max(Duration::zero(), now - origin_));
+}
+
+bool ScenarioRunner::Burst(uint64_t count) {
+  if (!running_ || count > kMaxBurst || burst_pending_ + count > kMaxBurst)
+    return false;
+  if (count == 0) return true;
+  if (burst_pending_ == 0) burst_intended_ = clock_.Now();
+  burst_pending_ += count;
+  if (!burst_timer_) {
+    burst_timer_ = loop_.AddTimerAfter(Duration::zero(), [this] {
+      burst_timer_ = 0;
+      OnBurst();
+    });
+  }
+  return true;
+}
+
+void ScenarioRunner::OnBurst() {
+  for (int i = 0; i < kMaxArrivalsPerTick && burst_pending_ > 0 && running_;
+       ++i) {
+    --burst_pending_;
+    Admit(Arrival{burst_intended_, sequence_++});
+  }
+  if (burst_pending_ > 0 && running_) {
+    burst_timer_ = loop_.AddTimerAfter(Duration::zero(), [this] {
+      burst_timer_ = 0;
+      OnBurst();
+    });
+  }
+}
+
 void ScenarioRunner::Arm() {
-  if (!running_ || !process_ || process_->next() == MonoTime::max()) return;
+  if (!running_ || paused_ || !process_ || process_->next() == MonoTime::max())
+    return;
   timer_ = loop_.AddTimer(process_->next(), [this] {
     timer_ = 0;
     OnTimer();
   });
 }
 
+void ScenarioRunner::Admit(const Arrival& arrival) {
+  series_.arrivals->Increment();
+  if (arrival.intended < paused_until_) {
+    series_.dropped[static_cast<std::size_t>(DropReason::kRetryAfter)]
+        ->Increment();
+  } else if (scenario_.in_flight() >= limits_.max_in_flight) {
+    series_.dropped[static_cast<std::size_t>(DropReason::kInFlightCap)]
+        ->Increment();
+  } else if (limits_.global_full()) {
+    series_.dropped[static_cast<std::size_t>(DropReason::kGlobalInFlightCap)]
+        ->Increment();
+  } else {
+    scenario_.Start(arrival);
+  }
+}
+
 void ScenarioRunner::OnTimer() {
+  if (paused_) return;
   const MonoTime now = clock_.Now();
   for (int i = 0;
        i < kMaxArrivalsPerTick && running_ && process_->next() <= now; ++i) {
-    Arrival arrival{process_->next(), sequence_++};
-    series_.arrivals->Increment();
-    if (arrival.intended < paused_until_) {
-      series_.dropped[static_cast<std::size_t>(DropReason::kRetryAfter)]
-          ->Increment();
-    } else if (scenario_.in_flight() >= limits_.max_in_flight) {
-      series_.dropped[static_cast<std::size_t>(DropReason::kInFlightCap)]
-          ->Increment();
-    } else if (limits_.global_full()) {
-      series_.dropped[static_cast<std::size_t>(DropReason::kGlobalInFlightCap)]
-          ->Increment();
-    } else {
-      scenario_.Start(arrival);
-    }
+    Admit(Arrival{process_->next(), sequence_++});
     process_->Advance();
   }
   series_.target_rate->Set(process_->RateAt(now));

@@ -13,11 +13,21 @@
 // and any Retry-After pause stay with the runner, so nothing is lost; the new
 // schedule starts where the old one left off (remaining integrated rate is
 // handed over), so a reload neither bursts nor stalls.
+//
+// Operator control (the control API, daemon/control_api.h): Pause/Resume, a
+// rate override for a while or until the runner is replaced (the next
+// reload), and a bounded burst of extra arrivals. Every switch between the
+// configured schedule and an override or a pause hands over the integrated
+// rate left before the next arrival, and the configured schedule always
+// resumes on its own timeline (a ramp that started at 09:00 is where it would
+// be at 09:20 when a 20-minute override ends), so no switch bursts or stalls.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "daemon/arrivals.h"
 #include "daemon/event_loop.h"
@@ -77,12 +87,56 @@ class ScenarioRunner {
   bool running() const { return running_; }
   MonoTime paused_until() const { return paused_until_; }
   const RunnerPlan& plan() const { return plan_; }
+  const std::string& name() const { return scenario_.name(); }
+
+  // ---- Operator control ----------------------------------------------------
+  // At most this many burst arrivals may be waiting to start: a burst is a
+  // probe ("what does 100 at once do?"), not a second schedule. 10,000 starts
+  // in ~20 loop turns of 512.
+  static constexpr uint64_t kMaxBurst = 10'000;
+
+  struct RateOverride {
+    double rate = 0;                   // arrivals per second
+    MonoTime until = MonoTime::max();  // max(): until the runner is replaced
+  };
+
+  // Stops producing arrivals (none are counted, none dropped) until Resume();
+  // flows in flight finish. polar_loadd_target_rate reads 0 meanwhile. False
+  // if already paused.
+  bool Pause();
+  // Picks the schedule (or the override) up at now. False if not paused.
+  bool Resume();
+  bool paused() const { return paused_; }
+  // Runs at `rate` arrivals per second instead of the schedule until `until`,
+  // then goes back to the schedule. Replaces an override in force. While
+  // paused, it takes effect on Resume() (and may expire before).
+  void OverrideRate(double rate, MonoTime until);
+  // Ends an override now. False if none was in force.
+  bool ClearOverride();
+  const std::optional<RateOverride>& rate_override() const { return override_; }
+  // What the configured schedule asks for at `now`, whatever overrides it.
+  double ScheduledRate(MonoTime now) const;
+  // Starts `count` extra arrivals, intended now, through the same caps as
+  // scheduled ones (beyond a cap they are counted as dropped, with the
+  // reason), at most 512 per loop turn. False, and nothing added, when that
+  // would leave more than kMaxBurst waiting or the runner is stopped.
+  bool Burst(uint64_t count);
+  uint64_t burst_pending() const { return burst_pending_; }
 
  private:
   void OnTimer();
+  void OnBurst();
   void Arm();
+  // One arrival through the caps: started, or counted as dropped.
+  void Admit(const Arrival& arrival);
+  // Rebuilds the process for the current state (override or schedule) from
+  // `now`, with `work` left before the next arrival, and re-arms.
+  void Switch(MonoTime now, std::optional<double> work);
+  void EndOverride();
   std::unique_ptr<ArrivalProcess> MakeProcess(
-      MonoTime origin, std::optional<double> first_work) const;
+      MonoTime origin, std::optional<double> first_work,
+      std::optional<MonoTime> resume_at = std::nullopt) const;
+  WallTime WallAt(MonoTime t) const;
 
   EventLoop& loop_;
   const Clock& clock_;
@@ -95,6 +149,15 @@ class ScenarioRunner {
   EventLoop::TimerId timer_ = 0;
   bool running_ = false;
   MonoTime paused_until_{};
+  // Control state.
+  MonoTime origin_{};  // of the configured schedule (Start, Reconfigure)
+  bool paused_ = false;
+  std::optional<double> paused_work_;  // handed to the process on Resume
+  std::optional<RateOverride> override_;
+  EventLoop::TimerId override_timer_ = 0;
+  uint64_t burst_pending_ = 0;
+  MonoTime burst_intended_{};
+  EventLoop::TimerId burst_timer_ = 0;
 };
 
 // A Transport in front of the engine for one scenario: it tells the runner

@@ -32,6 +32,9 @@ class LogHistogram {
   // The value below which a `quantile` (0..1) share of the recorded values
   // lie, within the precision above; 0 when empty. quantile >= 1 is max().
   int64_t Percentile(double quantile) const;
+  // The count of one bucket (0 <= bucket < kBuckets), for windowed views that
+  // snapshot the counts (exporters/snapshot_ring.h).
+  uint64_t bucket_count(std::size_t bucket) const { return counts_[bucket]; }
   void Reset();
 
   // Exposed for tests: the bucket of a value and the range it covers.

@@ -99,7 +99,22 @@ Metrics::Metrics(prometheus::Registry& registry)
               .Name("polar_loadd_config_last_reload_success_timestamp_seconds")
               .Help("Unix time the running configuration was loaded (start or "
                     "last successful reload).")
-              .Register(registry)) {
+              .Register(registry)),
+      paused_(prometheus::BuildGauge()
+                  .Name("polar_loadd_scenario_paused")
+                  .Help("1 while the scenario is paused through the control "
+                        "API, else 0.")
+                  .Register(registry)),
+      rate_overridden_(
+          prometheus::BuildGauge()
+              .Name("polar_loadd_scenario_rate_overridden")
+              .Help("1 while the scenario's rate is overridden through the "
+                    "control API, else 0.")
+              .Register(registry)),
+      control_actions_(prometheus::BuildCounter()
+                           .Name("polar_loadd_control_actions_total")
+                           .Help("Control API requests by action and result.")
+                           .Register(registry)) {
   loop_lag_ = &loop_lag_family_.Add({}, LagBuckets());
   loop_utilisation_ =
       &prometheus::BuildGauge()
@@ -158,6 +173,17 @@ Metrics::Metrics(prometheus::Registry& registry)
       &last_reload_success_timestamp_family_.Add({});
 }
 
+prometheus::Counter& Metrics::ControlAction(std::string_view action,
+                                            std::string_view result) {
+  auto key = std::make_pair(std::string(action), std::string(result));
+  auto it = control_children_.find(key);
+  if (it != control_children_.end()) return *it->second;
+  prometheus::Counter* c =
+      &control_actions_.Add({{"action", key.first}, {"result", key.second}});
+  control_children_.emplace(std::move(key), c);
+  return *c;
+}
+
 RequestTotals Metrics::Totals() const {
   RequestTotals totals;
   for (const auto& [key, step] : steps_) {
@@ -190,6 +216,8 @@ ScenarioSeries& Metrics::Scenario(const std::string& scenario) {
     s.target_rate = &target_rate_.Add({{"scenario", scenario}});
     s.in_flight = &in_flight_.Add({{"scenario", scenario}});
     s.schedule_lag = &schedule_lag_.Add({{"scenario", scenario}}, LagBuckets());
+    s.paused = &paused_.Add({{"scenario", scenario}});
+    s.rate_overridden = &rate_overridden_.Add({{"scenario", scenario}});
   }
   return s;
 }

@@ -24,6 +24,7 @@
 
 #include "exporters/log_histogram.h"
 #include "exporters/outcome.h"
+#include "exporters/recent_errors.h"
 
 namespace polar {
 
@@ -67,6 +68,10 @@ struct ScenarioSeries {
   prometheus::Gauge* target_rate = nullptr;
   prometheus::Gauge* in_flight = nullptr;
   prometheus::Histogram* schedule_lag = nullptr;
+  // Control API state (daemon/control_api.h): 1 while an operator has paused
+  // the scenario / overridden its rate, else 0.
+  prometheus::Gauge* paused = nullptr;
+  prometheus::Gauge* rate_overridden = nullptr;
 };
 
 // Requests finished so far, summed over every scenario and step (for the
@@ -121,6 +126,15 @@ class Metrics {
     return *last_reload_success_timestamp_;
   }
 
+  // Control API requests (daemon/control_api.h) by action and result; fixed
+  // sets, so children are created on first use.
+  prometheus::Counter& ControlAction(std::string_view action,
+                                     std::string_view result);
+
+  // The most recent distinct request failures, for the status page.
+  RecentErrors& recent_errors() { return recent_errors_; }
+  const RecentErrors& recent_errors() const { return recent_errors_; }
+
   // Sums over the cached children; a few dozen atomic loads.
   RequestTotals Totals() const;
   // Sum of polar_loadd_target_rate over the scenarios.
@@ -142,6 +156,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& reloads_;
   prometheus::Family<prometheus::Gauge>& last_reload_successful_family_;
   prometheus::Family<prometheus::Gauge>& last_reload_success_timestamp_family_;
+  prometheus::Family<prometheus::Gauge>& paused_;
+  prometheus::Family<prometheus::Gauge>& rate_overridden_;
+  prometheus::Family<prometheus::Counter>& control_actions_;
   prometheus::Histogram* loop_lag_ = nullptr;
   prometheus::Counter* reloads_success_ = nullptr;
   prometheus::Counter* reloads_failure_ = nullptr;
@@ -161,6 +178,10 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, StepSeries> steps_;
   std::map<std::pair<std::string, std::string>, prometheus::Counter*>
       events_children_;
+  std::map<std::pair<std::string, std::string>, prometheus::Counter*,
+           std::less<>>
+      control_children_;
+  RecentErrors recent_errors_;
 };
 
 // The Prometheus text exposition (format 0.0.4) of everything in the registry.

@@ -28,7 +28,8 @@ StepRecorder::StepRecorder(Metrics& metrics, const std::string& scenario,
     : scenario_name_(scenario),
       step_name_(step),
       step_(metrics.Step(scenario, step)),
-      scenario_(metrics.Scenario(scenario)) {}
+      scenario_(metrics.Scenario(scenario)),
+      recent_errors_(metrics.recent_errors()) {}
 
 void StepRecorder::Record(Outcome outcome, const Response& response) {
   step_.requests[static_cast<std::size_t>(outcome)]->Increment();
@@ -37,7 +38,12 @@ void StepRecorder::Record(Outcome outcome, const Response& response) {
   step_.latency_fine.Record(response.latency().count());
   step_.service_fine.Record(response.service().count());
   scenario_.schedule_lag->Observe(ToSeconds(response.lag()));
-  if (outcome != Outcome::kOk) LogFailure(outcome, response);
+  if (outcome != Outcome::kOk) {
+    recent_errors_.Record(scenario_name_, step_name_, outcome,
+                          static_cast<int>(response.status), response.done,
+                          response.error, response.body);
+    LogFailure(outcome, response);
+  }
 }
 
 void StepRecorder::LogFailure(Outcome outcome, const Response& response) {

@@ -53,7 +53,8 @@ class Scenario {
 // a few atomic adds. A request that did not end ok is also logged, with its
 // status, transport error and the start of the body, rate-limited per
 // (scenario, step, outcome) by the process-wide error limiter
-// (exporters/log.h) and with secrets redacted by the log sinks.
+// (exporters/log.h) and with secrets redacted by the log sinks, and kept in
+// Metrics::recent_errors() for the status page.
 class StepRecorder {
  public:
   StepRecorder(Metrics& metrics, const std::string& scenario,
@@ -67,6 +68,7 @@ class StepRecorder {
   std::string step_name_;
   StepSeries& step_;
   ScenarioSeries& scenario_;
+  RecentErrors& recent_errors_;  // also fed every failure (the status page)
 };
 
 }  // namespace polar
