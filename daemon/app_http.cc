@@ -80,10 +80,10 @@ std::string App::RenderStatus() {
   for (std::size_t i = 0; i < runners_.size(); ++i) {
     StatusScenario s;
     s.runner = runners_[i].get();
-    s.max_in_flight = i < config_->scenarios.size()
-                          ? static_cast<std::size_t>(
-                                config_->scenarios[i].max_in_flight)
-                          : 0;
+    s.max_in_flight =
+        i < config_->scenarios.size()
+            ? static_cast<std::size_t>(config_->scenarios[i].max_in_flight)
+            : 0;
     scenarios.push_back(s);
   }
   return status_board_->RenderJson(info, scenarios);

@@ -137,8 +137,7 @@ json RunnerControlState(const ScenarioRunner& runner, MonoTime now) {
     if (o->until == MonoTime::max()) {
       ov["remaining_seconds"] = nullptr;  // until the next reload
     } else {
-      ov["remaining_seconds"] =
-          std::max(0.0, ToSeconds(o->until - now));
+      ov["remaining_seconds"] = std::max(0.0, ToSeconds(o->until - now));
     }
     state["override"] = std::move(ov);
   } else {
@@ -162,16 +161,17 @@ bool ControlApi::Handles(std::string_view path) {
 HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
   std::optional<Route> route = ParseRoute(request.path);
   if (!route) {
-    return Error(404,
-                 "no such route; see POST /api/scenarios/{name}/pause, "
-                 "/resume, /burst and PUT or DELETE /api/scenarios/{name}/rate");
+    return Error(
+        404,
+        "no such route; see POST /api/scenarios/{name}/pause, "
+        "/resume, /burst and PUT or DELETE /api/scenarios/{name}/rate");
   }
   std::string allowed;
   std::optional<std::string_view> action =
       ActionFor(*route, request.method, &allowed);
   if (!action) {
-    HttpServerResponse r = Error(
-        405, fmt::format("{} takes {}", request.path, allowed));
+    HttpServerResponse r =
+        Error(405, fmt::format("{} takes {}", request.path, allowed));
     r.headers.emplace_back("Allow", allowed);
     return r;
   }
@@ -188,8 +188,8 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
       uint64_t suppressed = 0;
       if (AllowErrorLog(fmt::format("control/{}", res), clock_.Now(),
                         &suppressed)) {
-        spdlog::warn("control: {} {} from {} refused: {}{}", *action, name,
-                     who, detail, SuppressedSuffix(suppressed));
+        spdlog::warn("control: {} {} from {} refused: {}{}", *action, name, who,
+                     detail, SuppressedSuffix(suppressed));
       }
     } else {
       spdlog::warn("control: {} {} from {} refused: {}", *action, name, who,
@@ -274,8 +274,7 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
     }
     // The config's own ceiling (daemon/config.cc): 5x the engine's
     // benchmarked maximum.
-    if (*rate > 100'000)
-      return invalid("rate: above the maximum of 100000/s");
+    if (*rate > 100'000) return invalid("rate: above the maximum of 100000/s");
     MonoTime until = MonoTime::max();
     std::string lasting = "until the next reload";
     if (auto f = body->find("for"); f != body->end() && !f->is_null()) {
@@ -289,8 +288,8 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
       lasting = "for " + FormatDuration(*d);
     }
     runner->OverrideRate(*rate, until);
-    return answer(true, fmt::format("rate overridden to {:g}/s {}", *rate,
-                                    lasting));
+    return answer(true,
+                  fmt::format("rate overridden to {:g}/s {}", *rate, lasting));
   }
 
   // burst
@@ -309,10 +308,10 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
   if (!runner->Burst(static_cast<uint64_t>(count))) {
     return finish(
         result::kConflict,
-        Error(409, fmt::format("{} burst arrivals are still starting; at most "
-                               "{} may wait",
-                               runner->burst_pending(),
-                               ScenarioRunner::kMaxBurst)),
+        Error(409,
+              fmt::format("{} burst arrivals are still starting; at most "
+                          "{} may wait",
+                          runner->burst_pending(), ScenarioRunner::kMaxBurst)),
         "a burst is still starting");
   }
   return answer(true, fmt::format("burst of {} arrivals", count));

@@ -55,8 +55,8 @@ json Seconds(std::optional<double> v) {
 }  // namespace
 
 const std::vector<std::string>& StatusBoard::BackgroundPrefixes() {
-  static const std::vector<std::string> kPrefixes = {
-      "polar_loadd_webhook_", "polar_loadd_completion_"};
+  static const std::vector<std::string> kPrefixes = {"polar_loadd_webhook_",
+                                                     "polar_loadd_completion_"};
   return kPrefixes;
 }
 
@@ -64,8 +64,9 @@ const std::vector<double>& StatusBoard::CoarseUpperBounds() {
   static const std::vector<double> kBounds = [] {
     std::vector<double> b(kCoarseBuckets);
     for (std::size_t i = 0; i < kCoarseBuckets; ++i) {
-      b[i] = static_cast<double>(LogHistogram::BucketHigh(i * kFold + kFold - 1)) *
-             1e-9;
+      b[i] =
+          static_cast<double>(LogHistogram::BucketHigh(i * kFold + kFold - 1)) *
+          1e-9;
     }
     return b;
   }();
@@ -130,8 +131,8 @@ std::vector<uint64_t> StatusBoard::StepCounters(const StepSeries& step) const {
 void StatusBoard::Sample(bool long_snapshot) {
   const MonoTime now = clock_.Now();
   for (const auto& [name, series] : metrics_.scenarios()) {
-    auto it = scenario_rings_.try_emplace(name, kScenarioWidth, kShortCapacity)
-                  .first;
+    auto it =
+        scenario_rings_.try_emplace(name, kScenarioWidth, kShortCapacity).first;
     it->second.Push(now, ScenarioCounters(name));
   }
   for (const auto& [key, step] : metrics_.steps()) {
@@ -171,10 +172,10 @@ void StatusBoard::SampleBackground(MonoTime now) {
         }
         const std::size_t width = histogram ? 1 + upper.size() : 1;
         it = background_
-                 .emplace(key, BackgroundSeries{family.name, std::move(labels),
-                                                histogram, std::move(upper),
-                                                SnapshotRing(width,
-                                                             kLongCapacity)})
+                 .emplace(key,
+                          BackgroundSeries{family.name, std::move(labels),
+                                           histogram, std::move(upper),
+                                           SnapshotRing(width, kLongCapacity)})
                  .first;
       }
       BackgroundSeries& s = it->second;
@@ -288,8 +289,8 @@ std::string StatusBoard::RenderJson(
         auto d = SnapshotRing::Delta(now_counts, base->values);
         uint64_t n = 0;
         for (std::size_t o = 0; o < kOutcomeCount; ++o) n += d[o];
-        const double failed = static_cast<double>(
-            n - d[static_cast<std::size_t>(Outcome::kOk)]);
+        const double failed =
+            static_cast<double>(n - d[static_cast<std::size_t>(Outcome::kOk)]);
         step["window_seconds"] = ToSeconds(now - base->at);
         step["rate"] = PerSecond(static_cast<double>(n), now - base->at);
         step["error_ratio"] = Ratio(failed, static_cast<double>(n));

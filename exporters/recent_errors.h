@@ -44,9 +44,9 @@ class RecentErrors {
 
   // One failure seen at `at`. `detail` is built only when the snippet is due
   // (first sighting, or a second after the last refresh).
-  void Record(std::string_view scenario, std::string_view step,
-              Outcome outcome, int status, MonoTime at,
-              std::string_view error, std::string_view body);
+  void Record(std::string_view scenario, std::string_view step, Outcome outcome,
+              int status, MonoTime at, std::string_view error,
+              std::string_view body);
 
   // Every entry, the most recently seen first.
   std::vector<RecentError> Snapshot() const;

@@ -23,8 +23,8 @@ void SnapshotRing::Push(MonoTime at, std::span<const uint64_t> values) {
 
 SnapshotRing::View SnapshotRing::At(std::size_t age) const {
   const std::size_t row = (next_ + capacity_ - 1 - age) % capacity_;
-  return View{times_[row], std::span<const uint64_t>(
-                               values_.data() + row * width_, width_)};
+  return View{times_[row],
+              std::span<const uint64_t>(values_.data() + row * width_, width_)};
 }
 
 std::optional<SnapshotRing::View> SnapshotRing::Newest() const {
@@ -77,7 +77,8 @@ std::optional<double> QuantileFromBuckets(std::span<const double> upper,
   }
   // Rounding left the rank past the last bucket: the largest finite edge.
   for (std::size_t i = n; i-- > 0;) {
-    if (counts[i] > 0) return std::isinf(upper[i]) && i ? upper[i - 1] : upper[i];
+    if (counts[i] > 0)
+      return std::isinf(upper[i]) && i ? upper[i - 1] : upper[i];
   }
   return std::nullopt;
 }

@@ -1,0 +1,420 @@
+// Operator control at the unit level: ScenarioRunner's pause, resume, rate
+// overrides and bursts on a real event loop; the ControlApi's routing, auth and
+// validation without a process; the [control] config table; the token
+// comparison.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "daemon/config.h"
+#include "daemon/control_api.h"
+#include "daemon/scheduler.h"
+#include "tests/support/process.h"
+
+namespace polar {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// A scenario whose flows finish on the next loop turn, or never while `hold`.
+class LoopScenario final : public Scenario {
+ public:
+  explicit LoopScenario(EventLoop& loop) : loop_(loop) {}
+  const std::string& name() const override { return name_; }
+  void Start(const Arrival& arrival) override {
+    starts.push_back(arrival.intended);
+    started_at.push_back(std::chrono::steady_clock::now());
+    ++in_flight_;
+    if (!hold) loop_.Post([this] { --in_flight_; });
+  }
+  std::size_t in_flight() const override { return in_flight_; }
+  bool hold = false;
+  std::vector<MonoTime> starts;
+  std::vector<MonoTime> started_at;
+
+ private:
+  EventLoop& loop_;
+  std::string name_ = "ingest";
+  std::size_t in_flight_ = 0;
+};
+
+struct Rig {
+  prometheus::Registry registry;
+  Metrics metrics{registry};
+  SystemClock clock;
+  EventLoop loop;
+  LoopScenario scenario{loop};
+  ScenarioSeries& series = metrics.Scenario("ingest");
+
+  void RunFor(Duration d) {
+    loop.AddTimerAfter(d, [this] { loop.Stop(); });
+    loop.Run();
+  }
+  std::size_t StartsBetween(MonoTime from, MonoTime to) const {
+    return static_cast<std::size_t>(
+        std::count_if(scenario.started_at.begin(), scenario.started_at.end(),
+                      [&](MonoTime t) { return t >= from && t < to; }));
+  }
+};
+
+RunnerPlan ConstantPlan(double rate) {
+  RunnerPlan plan;
+  plan.schedule.kind = ScheduleKind::kConstant;
+  plan.schedule.rate = rate;
+  return plan;
+}
+
+TEST(RunnerControl, APausedScenarioProducesNoArrivalsAndResumesWithoutABurst) {
+  Rig rig;
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(100), RunnerLimits{});
+  runner.Start(rig.clock.Now());
+  rig.RunFor(200ms);
+  ASSERT_GT(rig.scenario.starts.size(), 10u);
+  EXPECT_TRUE(runner.Pause());
+  EXPECT_FALSE(runner.Pause());  // already paused: nothing changes
+  EXPECT_EQ(rig.series.target_rate->Value(), 0);
+  EXPECT_EQ(rig.series.paused->Value(), 1);
+  const double arrivals = rig.series.arrivals->Value();
+  const std::size_t starts = rig.scenario.starts.size();
+  rig.RunFor(300ms);
+  // Paused: no arrival produced, none dropped, none started.
+  EXPECT_EQ(rig.series.arrivals->Value(), arrivals);
+  EXPECT_EQ(rig.scenario.starts.size(), starts);
+  for (double d : {rig.series.dropped[0]->Value(),
+                   rig.series.dropped[1]->Value(),
+                   rig.series.dropped[2]->Value()})
+    EXPECT_EQ(d, 0);
+
+  const MonoTime resumed = rig.clock.Now();
+  EXPECT_TRUE(runner.Resume());
+  EXPECT_EQ(rig.series.paused->Value(), 0);
+  EXPECT_EQ(rig.series.target_rate->Value(), 100);
+  rig.RunFor(300ms);
+  runner.Stop();
+  // No burst: the 300 ms of pause are not made up (100/s for 0.3 s is ~30,
+  // a burst would add ~30 more). No stall: the first arrival comes within
+  // one gap (10 ms) plus loop slack.
+  const std::size_t after = rig.scenario.starts.size() - starts;
+  EXPECT_NEAR(static_cast<double>(after), 30, 6);
+  EXPECT_LE(rig.StartsBetween(resumed, resumed + 5ms), 2u);
+  ASSERT_GT(after, 0u);
+  EXPECT_LT(rig.scenario.started_at[starts] - resumed, 60ms);
+}
+
+TEST(RunnerControl, ARateOverrideForAWhileEndsBackOnTheSchedule) {
+  Rig rig;
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(20), RunnerLimits{});
+  runner.Start(rig.clock.Now());
+  rig.RunFor(100ms);
+  const MonoTime from = rig.clock.Now();
+  runner.OverrideRate(200, from + 400ms);
+  EXPECT_EQ(rig.series.target_rate->Value(), 200);
+  EXPECT_EQ(rig.series.rate_overridden->Value(), 1);
+  ASSERT_TRUE(runner.rate_override());
+  EXPECT_EQ(runner.ScheduledRate(from), 20);  // the schedule is still known
+  rig.RunFor(400ms + 5ms);
+  const std::size_t during = rig.StartsBetween(from, from + 400ms);
+  EXPECT_FALSE(runner.rate_override());
+  EXPECT_EQ(rig.series.rate_overridden->Value(), 0);
+  EXPECT_EQ(rig.series.target_rate->Value(), 20);
+  const MonoTime back = rig.clock.Now();
+  rig.RunFor(500ms);
+  runner.Stop();
+  // 200/s for 0.4 s is 80; then 20/s for 0.5 s is 10.
+  EXPECT_NEAR(static_cast<double>(during), 80, 10);
+  EXPECT_NEAR(static_cast<double>(rig.StartsBetween(back, back + 500ms)), 10,
+              3);
+}
+
+TEST(RunnerControl, AnOverrideWithoutADurationLastsUntilCleared) {
+  Rig rig;
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(10), RunnerLimits{});
+  runner.Start(rig.clock.Now());
+  runner.OverrideRate(0, MonoTime::max());
+  rig.RunFor(20ms);
+  const std::size_t starts = rig.scenario.starts.size();
+  rig.RunFor(300ms);
+  EXPECT_EQ(rig.scenario.starts.size(), starts);  // 0/s: nothing
+  EXPECT_TRUE(runner.ClearOverride());
+  EXPECT_FALSE(runner.ClearOverride());
+  rig.RunFor(350ms);
+  runner.Stop();
+  // Back to 10/s without waiting out anything: ~3 in 0.35 s.
+  EXPECT_NEAR(static_cast<double>(rig.scenario.starts.size() - starts), 3.5,
+              1.5);
+}
+
+TEST(RunnerControl, AnOverrideSetWhilePausedTakesEffectOnResume) {
+  Rig rig;
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(10), RunnerLimits{});
+  runner.Start(rig.clock.Now());
+  runner.Pause();
+  runner.OverrideRate(100, MonoTime::max());
+  EXPECT_EQ(rig.series.target_rate->Value(), 0);  // still paused
+  rig.RunFor(100ms);
+  EXPECT_TRUE(rig.scenario.starts.size() <= 1);
+  runner.Resume();
+  EXPECT_EQ(rig.series.target_rate->Value(), 100);
+  const std::size_t starts = rig.scenario.starts.size();
+  rig.RunFor(300ms);
+  runner.Stop();
+  EXPECT_NEAR(static_cast<double>(rig.scenario.starts.size() - starts), 30, 6);
+}
+
+TEST(RunnerControl, ABurstRespectsTheInFlightCapAndCountsTheRestAsDropped) {
+  Rig rig;
+  rig.scenario.hold = true;  // nothing finishes
+  RunnerLimits limits;
+  limits.max_in_flight = 50;
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(0), limits);
+  runner.Start(rig.clock.Now());
+  ASSERT_TRUE(runner.Burst(1200));
+  EXPECT_EQ(runner.burst_pending(), 1200u);
+  rig.RunFor(100ms);
+  runner.Stop();
+  EXPECT_EQ(runner.burst_pending(), 0u);
+  EXPECT_EQ(rig.scenario.starts.size(), 50u);
+  EXPECT_EQ(rig.series.arrivals->Value(), 1200);
+  EXPECT_EQ(rig.series.dropped[static_cast<std::size_t>(
+                                   DropReason::kInFlightCap)]
+                ->Value(),
+            1150);
+}
+
+TEST(RunnerControl, ABurstIsBoundedAndStartsInSlicesNotAllAtOnce) {
+  Rig rig;
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(0), RunnerLimits{});
+  runner.Start(rig.clock.Now());
+  EXPECT_FALSE(runner.Burst(ScenarioRunner::kMaxBurst + 1));
+  EXPECT_EQ(runner.burst_pending(), 0u);
+  ASSERT_TRUE(runner.Burst(ScenarioRunner::kMaxBurst));
+  EXPECT_FALSE(runner.Burst(1));  // would leave more than the cap waiting
+  // One loop turn starts at most 512.
+  rig.loop.Post([&] { rig.loop.Stop(); });
+  rig.loop.Run();
+  EXPECT_LE(rig.scenario.starts.size(), 512u);
+  EXPECT_GT(runner.burst_pending(), 0u);
+  rig.RunFor(300ms);
+  runner.Stop();
+  EXPECT_EQ(rig.series.arrivals->Value(),
+            static_cast<double>(ScenarioRunner::kMaxBurst));
+  // Every burst arrival carries the burst's intended time, so the time it
+  // waited to start shows up as schedule lag.
+  EXPECT_EQ(rig.scenario.starts.front(), rig.scenario.starts.back());
+}
+
+TEST(RunnerControl, ARemovedRunnerDoesNotLeaveTheScenarioLookingPaused) {
+  Rig rig;
+  {
+    ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                          ConstantPlan(1), RunnerLimits{});
+    runner.Start(rig.clock.Now());
+    runner.Pause();
+    runner.OverrideRate(5, MonoTime::max());
+    EXPECT_EQ(rig.series.paused->Value(), 1);
+  }
+  EXPECT_EQ(rig.series.paused->Value(), 0);
+  EXPECT_EQ(rig.series.rate_overridden->Value(), 0);
+}
+
+// ---- Token ------------------------------------------------------------------
+
+TEST(ControlToken, OnlyTheExactTokenMatches) {
+  const std::string token = "0123456789abcdef0123";
+  EXPECT_TRUE(TokenMatches(token, token));
+  EXPECT_FALSE(TokenMatches("0123456789abcdef012", token));    // prefix
+  EXPECT_FALSE(TokenMatches("0123456789abcdef01234", token));  // longer
+  EXPECT_FALSE(TokenMatches("1123456789abcdef0123", token));
+  EXPECT_FALSE(TokenMatches("", token));
+  EXPECT_FALSE(TokenMatches("", ""));  // no token configured never matches
+}
+
+// ---- ControlApi without a process ---------------------------------------------
+
+struct ApiRig : Rig {
+  ScenarioRunner runner{loop, clock, scenario, series, ConstantPlan(10),
+                        RunnerLimits{}};
+  ControlApi api{clock, metrics, [this](std::string_view name) {
+                   return name == "ingest" ? &runner : nullptr;
+                 }};
+  ApiRig() { runner.Start(clock.Now()); }
+  ~ApiRig() { runner.Stop(); }
+
+  HttpServerResponse Call(const std::string& method, const std::string& path,
+                          const std::string& body = "",
+                          const std::string& token = "0123456789abcdef0123") {
+    HttpServerRequest r;
+    r.method = method;
+    r.path = path;
+    r.body = body;
+    r.remote = "127.0.0.1";
+    if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
+    return api.Handle(r);
+  }
+  double Counted(const std::string& action, const std::string& result) {
+    return metrics.ControlAction(action, result).Value();
+  }
+};
+
+TEST(ControlApi, WithoutAConfiguredTokenEveryRouteIsForbidden) {
+  ApiRig rig;
+  auto r = rig.Call("POST", "/api/scenarios/ingest/pause");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(json::parse(r.body)["error"].get<std::string>().find("token"),
+            std::string::npos);
+  EXPECT_FALSE(rig.runner.paused());
+  EXPECT_EQ(rig.Counted("pause", "no_token_configured"), 1);
+}
+
+TEST(ControlApi, AMissingOrWrongTokenIsUnauthorizedAndChangesNothing) {
+  ApiRig rig;
+  rig.api.SetToken("0123456789abcdef0123");
+  auto missing = rig.Call("POST", "/api/scenarios/ingest/pause", "", "");
+  EXPECT_EQ(missing.status, 401);
+  auto wrong = rig.Call("POST", "/api/scenarios/ingest/pause", "",
+                        "0123456789abcdef0124");
+  EXPECT_EQ(wrong.status, 401);
+  bool challenge = false;
+  for (const auto& [k, v] : wrong.headers)
+    challenge = challenge || (k == "WWW-Authenticate" && v.find("Bearer") == 0);
+  EXPECT_TRUE(challenge);
+  EXPECT_FALSE(rig.runner.paused());
+  EXPECT_EQ(rig.Counted("pause", "unauthorized"), 2);
+  // The answer never echoes what was presented.
+  EXPECT_EQ(wrong.body.find("0124"), std::string::npos);
+}
+
+TEST(ControlApi, EachActionChangesTheRunnerAndAnswersItsState) {
+  ApiRig rig;
+  rig.api.SetToken("0123456789abcdef0123");
+  auto r = rig.Call("POST", "/api/scenarios/ingest/pause");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(json::parse(r.body)["state"]["paused"].get<bool>());
+  EXPECT_TRUE(rig.runner.paused());
+  r = rig.Call("POST", "/api/scenarios/ingest/pause");
+  EXPECT_FALSE(json::parse(r.body)["changed"].get<bool>());
+  r = rig.Call("POST", "/api/scenarios/ingest/resume");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(rig.runner.paused());
+
+  r = rig.Call("PUT", "/api/scenarios/ingest/rate",
+               R"({"rate": "5/s", "for": "10m"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(rig.runner.rate_override());
+  EXPECT_EQ(rig.runner.rate_override()->rate, 5);
+  json state = json::parse(r.body)["state"];
+  EXPECT_NEAR(state["override"]["remaining_seconds"].get<double>(), 600, 1);
+  r = rig.Call("PUT", "/api/scenarios/ingest/rate", R"({"rate": "120/min"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(rig.runner.rate_override()->rate, 2);
+  EXPECT_TRUE(json::parse(r.body)["state"]["override"]["remaining_seconds"]
+                  .is_null());  // until the next reload
+  r = rig.Call("DELETE", "/api/scenarios/ingest/rate");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(rig.runner.rate_override());
+
+  r = rig.Call("POST", "/api/scenarios/ingest/burst", R"({"count": 100})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(rig.runner.burst_pending(), 100u);
+  for (const char* action : {"pause", "resume", "rate", "clear_rate", "burst"})
+    EXPECT_GE(rig.Counted(action, "ok"), 1) << action;
+}
+
+TEST(ControlApi, BadRequestsAreRefusedWithAReasonAndCounted) {
+  ApiRig rig;
+  rig.api.SetToken("0123456789abcdef0123");
+  struct Case {
+    const char* method;
+    const char* path;
+    const char* body;
+    int status;
+  };
+  const Case cases[] = {
+      {"PUT", "/api/scenarios/ingest/rate", R"({"rate": "fast"})", 400},
+      {"PUT", "/api/scenarios/ingest/rate", R"({"rate": "5/s", "for": "0s"})",
+       400},
+      {"PUT", "/api/scenarios/ingest/rate", R"({"rate": "200000/s"})", 400},
+      {"PUT", "/api/scenarios/ingest/rate", R"({"speed": "5/s"})", 400},
+      {"PUT", "/api/scenarios/ingest/rate", "not json", 400},
+      {"POST", "/api/scenarios/ingest/burst", R"({"count": 0})", 400},
+      {"POST", "/api/scenarios/ingest/burst", R"({"count": 10001})", 400},
+      {"POST", "/api/scenarios/ingest/burst", R"({"count": "100"})", 400},
+      {"POST", "/api/scenarios/nope/pause", "", 404},
+      {"GET", "/api/scenarios/ingest/pause", "", 405},
+      {"POST", "/api/scenarios/ingest/explode", "", 404},
+  };
+  for (const Case& c : cases) {
+    auto r = rig.Call(c.method, c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << c.body;
+    EXPECT_TRUE(json::parse(r.body).contains("error")) << r.body;
+  }
+  EXPECT_FALSE(rig.runner.rate_override());
+  EXPECT_EQ(rig.runner.burst_pending(), 0u);
+  EXPECT_EQ(rig.Counted("rate", "invalid"), 5);
+  EXPECT_EQ(rig.Counted("burst", "invalid"), 3);
+  EXPECT_EQ(rig.Counted("pause", "unknown_scenario"), 1);
+}
+
+// ---- [control] in the config --------------------------------------------------
+
+constexpr const char* kBase = R"(
+[target]
+token = "polar_oat_secret"
+[scenarios.ingest]
+type = "event_ingestion"
+rate = "1/s"
+)";
+
+EnvLookup NoEnv() {
+  return [](const char*) -> std::optional<std::string> { return std::nullopt; };
+}
+
+TEST(ControlConfig, TheTokenComesFromTheFileAndJoinsTheSecrets) {
+  std::string dir = testing::TempDir();
+  testing::WriteFile(dir + "/control", "0123456789abcdef0123\n");
+  ConfigResult r = ParseConfig(
+      std::string(kBase) + "[control]\ntoken_file = \"" + dir + "/control\"\n",
+      "t.toml", NoEnv());
+  ASSERT_TRUE(r.config) << r.errors[0].ToString();
+  EXPECT_EQ(r.config->control.token, "0123456789abcdef0123");
+  EXPECT_NE(std::find(r.secrets.begin(), r.secrets.end(),
+                      "0123456789abcdef0123"),
+            r.secrets.end());
+}
+
+TEST(ControlConfig, NoControlTableMeansNoToken) {
+  ConfigResult r = ParseConfig(kBase, "t.toml", NoEnv());
+  ASSERT_TRUE(r.config);
+  EXPECT_TRUE(r.config->control.token.empty());
+}
+
+TEST(ControlConfig, AShortTokenBothKeysOrAnUnknownKeyAreErrors) {
+  for (const char* table : {
+           "[control]\ntoken = \"short\"\n",
+           "[control]\ntoken = \"0123456789abcdef0123\"\ntoken_file = \"/x\"\n",
+           "[control]\ntokens = \"0123456789abcdef0123\"\n",
+           "[control]\ntoken_file = \"/nonexistent/control-token\"\n",
+       }) {
+    ConfigResult r =
+        ParseConfig(std::string(kBase) + table, "t.toml", NoEnv());
+    EXPECT_FALSE(r.config) << table;
+    ASSERT_FALSE(r.errors.empty());
+    EXPECT_EQ(r.errors[0].key.rfind("control.", 0), 0u)
+        << r.errors[0].ToString();
+    // The message never contains the token itself.
+    for (const auto& e : r.errors)
+      EXPECT_EQ(e.ToString().find("0123456789abcdef0123"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace polar
