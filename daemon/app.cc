@@ -141,6 +141,7 @@ int App::Run() {
   started_ = clock_.Now();
   started_wall_ = clock_.WallNow();
   StartScenarios(started_);
+  status_board_->Sample(false);  // the status page's baselines: the start
   // READY=1 from inside the loop: by then the config is valid, the metrics
   // port is bound and the loop is really running.
   loop_->Post([this] { OnReady(); });

@@ -119,12 +119,9 @@ std::vector<uint64_t> StatusBoard::ScenarioCounters(
 }
 
 std::vector<uint64_t> StatusBoard::StepCounters(const StepSeries& step) const {
-  std::vector<uint64_t> v;
-  v.reserve(kOutcomeCount + kCoarseBuckets);
+  std::vector<uint64_t> v(kOutcomeCount);
   for (std::size_t o = 0; o < kOutcomeCount; ++o)
-    v.push_back(Count(step.requests[o]->Value()));
-  std::vector<uint64_t> coarse = CoarseCounts(step.latency_fine);
-  v.insert(v.end(), coarse.begin(), coarse.end());
+    v[o] = Count(step.requests[o]->Value());
   return v;
 }
 
@@ -136,11 +133,14 @@ void StatusBoard::Sample(bool long_snapshot) {
     it->second.Push(now, ScenarioCounters(name));
   }
   for (const auto& [key, step] : metrics_.steps()) {
-    auto [it, fresh] = step_rings_.try_emplace(
-        key, kOutcomeCount + kCoarseBuckets, kLongCapacity);
+    step_counter_rings_.try_emplace(key, kOutcomeCount, kShortCapacity)
+        .first->second.Push(now, StepCounters(step));
+    auto [it, fresh] =
+        step_rings_.try_emplace(key, kCoarseBuckets, kLongCapacity);
     // A step seen for the first time gets its baseline at once, not up to
     // 5 s later.
-    if (long_snapshot || fresh) it->second.Push(now, StepCounters(step));
+    if (long_snapshot || fresh)
+      it->second.Push(now, CoarseCounts(step.latency_fine));
   }
   if (long_snapshot) SampleBackground(now);
 }
@@ -278,34 +278,48 @@ std::string StatusBoard::RenderJson(
     for (auto st = all.lower_bound({name, ""});
          st != all.end() && st->first.first == name; ++st) {
       json step{{"step", st->first.second}};
-      const std::vector<uint64_t> now_counts = StepCounters(st->second);
+      const std::vector<uint64_t> counts = StepCounters(st->second);
       uint64_t total = 0;
-      for (std::size_t o = 0; o < kOutcomeCount; ++o) total += now_counts[o];
+      for (uint64_t n : counts) total += n;
       step["total"] = total;
-      auto sr = step_rings_.find(st->first);
-      std::optional<SnapshotRing::View> base;
-      if (sr != step_rings_.end()) base = sr->second.Baseline(now, kLongWindow);
-      if (base) {
-        auto d = SnapshotRing::Delta(now_counts, base->values);
-        uint64_t n = 0;
-        for (std::size_t o = 0; o < kOutcomeCount; ++o) n += d[o];
-        const double failed =
-            static_cast<double>(n - d[static_cast<std::size_t>(Outcome::kOk)]);
-        step["window_seconds"] = ToSeconds(now - base->at);
-        step["rate"] = PerSecond(static_cast<double>(n), now - base->at);
-        step["error_ratio"] = Ratio(failed, static_cast<double>(n));
-        json outcomes = json::object();
-        for (std::size_t o = 0; o < kOutcomeCount; ++o) {
-          if (d[o] > 0)
-            outcomes[std::string(OutcomeName(static_cast<Outcome>(o)))] = d[o];
+      step["rate"] = nullptr;
+      step["error_ratio"] = nullptr;
+      step["p50_seconds"] = nullptr;
+      step["p99_seconds"] = nullptr;
+      auto cr = step_counter_rings_.find(st->first);
+      if (cr != step_counter_rings_.end()) {
+        if (auto base = cr->second.Baseline(now, kRateWindow)) {
+          uint64_t n = 0;
+          for (uint64_t d : SnapshotRing::Delta(counts, base->values)) n += d;
+          step["rate"] = PerSecond(static_cast<double>(n), now - base->at);
         }
-        step["outcomes"] = std::move(outcomes);
-        std::span<const uint64_t> buckets(d.data() + kOutcomeCount,
-                                          kCoarseBuckets);
-        step["p50_seconds"] =
-            Seconds(QuantileFromBuckets(CoarseUpperBounds(), buckets, 0.5));
-        step["p99_seconds"] =
-            Seconds(QuantileFromBuckets(CoarseUpperBounds(), buckets, 0.99));
+        if (auto base = cr->second.Baseline(now, kLongWindow)) {
+          auto d = SnapshotRing::Delta(counts, base->values);
+          uint64_t n = 0;
+          for (uint64_t x : d) n += x;
+          const double failed = static_cast<double>(
+              n - d[static_cast<std::size_t>(Outcome::kOk)]);
+          step["error_ratio"] = Ratio(failed, static_cast<double>(n));
+          json outcomes = json::object();
+          for (std::size_t o = 0; o < kOutcomeCount; ++o) {
+            if (d[o] > 0)
+              outcomes[std::string(OutcomeName(static_cast<Outcome>(o)))] =
+                  d[o];
+          }
+          step["outcomes"] = std::move(outcomes);
+        }
+      }
+      auto sr = step_rings_.find(st->first);
+      if (sr != step_rings_.end()) {
+        if (auto base = sr->second.Baseline(now, kLongWindow)) {
+          auto d = SnapshotRing::Delta(CoarseCounts(st->second.latency_fine),
+                                       base->values);
+          step["window_seconds"] = ToSeconds(now - base->at);
+          step["p50_seconds"] =
+              Seconds(QuantileFromBuckets(CoarseUpperBounds(), d, 0.5));
+          step["p99_seconds"] =
+              Seconds(QuantileFromBuckets(CoarseUpperBounds(), d, 0.99));
+        }
       }
       steps.push_back(std::move(step));
     }

@@ -2,13 +2,15 @@
 //
 // Owned by App; loop thread only (its timer and RenderJson run on the loop).
 // Every second it snapshots each scenario's counters (arrivals, drops by
-// reason, finished and failed requests) into a fixed ring, and every 5 s each
-// step's outcome counters and latency histogram (the fine LogHistogram folded
-// to 288 log buckets, 8 per power of two) plus every polar_loadd_webhook_* and
-// polar_loadd_completion_* series found in the registry. "The last minute" is
+// reason, finished and failed requests) and each step's outcome counters into
+// fixed rings, and every 5 s each step's latency histogram (the fine
+// LogHistogram folded to 288 log buckets, 8 per power of two) plus every
+// polar_loadd_webhook_* and polar_loadd_completion_* series found in the
+// registry. Rates cover the last 5 s; error ratios, drops and percentiles
+// the last minute. "The last minute" is
 // then the live counters minus a snapshot a minute old: rates, error ratios
 // and p50/p99 from histogram deltas, never from stored samples. Memory is
-// fixed per series (a step: 13 x 297 counters = 31 KiB); at most 64
+// fixed per series (a step: 13 x 288 + 62 x 9 counters = 34 KiB); at most 64
 // background series are followed.
 //
 // Background series are read generically from the registry, so metrics that
@@ -98,6 +100,9 @@ class StatusBoard {
   EventLoop::TimerId timer_ = 0;
   unsigned ticks_ = 0;
   std::map<std::string, SnapshotRing> scenario_rings_;
+  // Per step: outcome counters every second, latency buckets every 5 s.
+  std::map<std::pair<std::string, std::string>, SnapshotRing>
+      step_counter_rings_;
   std::map<std::pair<std::string, std::string>, SnapshotRing> step_rings_;
   std::map<std::string, BackgroundSeries> background_;  // by family{labels}
 };

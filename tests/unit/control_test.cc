@@ -84,9 +84,9 @@ TEST(RunnerControl, APausedScenarioProducesNoArrivalsAndResumesWithoutABurst) {
   // Paused: no arrival produced, none dropped, none started.
   EXPECT_EQ(rig.series.arrivals->Value(), arrivals);
   EXPECT_EQ(rig.scenario.starts.size(), starts);
-  for (double d : {rig.series.dropped[0]->Value(),
-                   rig.series.dropped[1]->Value(),
-                   rig.series.dropped[2]->Value()})
+  for (double d :
+       {rig.series.dropped[0]->Value(), rig.series.dropped[1]->Value(),
+        rig.series.dropped[2]->Value()})
     EXPECT_EQ(d, 0);
 
   const MonoTime resumed = rig.clock.Now();
@@ -183,10 +183,10 @@ TEST(RunnerControl, ABurstRespectsTheInFlightCapAndCountsTheRestAsDropped) {
   EXPECT_EQ(runner.burst_pending(), 0u);
   EXPECT_EQ(rig.scenario.starts.size(), 50u);
   EXPECT_EQ(rig.series.arrivals->Value(), 1200);
-  EXPECT_EQ(rig.series.dropped[static_cast<std::size_t>(
-                                   DropReason::kInFlightCap)]
-                ->Value(),
-            1150);
+  EXPECT_EQ(
+      rig.series.dropped[static_cast<std::size_t>(DropReason::kInFlightCap)]
+          ->Value(),
+      1150);
 }
 
 TEST(RunnerControl, ABurstIsBoundedAndStartsInSlicesNotAllAtOnce) {
@@ -238,11 +238,12 @@ TEST(ControlToken, OnlyTheExactTokenMatches) {
   EXPECT_FALSE(TokenMatches("", ""));  // no token configured never matches
 }
 
-// ---- ControlApi without a process ---------------------------------------------
+// ---- ControlApi without a process
+// ---------------------------------------------
 
 struct ApiRig : Rig {
-  ScenarioRunner runner{loop, clock, scenario, series, ConstantPlan(10),
-                        RunnerLimits{}};
+  ScenarioRunner runner{
+      loop, clock, scenario, series, ConstantPlan(10), RunnerLimits{}};
   ControlApi api{clock, metrics, [this](std::string_view name) {
                    return name == "ingest" ? &runner : nullptr;
                  }};
@@ -364,7 +365,8 @@ TEST(ControlApi, BadRequestsAreRefusedWithAReasonAndCounted) {
   EXPECT_EQ(rig.Counted("pause", "unknown_scenario"), 1);
 }
 
-// ---- [control] in the config --------------------------------------------------
+// ---- [control] in the config
+// --------------------------------------------------
 
 constexpr const char* kBase = R"(
 [target]
@@ -386,9 +388,9 @@ TEST(ControlConfig, TheTokenComesFromTheFileAndJoinsTheSecrets) {
       "t.toml", NoEnv());
   ASSERT_TRUE(r.config) << r.errors[0].ToString();
   EXPECT_EQ(r.config->control.token, "0123456789abcdef0123");
-  EXPECT_NE(std::find(r.secrets.begin(), r.secrets.end(),
-                      "0123456789abcdef0123"),
-            r.secrets.end());
+  EXPECT_NE(
+      std::find(r.secrets.begin(), r.secrets.end(), "0123456789abcdef0123"),
+      r.secrets.end());
 }
 
 TEST(ControlConfig, NoControlTableMeansNoToken) {
@@ -404,8 +406,7 @@ TEST(ControlConfig, AShortTokenBothKeysOrAnUnknownKeyAreErrors) {
            "[control]\ntokens = \"0123456789abcdef0123\"\n",
            "[control]\ntoken_file = \"/nonexistent/control-token\"\n",
        }) {
-    ConfigResult r =
-        ParseConfig(std::string(kBase) + table, "t.toml", NoEnv());
+    ConfigResult r = ParseConfig(std::string(kBase) + table, "t.toml", NoEnv());
     EXPECT_FALSE(r.config) << table;
     ASSERT_FALSE(r.errors.empty());
     EXPECT_EQ(r.errors[0].key.rfind("control.", 0), 0u)

@@ -32,8 +32,8 @@ struct BoardRig {
   EventLoop loop;  // never run: the test drives Sample() itself
   IdleScenario scenario;
   RunnerPlan plan;
-  ScenarioRunner runner{loop,  clock, scenario, metrics.Scenario("ingest"),
-                        plan,  RunnerLimits{}};
+  ScenarioRunner runner{
+      loop, clock, scenario, metrics.Scenario("ingest"), plan, RunnerLimits{}};
   StepSeries& step = metrics.Step("ingest", "ingest");
   StatusBoard board{loop, clock, metrics, registry};
 

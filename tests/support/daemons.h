@@ -1,0 +1,61 @@
+// Test support: the project's two daemons as child processes, for end-to-end
+// tests. polar-sim on a free loopback port (its ready line parsed), and
+// polar-loadd from a config file in its own directory with its listener's URL
+// read from its log. Blocking calls, for tests only; errors throw with the
+// process's stderr attached.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+
+namespace polar::testing {
+
+struct Sim {
+  std::unique_ptr<Process> process;
+  nlohmann::json ready;  // polar-sim's first stdout line
+  std::string base_url() const { return ready["base_url"]; }
+  std::string token() const { return ready["token"]; }
+};
+
+// Starts polar-sim on 127.0.0.1:0 (plus `extra_args`) and waits for its ready
+// line.
+Sim StartSim(const std::vector<std::string>& extra_args = {});
+
+class Loadd {
+ public:
+  // Writes `config` to DIR/polar-loadd.toml and starts polar-loadd on it, with
+  // LOAD_TEST_API_TOKEN = `api_token` when it is not empty.
+  Loadd(const std::string& config, const std::string& api_token,
+        std::map<std::string, std::string> env = {},
+        const std::vector<std::string>& extra_args = {});
+
+  Process& process() { return *process_; }
+  const std::string& dir() const { return dir_; }
+  const std::string& path() const { return path_; }
+
+  // Waits until the metrics listener is bound (the "metrics on" log line).
+  void WaitListening(std::chrono::milliseconds timeout =
+                         std::chrono::seconds(15)) const;
+  // "http://127.0.0.1:PORT", from the last "metrics on" line; "" before it.
+  std::string BaseUrl() const;
+  std::string MetricsUrl() const { return BaseUrl() + "/metrics"; }
+  // GET /metrics, parsed (ParseMetrics); empty on failure.
+  std::map<std::string, double> Scrape() const;
+
+ private:
+  std::string dir_;
+  std::string path_;
+  std::unique_ptr<Process> process_;
+};
+
+// The scale factor for request rates in tests (POLAR_TEST_RATE_SCALE, which
+// the asan preset sets to 0.25; 1 otherwise).
+double RateScale();
+
+}  // namespace polar::testing
