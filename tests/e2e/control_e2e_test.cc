@@ -147,7 +147,8 @@ TEST(ControlApiE2E, EveryActionIsRefusedWhenNoTokenIsConfigured) {
 
 TEST(ControlApiE2E, AMissingOrWrongTokenIsRefusedAndChangesNothing) {
   Rig rig;
-  Answer missing = Call(rig.loadd, "POST", "/api/scenarios/ingest/pause", "", "");
+  Answer missing =
+      Call(rig.loadd, "POST", "/api/scenarios/ingest/pause", "", "");
   EXPECT_EQ(missing.status, 401);
   Answer wrong = Call(rig.loadd, "POST", "/api/scenarios/ingest/pause", "",
                       "e2e-control-token-0123456789abcdeX");
@@ -155,9 +156,8 @@ TEST(ControlApiE2E, AMissingOrWrongTokenIsRefusedAndChangesNothing) {
   Answer burst = Call(rig.loadd, "POST", "/api/scenarios/ingest/burst",
                       R"({"count":100})", "nope");
   EXPECT_EQ(burst.status, 401);
-  EXPECT_FALSE(
-      ScenarioStatus(Status(rig.loadd), "ingest")["control"]["paused"]
-          .get<bool>());
+  EXPECT_FALSE(ScenarioStatus(Status(rig.loadd), "ingest")["control"]["paused"]
+                   .get<bool>());
   const double before = Arrivals(rig.loadd, "ingest");
   std::this_thread::sleep_for(600ms);
   EXPECT_GT(Arrivals(rig.loadd, "ingest"), before);
@@ -181,12 +181,11 @@ TEST(ControlApiE2E, PauseStopsTheScenarioAndResumeStartsItAgain) {
   std::this_thread::sleep_for(1s);
   EXPECT_EQ(Arrivals(rig.loadd, "ingest"), paused_at);
   EXPECT_GT(Arrivals(rig.loadd, "other"), other_at);  // only that scenario
-  EXPECT_EQ(Metric(rig.loadd, "polar_loadd_scenario_paused",
-                   {"scenario=\"ingest\""}),
-            1);
-  EXPECT_EQ(Metric(rig.loadd, "polar_loadd_target_rate",
-                   {"scenario=\"ingest\""}),
-            0);
+  EXPECT_EQ(
+      Metric(rig.loadd, "polar_loadd_scenario_paused", {"scenario=\"ingest\""}),
+      1);
+  EXPECT_EQ(
+      Metric(rig.loadd, "polar_loadd_target_rate", {"scenario=\"ingest\""}), 0);
   // The status page's achieved rate falls to zero within its rate window.
   EXPECT_TRUE(Eventually(
       [&] {
@@ -216,13 +215,14 @@ TEST(ControlApiE2E, PauseStopsTheScenarioAndResumeStartsItAgain) {
 TEST(ControlApiE2E, ARateOverrideForAWhileThenTheScheduleReturns) {
   Rig rig;
   const double k = testing::RateScale();
-  const std::string rate = fmt::format(R"({{"rate":"{}/s","for":"3s"}})", 100 * k);
+  const std::string rate =
+      fmt::format(R"({{"rate":"{}/s","for":"3s"}})", 100 * k);
   Answer a = Call(rig.loadd, "PUT", "/api/scenarios/ingest/rate", rate);
   ASSERT_EQ(a.status, 200) << a.body.dump();
   EXPECT_DOUBLE_EQ(a.body["state"]["override"]["rate"].get<double>(), 100 * k);
-  EXPECT_EQ(Metric(rig.loadd, "polar_loadd_target_rate",
-                   {"scenario=\"ingest\""}),
-            100 * k);
+  EXPECT_EQ(
+      Metric(rig.loadd, "polar_loadd_target_rate", {"scenario=\"ingest\""}),
+      100 * k);
   EXPECT_EQ(Metric(rig.loadd, "polar_loadd_scenario_rate_overridden",
                    {"scenario=\"ingest\""}),
             1);
@@ -238,9 +238,9 @@ TEST(ControlApiE2E, ARateOverrideForAWhileThenTheScheduleReturns) {
                       {"scenario=\"ingest\""}) == 0;
       },
       3s));
-  EXPECT_EQ(Metric(rig.loadd, "polar_loadd_target_rate",
-                   {"scenario=\"ingest\""}),
-            20 * k);
+  EXPECT_EQ(
+      Metric(rig.loadd, "polar_loadd_target_rate", {"scenario=\"ingest\""}),
+      20 * k);
   // An override until the next reload, then cleared by DELETE.
   a = Call(rig.loadd, "PUT", "/api/scenarios/ingest/rate", R"({"rate":"2/s"})");
   ASSERT_EQ(a.status, 200);
@@ -258,7 +258,13 @@ TEST(ControlApiE2E, ARateOverrideForAWhileThenTheScheduleReturns) {
 TEST(ControlApiE2E, ABurstStartsExactlyThatManyArrivalsAndIsBounded) {
   Rig rig;
   ASSERT_EQ(Call(rig.loadd, "POST", "/api/scenarios/ingest/pause").status, 200);
-  std::this_thread::sleep_for(200ms);
+  // Whatever was in flight when the pause came has been answered.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Metric(rig.loadd, "polar_loadd_in_flight",
+                      {"scenario=\"ingest\""}) == 0;
+      },
+      5s));
   const double before = Arrivals(rig.loadd, "ingest");
   const double requests_before =
       Metric(rig.loadd, "polar_loadd_requests_total", {"scenario=\"ingest\""});
@@ -284,23 +290,24 @@ TEST(ControlApiE2E, ABurstStartsExactlyThatManyArrivalsAndIsBounded) {
 TEST(ControlApiE2E, AReloadKeepsAPauseAndEndsAnOverride) {
   Rig rig;
   ASSERT_EQ(Call(rig.loadd, "POST", "/api/scenarios/ingest/pause").status, 200);
-  ASSERT_EQ(Call(rig.loadd, "PUT", "/api/scenarios/other/rate",
-                 R"({"rate":"1/s"})")
-                .status,
-            200);
+  ASSERT_EQ(
+      Call(rig.loadd, "PUT", "/api/scenarios/other/rate", R"({"rate":"1/s"})")
+          .status,
+      200);
   rig.loadd.process().Signal(SIGHUP);
   ASSERT_TRUE(rig.loadd.process().WaitForStderr("reloaded", 10s))
       << rig.loadd.process().Stderr();
   json status = Status(rig.loadd);
   EXPECT_EQ(status["last_reload"]["result"], "success");
-  EXPECT_TRUE(ScenarioStatus(status, "ingest")["control"]["paused"].get<bool>());
+  EXPECT_TRUE(
+      ScenarioStatus(status, "ingest")["control"]["paused"].get<bool>());
   EXPECT_TRUE(ScenarioStatus(status, "other")["control"]["override"].is_null());
   const double paused_at = Arrivals(rig.loadd, "ingest");
   std::this_thread::sleep_for(700ms);
   EXPECT_EQ(Arrivals(rig.loadd, "ingest"), paused_at);
-  EXPECT_EQ(Metric(rig.loadd, "polar_loadd_target_rate",
-                   {"scenario=\"other\""}),
-            5 * testing::RateScale());
+  EXPECT_EQ(
+      Metric(rig.loadd, "polar_loadd_target_rate", {"scenario=\"other\""}),
+      5 * testing::RateScale());
   std::string log = rig.loadd.process().Stderr();
   EXPECT_NE(log.find("scenario ingest stays paused across the reload"),
             std::string::npos);

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/daemons.h"
 #include "tests/support/process.h"
 
 namespace polar {
@@ -23,29 +24,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Process;
+using testing::Sim;
+using testing::StartSim;
 
 double RateScale() {
   const char* s = std::getenv("POLAR_TEST_RATE_SCALE");
   return s ? std::atof(s) : 1.0;
-}
-
-struct Sim {
-  std::unique_ptr<Process> process;
-  nlohmann::json ready;
-  std::string base_url() const { return ready["base_url"]; }
-  std::string token() const { return ready["token"]; }
-};
-
-Sim StartSim() {
-  Sim sim;
-  sim.process = std::make_unique<Process>(
-      POLAR_SIM_BIN, std::vector<std::string>{"--listen", "127.0.0.1:0"});
-  auto line = sim.process->FirstStdoutLine(10s);
-  if (!line)
-    throw std::runtime_error("polar-sim did not start: " +
-                             sim.process->Stderr());
-  sim.ready = nlohmann::json::parse(*line);
-  return sim;
 }
 
 std::string ReadFile(const std::string& path) {

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <thread>
 
+#include "tests/support/daemons.h"
 #include "tests/support/process.h"
 
 namespace polar {
@@ -33,6 +34,8 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::Process;
+using testing::Sim;
+using testing::StartSim;
 
 // Metrics the dashboards and rules use that nothing produces yet: other
 // engineers are building them (checkout scenario: flow duration and
@@ -208,23 +211,6 @@ rate = "{}/s"
 batch_size = 7
 )",
                      base_url, rate);
-}
-
-struct Sim {
-  std::unique_ptr<Process> process;
-  json ready;
-};
-
-Sim StartSim() {
-  Sim sim;
-  sim.process = std::make_unique<Process>(
-      POLAR_SIM_BIN, std::vector<std::string>{"--listen", "127.0.0.1:0"});
-  auto line = sim.process->FirstStdoutLine(10s);
-  if (!line)
-    throw std::runtime_error("polar-sim did not print its ready line: " +
-                             sim.process->Stderr());
-  sim.ready = json::parse(*line);
-  return sim;
 }
 
 // Every query of every panel of every dashboard, with where it comes from.

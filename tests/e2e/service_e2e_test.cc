@@ -10,6 +10,7 @@
 #include <regex>
 #include <thread>
 
+#include "tests/support/daemons.h"
 #include "tests/support/notify_socket.h"
 #include "tests/support/process.h"
 #include "tests/support/test_http_server.h"
@@ -20,28 +21,11 @@ namespace {
 using namespace std::chrono_literals;
 using testing::NotifySocket;
 using testing::Process;
+using testing::Sim;
+using testing::StartSim;
 using testing::TestHttpServer;
 using testing::TestHttpServerOptions;
 using Metrics = std::map<std::string, double>;
-
-struct Sim {
-  std::unique_ptr<Process> process;
-  nlohmann::json ready;
-  std::string base_url() const { return ready["base_url"]; }
-  std::string token() const { return ready["token"]; }
-};
-
-Sim StartSim() {
-  Sim sim;
-  sim.process = std::make_unique<Process>(
-      POLAR_SIM_BIN, std::vector<std::string>{"--listen", "127.0.0.1:0"});
-  auto line = sim.process->FirstStdoutLine(10s);
-  if (!line)
-    throw std::runtime_error("polar-sim did not print its ready line: " +
-                             sim.process->Stderr());
-  sim.ready = nlohmann::json::parse(*line);
-  return sim;
-}
 
 std::string Config(const std::string& base_url, const std::string& rate,
                    const std::string& extra = "") {

@@ -7,6 +7,7 @@
 #include <regex>
 #include <thread>
 
+#include "tests/support/daemons.h"
 #include "tests/support/process.h"
 
 namespace polar {
@@ -14,25 +15,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Process;
-
-struct Sim {
-  std::unique_ptr<Process> process;
-  nlohmann::json ready;
-  std::string base_url() const { return ready["base_url"]; }
-  std::string token() const { return ready["token"]; }
-};
-
-Sim StartSim() {
-  Sim sim;
-  sim.process = std::make_unique<Process>(
-      POLAR_SIM_BIN, std::vector<std::string>{"--listen", "127.0.0.1:0"});
-  auto line = sim.process->FirstStdoutLine(10s);
-  if (!line)
-    throw std::runtime_error("polar-sim did not print its ready line: " +
-                             sim.process->Stderr());
-  sim.ready = nlohmann::json::parse(*line);
-  return sim;
-}
+using testing::Sim;
+using testing::StartSim;
 
 // Starts polar-loadd with `config` and returns it with its metrics URL.
 std::pair<std::unique_ptr<Process>, std::string> StartLoadd(

@@ -40,8 +40,8 @@ class Loadd {
   const std::string& path() const { return path_; }
 
   // Waits until the metrics listener is bound (the "metrics on" log line).
-  void WaitListening(std::chrono::milliseconds timeout =
-                         std::chrono::seconds(15)) const;
+  void WaitListening(
+      std::chrono::milliseconds timeout = std::chrono::seconds(15)) const;
   // "http://127.0.0.1:PORT", from the last "metrics on" line; "" before it.
   std::string BaseUrl() const;
   std::string MetricsUrl() const { return BaseUrl() + "/metrics"; }
