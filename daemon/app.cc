@@ -7,7 +7,9 @@
 #include <fstream>
 
 #include "polar/version.h"
+#include "scenarios/checkout.h"
 #include "scenarios/event_ingestion.h"
+#include "scenarios/event_visibility.h"
 
 namespace polar {
 
@@ -17,6 +19,12 @@ std::unique_ptr<Scenario> MakeScenario(const ScenarioConfig& config,
     case ScenarioType::kEventIngestion:
       return std::make_unique<EventIngestionScenario>(std::move(context),
                                                       config.event_ingestion);
+    case ScenarioType::kCheckout:
+      return std::make_unique<CheckoutScenario>(std::move(context),
+                                                config.checkout);
+    case ScenarioType::kEventVisibility:
+      return std::make_unique<EventVisibilityScenario>(std::move(context),
+                                                       config.event_visibility);
   }
   return nullptr;
 }
@@ -52,6 +60,7 @@ App::~App() {
   retired_.clear();
   metrics_server_.reset();
   lifecycle_.reset();
+  timers_.reset();
   loop_.reset();
 }
 
@@ -62,6 +71,7 @@ bool App::Setup(std::string* error) {
   prometheus::Histogram* loop_lag = &metrics_->loop_lag();
   loop_->SetLagObserver(
       [loop_lag](Duration late) { loop_lag->Observe(ToSeconds(late)); });
+  timers_ = std::make_unique<LoopTimers>(*loop_);
   notifier_ = std::make_unique<SystemdNotifier>();
   lifecycle_ = std::make_unique<Lifecycle>(*loop_, *notifier_);
 
@@ -99,6 +109,7 @@ void App::StartScenarios(MonoTime start) {
     // about 429 + Retry-After.
     auto gate = std::make_unique<RetryAfterGate>(*engine_);
     ScenarioContext context{sc.name, *gate, clock_, *metrics_, sc.seed};
+    context.timers = timers_.get();
     std::unique_ptr<Scenario> scenario = MakeScenario(sc, std::move(context));
     RunnerLimits limits;
     limits.max_in_flight = static_cast<std::size_t>(sc.max_in_flight);
@@ -118,7 +129,7 @@ void App::StartScenarios(MonoTime start) {
   for (auto& runner : runners_) runner->Start(start);
   for (const ScenarioConfig& sc : config_->scenarios) {
     spdlog::info("scenario {}: {} at {:g}/s now (peak {:g}/s) against {}",
-                 sc.name, "event_ingestion",
+                 sc.name, ScenarioTypeName(sc.type),
                  metrics_->Scenario(sc.name).target_rate->Value(),
                  sc.schedule.PeakRate(), config_->target.base_url);
   }

@@ -30,6 +30,7 @@
 #include "daemon/http_engine.h"
 #include "daemon/http_server.h"
 #include "daemon/lifecycle.h"
+#include "daemon/loop_timers.h"
 #include "daemon/scheduler.h"
 #include "daemon/status_board.h"
 #include "exporters/metrics.h"
@@ -105,6 +106,7 @@ class App {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<LoopTimers> timers_;  // the scenarios' waits, on loop_
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<Lifecycle> lifecycle_;
   std::unique_ptr<HttpEngine> engine_;

@@ -85,6 +85,8 @@ void App::Reload() {
     return;
   }
   for (const std::string& note : loaded.notes) spdlog::info("{}", note);
+  for (const std::string& warning : loaded.warnings)
+    spdlog::warn("{}", warning);
   Apply(std::move(loaded.config), std::move(server));
   metrics_->config_reloads(true).Increment();
   metrics_->config_last_reload_successful().Set(1);

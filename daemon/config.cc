@@ -37,6 +37,10 @@ class Checker {
   // Every key of `table` must be in `allowed`.
   void OnlyKeys(const toml::table& table, const std::string& prefix,
                 std::initializer_list<std::string_view> allowed) {
+    OnlyKeys(table, prefix, std::vector<std::string_view>(allowed));
+  }
+  void OnlyKeys(const toml::table& table, const std::string& prefix,
+                const std::vector<std::string_view>& allowed) {
     for (const auto& [k, v] : table) {
       bool ok = false;
       for (auto a : allowed) ok = ok || a == k.str();
@@ -350,6 +354,10 @@ void ParseEventIngestion(Checker& c, const toml::table& t, const std::string& p,
       }
     }
   }
+  if (auto v = c.DurationValue(t, p, "timestamp_backdate", Duration::zero(),
+                               std::chrono::hours(1))) {
+    o.timestamp_backdate = *v;
+  }
   if (auto v = EnvInt(c, env, "LOAD_TEST_EVENT_BATCH_SIZE", 1, 10'000)) {
     o.batch_size = *v;
     notes.push_back(
@@ -361,6 +369,253 @@ void ParseEventIngestion(Checker& c, const toml::table& t, const std::string& p,
         fmt::format("LOAD_TEST_EVENT_EXTERNAL_CUSTOMER_IDS overrides "
                     "{}.external_customer_ids",
                     p));
+  }
+}
+
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (ch != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(ch))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<double> Share(Checker& c, const toml::table& t,
+                            const std::string& p, std::string_view key) {
+  const toml::node* node = t.get(key);
+  if (!node) return std::nullopt;
+  std::optional<double> v;
+  if (auto f = node->value_exact<double>()) v = *f;
+  if (auto n = node->value_exact<int64_t>()) v = static_cast<double>(*n);
+  if (!v || !(*v >= 0) || *v > 1) {
+    c.Error(node, Checker::Join(p, key), "must be a share in [0, 1], e.g. 0.5");
+    return std::nullopt;
+  }
+  return v;
+}
+
+void ParseCheckout(Checker& c, const toml::table& t, const std::string& p,
+                   const EnvLookup& env, CheckoutOptions& o,
+                   std::vector<std::string>& notes) {
+  const toml::node* product_node = t.get("product_id");
+  if (auto v = c.String(t, p, "product_id")) o.product_id = *v;
+  if (auto id = env("LOAD_TEST_PRODUCT_ID"); id && !id->empty()) {
+    o.product_id = *id;
+    product_node = nullptr;
+    notes.push_back(
+        fmt::format("LOAD_TEST_PRODUCT_ID overrides {}.product_id", p));
+  }
+  if (o.product_id.empty()) {
+    if (!t.get("product_id"))
+      c.Error(&t, p + ".product_id",
+              "missing; the id of the product to check out (a free one "
+              "completes without payment), or LOAD_TEST_PRODUCT_ID");
+  } else if (!IsUuid(o.product_id)) {
+    c.Error(product_node,
+            product_node ? p + ".product_id" : "env LOAD_TEST_PRODUCT_ID",
+            fmt::format("\"{}\" is not a product id (a UUID)", o.product_id));
+  }
+  if (auto v = c.String(t, p, "create_form")) {
+    if (*v == "products") {
+      o.create_form = CreateForm::kProducts;
+    } else if (*v == "product_id") {
+      o.create_form = CreateForm::kProductId;
+    } else {
+      c.Error(t.get("create_form"), p + ".create_form",
+              fmt::format("\"{}\" is not products or product_id", *v));
+    }
+  }
+  const toml::node* email_node = t.get("customer_email");
+  if (auto v = c.String(t, p, "customer_email")) o.customer_email = *v;
+  if (auto e = env("LOAD_TEST_CUSTOMER_EMAIL"); e && !e->empty()) {
+    o.customer_email = *e;
+    email_node = nullptr;
+    notes.push_back(
+        fmt::format("LOAD_TEST_CUSTOMER_EMAIL overrides {}.customer_email", p));
+  }
+  if (std::string why; !CheckCustomerEmail(o.customer_email, &why)) {
+    c.Error(email_node,
+            email_node ? p + ".customer_email" : "env LOAD_TEST_CUSTOMER_EMAIL",
+            fmt::format("\"{}\" {}", o.customer_email, why));
+  }
+  if (auto v = c.Int(t, p, "customer_pool", 1, 1'000'000))
+    o.customer_pool = static_cast<int>(*v);
+  if (const toml::node* node = t.get("billing_address")) {
+    const std::string ap = p + ".billing_address";
+    if (auto off = node->value_exact<bool>(); off && !*off) {
+      o.billing_address.reset();
+    } else if (const toml::table* a = node->as_table()) {
+      c.OnlyKeys(*a, ap,
+                 {"country", "line1", "line2", "postal_code", "city", "state"});
+      BillingAddress address;
+      auto country = c.String(*a, ap, "country");
+      if (!country) {
+        if (!a->get("country"))
+          c.Error(node, ap + ".country", "missing; e.g. \"SE\"");
+      } else if (country->size() != 2 ||
+                 !std::isupper(static_cast<unsigned char>((*country)[0])) ||
+                 !std::isupper(static_cast<unsigned char>((*country)[1]))) {
+        c.Error(a->get("country"), ap + ".country",
+                fmt::format("\"{}\" is not an ISO 3166-1 alpha-2 code such as "
+                            "\"SE\"",
+                            *country));
+      } else {
+        address.country = *country;
+      }
+      if (auto v = c.String(*a, ap, "line1")) address.line1 = *v;
+      if (auto v = c.String(*a, ap, "line2")) address.line2 = *v;
+      if (auto v = c.String(*a, ap, "postal_code")) address.postal_code = *v;
+      if (auto v = c.String(*a, ap, "city")) address.city = *v;
+      if (auto v = c.String(*a, ap, "state")) address.state = *v;
+      if (address.country == "US" &&
+          (address.line1.empty() || address.postal_code.empty() ||
+           address.city.empty() || address.state.empty())) {
+        c.Error(node, ap,
+                "a US address needs line1, postal_code, city and state: Polar "
+                "requires a full address in the US");
+      }
+      o.billing_address = address;
+    } else {
+      c.Error(node, ap,
+              "must be a table like { country = \"SE\", city = \"Stockholm\" "
+              "}, or false to send none");
+    }
+  }
+  if (const toml::node* node = t.get("funnel")) {
+    const std::string fp = p + ".funnel";
+    if (const toml::table* f = node->as_table()) {
+      c.OnlyKeys(*f, fp, {"update", "status", "confirm"});
+      if (auto v = Share(c, *f, fp, "update")) o.update_ratio = *v;
+      if (auto v = Share(c, *f, fp, "status")) o.status_ratio = *v;
+      if (auto v = Share(c, *f, fp, "confirm")) o.confirm_ratio = *v;
+      if (!(o.update_ratio >= o.status_ratio &&
+            o.status_ratio >= o.confirm_ratio)) {
+        c.Error(node, fp,
+                fmt::format("shares of created checkouts reaching each step "
+                            "must not grow along the flow (update {:g} >= "
+                            "status {:g} >= confirm {:g})",
+                            o.update_ratio, o.status_ratio, o.confirm_ratio));
+      }
+    } else {
+      c.Error(node, fp,
+              "must be a table like { update = 0.5, status = 0.3, confirm = "
+              "0.1 }");
+    }
+  }
+  if (auto v = c.DurationValue(t, p, "think_time", Duration::zero(),
+                               std::chrono::minutes(10))) {
+    o.think_time = *v;
+  }
+  if (auto v = c.String(t, p, "completion")) {
+    if (*v == "stream") {
+      o.completion = CompletionMode::kStream;
+    } else if (*v == "poll") {
+      o.completion = CompletionMode::kPoll;
+    } else {
+      c.Error(t.get("completion"), p + ".completion",
+              fmt::format("\"{}\" is not stream or poll", *v));
+    }
+  }
+  if (auto v =
+          c.DurationValue(t, p, "poll_interval", std::chrono::milliseconds(50),
+                          std::chrono::minutes(1))) {
+    o.poll_interval = *v;
+  }
+  if (auto v =
+          c.DurationValue(t, p, "completion_deadline", std::chrono::seconds(1),
+                          std::chrono::hours(1))) {
+    o.completion_deadline = *v;
+  }
+}
+
+void ParseEventVisibility(Checker& c, const toml::table& t,
+                          const std::string& p, EventVisibilityOptions& o) {
+  if (auto v = c.String(t, p, "probe_customer_id")) {
+    if (v->empty() || v->size() > 256) {
+      c.Error(t.get("probe_customer_id"), p + ".probe_customer_id",
+              "must be 1-256 characters");
+    } else {
+      o.probe_customer_id = *v;
+    }
+  }
+  if (auto v = c.String(t, p, "event_name")) {
+    // Polar's limit on event names (polar-api.md §3.1).
+    if (v->empty() || v->size() > 128) {
+      c.Error(t.get("event_name"), p + ".event_name",
+              "must be 1-128 characters");
+    } else {
+      o.event_name = *v;
+    }
+  }
+  if (auto v =
+          c.DurationValue(t, p, "poll_interval", std::chrono::milliseconds(50),
+                          std::chrono::minutes(1))) {
+    o.poll_interval = *v;
+  }
+  if (auto v = c.DurationValue(t, p, "deadline", std::chrono::seconds(1),
+                               std::chrono::hours(1))) {
+    o.deadline = *v;
+  }
+  if (auto v = c.DurationValue(t, p, "timestamp_backdate", Duration::zero(),
+                               std::chrono::hours(1))) {
+    o.timestamp_backdate = *v;
+  }
+  if (auto v = c.DurationValue(t, p, "search_margin", Duration::zero(),
+                               std::chrono::hours(24))) {
+    o.search_margin = *v;
+  }
+}
+
+// Sandbox allows 100 requests/min per organization (and per client IP for
+// the anonymous checkout routes) and 6 confirms/min before a 30-minute block
+// (polar-api.md §5). A config that asks for more is valid (a staging copy of
+// sandbox may differ) but most likely a mistake: say so at start.
+void WarnAboutSandbox(const Config& config,
+                      std::vector<std::string>& warnings) {
+  if (config.target.base_url.find("://sandbox-api.polar.sh") ==
+      std::string::npos) {
+    return;
+  }
+  double per_minute = 0;
+  double confirms = 0;
+  for (const ScenarioConfig& s : config.scenarios) {
+    const double rate = s.schedule.PeakRate() * 60;
+    switch (s.type) {
+      case ScenarioType::kEventIngestion:
+        per_minute += rate;
+        break;
+      case ScenarioType::kCheckout: {
+        const CheckoutOptions& o = s.checkout;
+        // At least: create, the funnel's steps, and for each confirm one
+        // stream or one poll.
+        per_minute +=
+            rate * (1 + o.update_ratio + o.status_ratio + 2 * o.confirm_ratio);
+        confirms += rate * o.confirm_ratio;
+        break;
+      }
+      case ScenarioType::kEventVisibility:
+        per_minute += rate * 2;  // the ingest and at least one poll
+        break;
+    }
+  }
+  if (per_minute > 100) {
+    warnings.push_back(fmt::format(
+        "target.base_url is Polar's sandbox, which allows 100 requests/min per "
+        "organization; the scenarios ask for at least {:.0f}/min at their "
+        "peak: expect 429s (outcome=\"rate_limited\") and Retry-After pauses",
+        per_minute));
+  }
+  if (confirms > 6) {
+    warnings.push_back(fmt::format(
+        "target.base_url is Polar's sandbox, which allows 6 checkout confirms/"
+        "min and then blocks for 30 minutes; the checkout scenarios confirm "
+        "{:.1f}/min at their peak",
+        confirms));
   }
 }
 
@@ -708,21 +963,46 @@ void ParseScenarios(Checker& c, const toml::table& root, const EnvLookup& env,
     auto type = c.String(*t, p, "type");
     if (!type) {
       if (!t->get("type"))
-        c.Error(&node, p + ".type", "missing; use \"event_ingestion\"");
+        c.Error(&node, p + ".type",
+                "missing; use \"event_ingestion\", \"checkout\" or "
+                "\"event_visibility\"");
       continue;
     }
+    // Keys every scenario type takes.
+    auto keys = [&](std::initializer_list<std::string_view> own) {
+      std::vector<std::string_view> all = {
+          "type",          "rate", "schedule",           "arrivals",
+          "max_in_flight", "seed", "honour_retry_after", "max_retry_after",
+          "thresholds"};
+      all.insert(all.end(), own.begin(), own.end());
+      return all;
+    };
     if (*type == "event_ingestion") {
       s.type = ScenarioType::kEventIngestion;
-      c.OnlyKeys(*t, p,
-                 {"type", "rate", "schedule", "arrivals", "max_in_flight",
-                  "seed", "honour_retry_after", "max_retry_after", "thresholds",
-                  "batch_size", "external_customer_ids"});
+      c.OnlyKeys(
+          *t, p,
+          keys({"batch_size", "external_customer_ids", "timestamp_backdate"}));
       ParseEventIngestion(c, *t, p, env, s.event_ingestion, notes);
+    } else if (*type == "checkout") {
+      s.type = ScenarioType::kCheckout;
+      c.OnlyKeys(
+          *t, p,
+          keys({"product_id", "create_form", "customer_email", "customer_pool",
+                "billing_address", "funnel", "think_time", "completion",
+                "poll_interval", "completion_deadline"}));
+      ParseCheckout(c, *t, p, env, s.checkout, notes);
+    } else if (*type == "event_visibility") {
+      s.type = ScenarioType::kEventVisibility;
+      c.OnlyKeys(*t, p,
+                 keys({"probe_customer_id", "event_name", "poll_interval",
+                       "deadline", "timestamp_backdate", "search_margin"}));
+      ParseEventVisibility(c, *t, p, s.event_visibility);
     } else {
-      c.Error(
-          t->get("type"), p + ".type",
-          fmt::format("unknown scenario type \"{}\"; use \"event_ingestion\"",
-                      *type));
+      c.Error(t->get("type"), p + ".type",
+              fmt::format("unknown scenario type \"{}\"; use "
+                          "\"event_ingestion\", \"checkout\" or "
+                          "\"event_visibility\"",
+                          *type));
       continue;
     }
     const toml::node* schedule = t->get("schedule");
@@ -771,11 +1051,30 @@ void ParseScenarios(Checker& c, const toml::table& root, const EnvLookup& env,
 
 const std::vector<std::string>& StepsOf(ScenarioType type) {
   static const std::vector<std::string> kIngestion = {"ingest"};
+  static const std::vector<std::string> kCheckout = {
+      "create", "update", "status", "confirm", "stream", "get"};
+  static const std::vector<std::string> kVisibility = {"ingest", "probe"};
   switch (type) {
     case ScenarioType::kEventIngestion:
       return kIngestion;
+    case ScenarioType::kCheckout:
+      return kCheckout;
+    case ScenarioType::kEventVisibility:
+      return kVisibility;
   }
   return kIngestion;
+}
+
+const char* ScenarioTypeName(ScenarioType type) {
+  switch (type) {
+    case ScenarioType::kEventIngestion:
+      return "event_ingestion";
+    case ScenarioType::kCheckout:
+      return "checkout";
+    case ScenarioType::kEventVisibility:
+      return "event_visibility";
+  }
+  return "event_ingestion";
 }
 
 std::string ConfigError::ToString() const {
@@ -826,7 +1125,10 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
             "no API token: set target.token_file, target.token or "
             "LOAD_TEST_API_TOKEN");
   }
-  if (result.errors.empty()) result.config = std::move(config);
+  if (result.errors.empty()) {
+    WarnAboutSandbox(*config, result.warnings);
+    result.config = std::move(config);
+  }
   return result;
 }
 

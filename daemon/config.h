@@ -22,7 +22,9 @@
 #include "daemon/units.h"
 #include "exporters/clock.h"
 #include "exporters/summary.h"
+#include "scenarios/checkout.h"
 #include "scenarios/event_ingestion.h"
+#include "scenarios/event_visibility.h"
 
 namespace polar {
 
@@ -61,7 +63,9 @@ struct DaemonConfig {
   Duration shutdown_grace = std::chrono::seconds(10);
 };
 
-enum class ScenarioType { kEventIngestion };
+enum class ScenarioType { kEventIngestion, kCheckout, kEventVisibility };
+// The config's `type` value: "event_ingestion", "checkout", "event_visibility".
+const char* ScenarioTypeName(ScenarioType type);
 
 struct ScenarioConfig {
   std::string name;  // the table name; becomes the `scenario` label
@@ -75,7 +79,9 @@ struct ScenarioConfig {
   // and the LOAD_TEST_*_THRESHOLD variables.
   std::vector<Threshold> thresholds;
   uint64_t seed = 1;
-  EventIngestionOptions event_ingestion;
+  EventIngestionOptions event_ingestion;    // type = "event_ingestion"
+  CheckoutOptions checkout;                 // type = "checkout"
+  EventVisibilityOptions event_visibility;  // type = "event_visibility"
 };
 
 // The steps a scenario type records, for validating thresholds.
@@ -105,6 +111,9 @@ struct ConfigResult {
   std::vector<ConfigError> errors;
   std::vector<std::string>
       notes;  // e.g. which LOAD_TEST_* variables overrode the file
+  // Valid but probably not meant: rates above sandbox's limits against
+  // sandbox. Logged at warning priority at start and on reload.
+  std::vector<std::string> warnings;
   // Every secret read while parsing (the API token, the control token), even
   // when the config is
   // invalid: the caller registers them with the log redactor

@@ -8,8 +8,24 @@
 
 namespace polar {
 
+struct HttpEngine::StreamState {
+  StreamId id = kNoStream;
+  StreamOptions options;
+  StreamHandlers handlers;
+  std::string pending;  // body bytes not yet handed to on_data
+  MonoTime head_at{};
+  long status = 0;
+  int http_version = 0;
+  std::string content_type;
+  bool head_complete = false;  // the header block ended (header callback)
+  bool head_delivered = false;
+  bool overflow = false;  // more than max_buffered waited
+  bool marked = false;    // in deliver_
+};
+
 struct HttpEngine::Transfer {
   CURL* easy = nullptr;
+  HttpEngine* engine = nullptr;
   Request request;
   ResponseCallback done;
   Response response;
@@ -17,6 +33,7 @@ struct HttpEngine::Transfer {
   bool too_large = false;
   char error[CURL_ERROR_SIZE] = {};
   std::size_t max_body = 0;
+  std::unique_ptr<StreamState> stream;  // null for plain requests
 };
 
 namespace {
@@ -49,6 +66,20 @@ Outcome ClassifyCurlError(CURLcode code) {
       // of oversized bodies.
       return Outcome::kInvalidResponse;
   }
+}
+
+int HttpVersionOf(CURL* easy) {
+  long version = 0;
+  curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
+  return version == CURL_HTTP_VERSION_2_0   ? 2
+         : version == CURL_HTTP_VERSION_1_1 ? 11
+         : version == CURL_HTTP_VERSION_1_0 ? 10
+                                            : 0;
+}
+
+long Milliseconds(Duration d) {
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
 
 bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
@@ -86,6 +117,10 @@ HttpEngine::HttpEngine(EventLoop& loop, const Clock& clock,
     // and wait a round trip.
     *list = curl_slist_append(*list, "Expect:");
   }
+  headers_stream_ =
+      curl_slist_append(headers_stream_, "Accept: text/event-stream");
+  headers_stream_ =
+      curl_slist_append(headers_stream_, "Cache-Control: no-cache");
   std::string auth = "Authorization: Bearer " + options_.token;
   headers_auth_ = curl_slist_append(headers_auth_, auth.c_str());
   std::fill(auth.begin(), auth.end(), '\0');
@@ -106,6 +141,7 @@ HttpEngine::~HttpEngine() {
   curl_multi_cleanup(multi_);
   curl_slist_free_all(headers_auth_);
   curl_slist_free_all(headers_anon_);
+  curl_slist_free_all(headers_stream_);
 }
 
 HttpEngine::Transfer* HttpEngine::NewTransfer() {
@@ -117,11 +153,6 @@ HttpEngine::Transfer* HttpEngine::NewTransfer() {
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &HttpEngine::OnBody);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &HttpEngine::OnHeader);
-  curl_easy_setopt(
-      e, CURLOPT_TIMEOUT_MS,
-      static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                            options_.timeout)
-                            .count()));
   curl_easy_setopt(
       e, CURLOPT_CONNECTTIMEOUT_MS,
       static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -147,6 +178,7 @@ HttpEngine::Transfer* HttpEngine::NewTransfer() {
     curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
   }
   Transfer* raw = t.get();
+  raw->engine = this;
   curl_easy_setopt(e, CURLOPT_PRIVATE, raw);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, raw);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, raw);
@@ -157,8 +189,51 @@ HttpEngine::Transfer* HttpEngine::NewTransfer() {
 }
 
 void HttpEngine::Send(Request request, ResponseCallback done) {
-  queue_.push_back(Pending{std::move(request), std::move(done)});
+  queue_.push_back(Pending{std::move(request), std::move(done), nullptr});
   StartQueued();
+}
+
+StreamId HttpEngine::OpenStream(Request request, StreamOptions options,
+                                StreamHandlers handlers) {
+  auto state = std::make_unique<StreamState>();
+  state->id = next_stream_++;
+  state->options = options;
+  state->handlers = std::move(handlers);
+  const StreamId id = state->id;
+  ++queued_streams_;
+  queue_.push_back(Pending{std::move(request), nullptr, std::move(state)});
+  StartQueued();
+  return id;
+}
+
+void HttpEngine::CancelStream(StreamId id) {
+  if (id == kNoStream) return;
+  if (auto it = streams_.find(id); it != streams_.end()) {
+    Transfer* t = it->second;
+    streams_.erase(it);
+    // Never called from inside a curl callback: handlers run after curl
+    // returns (DeliverStreams, Finish).
+    curl_multi_remove_handle(multi_, t->easy);
+    on_wire_.erase(t);
+    --active_;
+    Recycle(t);
+    StartQueued();
+    return;
+  }
+  for (auto q = queue_.begin(); q != queue_.end(); ++q) {
+    if (q->stream && q->stream->id == id) {
+      queue_.erase(q);
+      --queued_streams_;
+      return;
+    }
+  }
+}
+
+void HttpEngine::Recycle(Transfer* t) {
+  t->request = Request{};
+  t->done = nullptr;
+  t->stream.reset();
+  pool_.emplace_back(t);
 }
 
 void HttpEngine::StartQueued() {
@@ -172,7 +247,12 @@ void HttpEngine::StartQueued() {
     Pending& p = queue_.front();
     t->request = std::move(p.request);
     t->done = std::move(p.done);
+    t->stream = std::move(p.stream);
     queue_.pop_front();
+    if (t->stream) {
+      --queued_streams_;
+      streams_.emplace(t->stream->id, t.get());
+    }
     t->response = Response{};
     t->response.intended = t->request.intended;
     t->too_large = false;
@@ -188,7 +268,13 @@ void HttpEngine::Launch(std::unique_ptr<Transfer> owned) {
   t->url = options_.base_url + t->request.path;
   curl_easy_setopt(e, CURLOPT_URL, t->url.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER,
-                   t->request.authenticated ? headers_auth_ : headers_anon_);
+                   t->request.authenticated ? headers_auth_
+                   : t->stream              ? headers_stream_
+                                            : headers_anon_);
+  // A stream has no natural end: its own deadline replaces the timeout.
+  curl_easy_setopt(
+      e, CURLOPT_TIMEOUT_MS,
+      Milliseconds(t->stream ? t->stream->options.deadline : options_.timeout));
   const Method m = t->request.method;
   if (m == Method::kGet) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, nullptr);
@@ -297,17 +383,67 @@ void HttpEngine::ArmCurlTimer() {
 void HttpEngine::SocketAction(curl_socket_t fd, int events) {
   int running = 0;
   curl_multi_socket_action(multi_, fd, events, &running);
+  if (!deliver_.empty()) DeliverStreams();
   CollectDone();
+}
+
+void HttpEngine::DeliverStreams() {
+  // Handlers may cancel streams (this one or others) and open new ones; a
+  // cancelled id is simply no longer in streams_.
+  std::vector<StreamId> ids;
+  while (!deliver_.empty()) {
+    ids.clear();
+    ids.swap(deliver_);
+    for (StreamId id : ids) {
+      auto it = streams_.find(id);
+      if (it != streams_.end()) DeliverStream(it->second);
+    }
+  }
+}
+
+void HttpEngine::DeliverStream(Transfer* t) {
+  StreamState& s = *t->stream;
+  s.marked = false;
+  const StreamId id = s.id;
+  if (s.head_complete && !s.head_delivered) {
+    s.head_delivered = true;
+    Response head;
+    head.status = s.status;
+    head.http_version = s.http_version;
+    head.content_type = s.content_type;
+    head.retry_after = t->response.retry_after;
+    head.intended = t->response.intended;
+    head.sent = t->response.sent;
+    head.done = s.head_at;
+    // A copy: the handler may cancel the stream, which frees the original.
+    auto on_head = s.handlers.on_head;
+    if (on_head) on_head(head);
+    if (!streams_.count(id)) return;
+  }
+  if (s.head_delivered && !s.pending.empty()) {
+    std::string chunk;
+    chunk.swap(s.pending);
+    auto on_data = s.handlers.on_data;
+    if (on_data) on_data(chunk);
+  }
 }
 
 void HttpEngine::CollectDone() {
   int pending = 0;
   while (CURLMsg* msg = curl_multi_info_read(multi_, &pending)) {
     if (msg->msg != CURLMSG_DONE) continue;
+    CURL* easy = msg->easy_handle;
     Transfer* t = nullptr;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
     CURLcode code = msg->data.result;
-    curl_multi_remove_handle(multi_, msg->easy_handle);
+    if (t->stream) {
+      // What arrived with the end goes out first; a handler may cancel the
+      // stream meanwhile (then it is recycled and nothing more is said).
+      const StreamId id = t->stream->id;
+      DeliverStream(t);
+      if (!streams_.count(id)) continue;
+    }
+    curl_multi_remove_handle(multi_, easy);
     Finish(t, code);
   }
 }
@@ -317,36 +453,57 @@ void HttpEngine::Finish(Transfer* t, CURLcode code) {
   --active_;
   Response& r = t->response;
   r.done = clock_.Now();
+  const bool overflow = t->stream && t->stream->overflow;
   if (code == CURLE_OK) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r.status);
-    long version = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
-    r.http_version = version == CURL_HTTP_VERSION_2_0   ? 2
-                     : version == CURL_HTTP_VERSION_1_1 ? 11
-                     : version == CURL_HTTP_VERSION_1_0 ? 10
-                                                        : 0;
+    r.http_version = HttpVersionOf(t->easy);
     r.transport = Outcome::kOk;
   } else {
-    r.transport =
-        t->too_large ? Outcome::kInvalidResponse : ClassifyCurlError(code);
+    if (t->stream && t->stream->head_complete) {
+      r.status = t->stream->status;
+      r.http_version = t->stream->http_version;
+    }
+    r.transport = t->too_large || overflow ? Outcome::kInvalidResponse
+                                           : ClassifyCurlError(code);
     r.error = t->too_large ? "response body over the size limit"
+              : overflow   ? "stream data over the buffer limit"
                            : (t->error[0] ? std::string(t->error)
                                           : curl_easy_strerror(code));
   }
-  ResponseCallback done = std::move(t->done);
+  ResponseCallback done;
+  if (t->stream) {
+    streams_.erase(t->stream->id);
+    done = std::move(t->stream->handlers.on_end);
+    r.content_type = t->stream->content_type;
+  } else {
+    done = std::move(t->done);
+  }
   Response response = std::move(r);
-  t->request = Request{};
-  pool_.emplace_back(t);
+  Recycle(t);
   // Refill the wire before running the callback, so a slow callback never
   // delays queued sends.
   StartQueued();
-  done(std::move(response));
+  if (done) done(std::move(response));
 }
 
 size_t HttpEngine::OnBody(char* data, size_t size, size_t count,
                           void* transfer) {
   auto* t = static_cast<Transfer*>(transfer);
   size_t n = size * count;
+  if (StreamState* s = t->stream.get()) {
+    // Inside curl: only buffer; DeliverStreams hands it over after curl
+    // returns.
+    if (s->pending.size() + n > s->options.max_buffered) {
+      s->overflow = true;
+      return 0;  // curl aborts the transfer with CURLE_WRITE_ERROR
+    }
+    s->pending.append(data, n);
+    if (!s->marked) {
+      s->marked = true;
+      t->engine->deliver_.push_back(s->id);
+    }
+    return n;
+  }
   if (t->response.body.size() + n > t->max_body) {
     t->too_large = true;
     return 0;  // makes curl abort the transfer with CURLE_WRITE_ERROR
@@ -360,6 +517,26 @@ size_t HttpEngine::OnHeader(char* data, size_t size, size_t count,
   auto* t = static_cast<Transfer*>(transfer);
   size_t n = size * count;
   std::string_view line(data, n);
+  if (StreamState* s = t->stream.get(); s && (line == "\r\n" || line == "\n")) {
+    // The end of a header block. 1xx blocks (none expected: no Expect:
+    // 100-continue) are followed by the real one.
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && !s->head_complete) {
+      s->head_complete = true;
+      s->status = status;
+      s->http_version = HttpVersionOf(t->easy);
+      const char* type = nullptr;
+      curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &type);
+      s->content_type = type ? type : "";
+      s->head_at = t->engine->clock_.Now();
+      if (!s->marked) {
+        s->marked = true;
+        t->engine->deliver_.push_back(s->id);
+      }
+    }
+    return n;
+  }
   if (StartsWithNoCase(line, "retry-after:")) {
     std::string_view v = line.substr(12);
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))

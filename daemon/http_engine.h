@@ -9,6 +9,13 @@
 // latency still runs from the intended time). The caller bounds that FIFO: the
 // scheduler admits a request only while in_flight() is below the configured
 // caps.
+//
+// Streams (OpenStream, for the checkout's SSE stream) use the same connections
+// and FIFO. curl hands their body over inside its write callback, where curl
+// must not be called again, so the bytes wait in a per-stream buffer (bounded
+// by StreamOptions::max_buffered) and the handlers run right after curl
+// returns, on the same loop turn. A stream's transfer gets its own deadline
+// instead of the request timeout.
 #pragma once
 
 #include <curl/curl.h>
@@ -52,13 +59,19 @@ class HttpEngine final : public Transport {
   HttpEngine& operator=(const HttpEngine&) = delete;
 
   void Send(Request request, ResponseCallback done) override;
+  StreamId OpenStream(Request request, StreamOptions options,
+                      StreamHandlers handlers) override;
+  void CancelStream(StreamId id) override;
 
   // Requests accepted and not yet answered (queued + on the wire).
   std::size_t in_flight() const { return queue_.size() + active_; }
   std::size_t active() const { return active_; }
+  // Streams open or waiting for a connection.
+  std::size_t streams() const { return streams_.size() + queued_streams_; }
 
  private:
   struct Transfer;
+  struct StreamState;
 
   static int OnSocket(CURL* easy, curl_socket_t fd, int what, void* engine,
                       void* socket_data);
@@ -74,6 +87,11 @@ class HttpEngine final : public Transport {
   void CollectDone();
   void Finish(Transfer* transfer, CURLcode code);
   Transfer* NewTransfer();
+  // Runs the handlers of streams that have a head or body waiting.
+  void DeliverStreams();
+  void DeliverStream(Transfer* transfer);
+  // Puts a finished or cancelled transfer back in the pool.
+  void Recycle(Transfer* transfer);
 
   EventLoop& loop_;
   const Clock& clock_;
@@ -96,7 +114,8 @@ class HttpEngine final : public Transport {
   std::unordered_map<int, uint32_t> sockets_;
   struct Pending {
     Request request;
-    ResponseCallback done;
+    ResponseCallback done;                // plain requests
+    std::unique_ptr<StreamState> stream;  // streams
   };
   std::deque<Pending> queue_;  // waiting for a connection, FIFO
   std::vector<std::unique_ptr<Transfer>>
@@ -105,6 +124,12 @@ class HttpEngine final : public Transport {
   // destructor when a drain gives up on them.
   std::unordered_set<Transfer*> on_wire_;
   std::size_t active_ = 0;
+  // Streams on the wire by id, and the ids with a head or body to deliver.
+  std::unordered_map<StreamId, Transfer*> streams_;
+  std::vector<StreamId> deliver_;
+  std::size_t queued_streams_ = 0;
+  StreamId next_stream_ = 1;
+  curl_slist* headers_stream_ = nullptr;  // no token; Accept: text/event-stream
 };
 
 }  // namespace polar

@@ -139,6 +139,13 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
   for (const auto& note : loaded.notes) spdlog::info("{}", note);
+  for (const auto& warning : loaded.warnings) {
+    if (check_only) {
+      std::fprintf(stderr, "warning: %s\n", warning.c_str());
+    } else {
+      spdlog::warn("{}", warning);
+    }
+  }
   if (check_only) {
     std::printf("%s: configuration is valid (%zu scenarios)\n",
                 config_path.c_str(), loaded.config->scenarios.size());

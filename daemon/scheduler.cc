@@ -234,6 +234,25 @@ void ScenarioRunner::OnTimer() {
   Arm();
 }
 
+StreamId RetryAfterGate::OpenStream(Request request, StreamOptions options,
+                                    StreamHandlers handlers) {
+  // A 429 head is usually cancelled by the scenario (no end follows), so the
+  // runner hears about it from the head, or from the end if no head came.
+  handlers.on_head =
+      [this, head_cb = std::move(handlers.on_head)](const Response& head) {
+        if (runner_ && head.status == 429 && head.retry_after)
+          runner_->OnRetryAfter(*head.retry_after);
+        if (head_cb) head_cb(head);
+      };
+  handlers.on_end = [this,
+                     done = std::move(handlers.on_end)](Response&& response) {
+    if (runner_ && response.status == 429 && response.retry_after)
+      runner_->OnRetryAfter(*response.retry_after);
+    if (done) done(std::move(response));
+  };
+  return inner_.OpenStream(std::move(request), options, std::move(handlers));
+}
+
 void RetryAfterGate::Send(Request request, ResponseCallback done) {
   inner_.Send(std::move(request),
               [this, done = std::move(done)](Response&& response) {

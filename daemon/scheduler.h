@@ -169,6 +169,9 @@ class RetryAfterGate final : public Transport {
   explicit RetryAfterGate(Transport& inner) : inner_(inner) {}
   void set_runner(ScenarioRunner* runner) { runner_ = runner; }
   void Send(Request request, ResponseCallback done) override;
+  StreamId OpenStream(Request request, StreamOptions options,
+                      StreamHandlers handlers) override;
+  void CancelStream(StreamId id) override { inner_.CancelStream(id); }
 
  private:
   Transport& inner_;

@@ -15,6 +15,25 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return kBuckets;
 }
 
+const prometheus::Histogram::BucketBoundaries& FlowBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = [] {
+    prometheus::Histogram::BucketBoundaries b = LatencyBuckets();
+    b.insert(b.end(), {120, 300, 600});
+    return b;
+  }();
+  return kBuckets;
+}
+
+std::string_view CompletionKindName(CompletionKind kind) {
+  switch (kind) {
+    case CompletionKind::kCheckoutSucceeded:
+      return "checkout_succeeded";
+    case CompletionKind::kEventVisible:
+      return "event_visible";
+  }
+  return "checkout_succeeded";
+}
+
 const prometheus::Histogram::BucketBoundaries& LagBuckets() {
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -74,6 +93,23 @@ Metrics::Metrics(prometheus::Registry& registry)
                   .Help("Ingested events as Polar reported them: inserted or "
                         "duplicate.")
                   .Register(registry)),
+      flow_duration_(
+          prometheus::BuildHistogram()
+              .Name("polar_loadd_flow_duration_seconds")
+              .Help("Whole checkout flows from their intended start to their "
+                    "last step, by the outcome of the step that ended them.")
+              .Register(registry)),
+      completion_(prometheus::BuildHistogram()
+                      .Name("polar_loadd_completion_seconds")
+                      .Help("Background work as a customer sees it: confirm "
+                            "-> checkout succeeded, ingest -> event listed.")
+                      .Register(registry)),
+      probes_lost_(prometheus::BuildCounter()
+                       .Name("polar_loadd_probes_lost_total")
+                       .Help("Completions that did not happen before their "
+                             "deadline (a checkout never seen succeeded, an "
+                             "event never listed).")
+                       .Register(registry)),
       loop_lag_family_(prometheus::BuildHistogram()
                            .Name("polar_loadd_loop_lag_seconds")
                            .Help("How late event-loop timers fire.")
@@ -248,6 +284,32 @@ prometheus::Counter& Metrics::Events(const std::string& scenario,
   if (inserted)
     it->second = &events_.Add({{"scenario", scenario}, {"result", result}});
   return *it->second;
+}
+
+prometheus::Histogram& Metrics::FlowDuration(const std::string& scenario,
+                                             Outcome outcome) {
+  auto [it, inserted] =
+      flow_children_.try_emplace({scenario, outcome}, nullptr);
+  if (inserted) {
+    it->second =
+        &flow_duration_.Add({{"scenario", scenario},
+                             {"outcome", std::string(OutcomeName(outcome))}},
+                            FlowBuckets());
+  }
+  return *it->second;
+}
+
+CompletionSeries& Metrics::Completion(const std::string& scenario,
+                                      CompletionKind kind) {
+  auto [it, inserted] = completion_children_.try_emplace({scenario, kind});
+  if (inserted) {
+    const std::map<std::string, std::string> labels = {
+        {"scenario", scenario},
+        {"kind", std::string(CompletionKindName(kind))}};
+    it->second.seconds = &completion_.Add(labels, FlowBuckets());
+    it->second.lost = &probes_lost_.Add(labels);
+  }
+  return it->second;
 }
 
 void Metrics::SampleProcess() {

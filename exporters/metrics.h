@@ -36,6 +36,12 @@ namespace polar {
 // are ~100 us-1 ms.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets();
 
+// Buckets for whole flows and background completions: LatencyBuckets() plus
+// 120 s, 300 s and 600 s, because a flow with think time and a completion
+// deadline (60 s by default) lasts longer than one request, and the
+// completion alerts' 10 s threshold must stay an exact boundary.
+const prometheus::Histogram::BucketBoundaries& FlowBuckets();
+
 // Buckets for timer and schedule lag: 10 us .. 5 s, because a healthy loop is
 // late by microseconds and an overloaded one by tens of milliseconds.
 const prometheus::Histogram::BucketBoundaries& LagBuckets();
@@ -49,6 +55,22 @@ enum class DropReason : unsigned char {
 };
 inline constexpr std::size_t kDropReasonCount = 3;
 std::string_view DropReasonName(DropReason reason);
+
+// Background work a scenario waits for, as a customer sees it. Fixed set: it
+// is the `kind` label of polar_loadd_completion_seconds and
+// polar_loadd_probes_lost_total.
+enum class CompletionKind : unsigned char {
+  kCheckoutSucceeded,  // confirm answered -> the checkout is `succeeded`
+  kEventVisible,       // ingest answered -> GET /v1/events/ lists the event
+};
+inline constexpr std::size_t kCompletionKindCount = 2;
+std::string_view CompletionKindName(CompletionKind kind);
+
+// Children for one (scenario, kind) of background completion.
+struct CompletionSeries {
+  prometheus::Histogram* seconds = nullptr;  // polar_loadd_completion_seconds
+  prometheus::Counter* lost = nullptr;       // polar_loadd_probes_lost_total
+};
 
 // Children for one (scenario, step): a request counter per outcome and both
 // latency histograms.
@@ -93,6 +115,15 @@ class Metrics {
   StepSeries& Step(const std::string& scenario, const std::string& step);
   prometheus::Counter& Events(const std::string& scenario,
                               const std::string& result);
+  // polar_loadd_flow_duration_seconds{scenario, outcome}: children are made
+  // on first use (a flow ends a few times per second at most; callers cache
+  // the reference per outcome).
+  prometheus::Histogram& FlowDuration(const std::string& scenario,
+                                      Outcome outcome);
+  // The completion histogram and lost-probe counter of (scenario, kind),
+  // created together so a scenario that never lost a probe still shows 0.
+  CompletionSeries& Completion(const std::string& scenario,
+                               CompletionKind kind);
 
   prometheus::Histogram& loop_lag() { return *loop_lag_; }
   // Share of wall time the event loop spent working, sampled every second:
@@ -151,6 +182,9 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& target_rate_;
   prometheus::Family<prometheus::Gauge>& in_flight_;
   prometheus::Family<prometheus::Counter>& events_;
+  prometheus::Family<prometheus::Histogram>& flow_duration_;
+  prometheus::Family<prometheus::Histogram>& completion_;
+  prometheus::Family<prometheus::Counter>& probes_lost_;
   prometheus::Family<prometheus::Histogram>& loop_lag_family_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Family<prometheus::Counter>& reloads_;
@@ -182,6 +216,10 @@ class Metrics {
            std::less<>>
       control_children_;
   RecentErrors recent_errors_;
+  std::map<std::pair<std::string, Outcome>, prometheus::Histogram*>
+      flow_children_;
+  std::map<std::pair<std::string, CompletionKind>, CompletionSeries>
+      completion_children_;
 };
 
 // The Prometheus text exposition (format 0.0.4) of everything in the registry.

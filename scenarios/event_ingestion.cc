@@ -11,6 +11,7 @@ EventIngestionScenario::EventIngestionScenario(ScenarioContext context,
     : context_(std::move(context)),
       options_(std::move(options)),
       rng_(context_.seed),
+      customers_(1),
       ingest_(context_.metrics, context_.name, "ingest"),
       series_(context_.metrics.Scenario(context_.name)),
       inserted_(context_.metrics.Events(context_.name, "inserted")),
@@ -21,13 +22,11 @@ EventIngestionScenario::EventIngestionScenario(ScenarioContext context,
           fmt::format("loadtest-customer-{}", i));
     }
   }
+  customers_ = PowerLawPicker(options_.external_customer_ids.size());
   // A run id from the wall clock and the seed: restarts never reuse an
   // external_id, so Polar's dedup index never turns fresh load into
   // "duplicates".
-  auto wall = std::chrono::duration_cast<std::chrono::microseconds>(
-                  context_.clock.WallNow().time_since_epoch())
-                  .count();
-  run_id_ = fmt::format("{:x}{:04x}", wall, rng_.Next() & 0xffff);
+  run_id_ = MakeRunId(context_.clock.WallNow(), rng_);
 }
 
 std::string EventIngestionScenario::BuildBatch(uint64_t sequence) {
@@ -35,22 +34,31 @@ std::string EventIngestionScenario::BuildBatch(uint64_t sequence) {
   // work itself. Every value written here is either generated from fixed
   // alphabets or escaped by nlohmann::json::dump.
   std::string body;
-  body.reserve(64 + static_cast<std::size_t>(options_.batch_size) * 200);
+  body.reserve(64 + static_cast<std::size_t>(options_.batch_size) * 240);
   body += R"({"events":[)";
   const auto& ids = options_.external_customer_ids;
+  // One timestamp for the whole batch: the events are generated together.
+  std::string timestamp;
+  if (options_.timestamp_backdate) {
+    timestamp =
+        fmt::format(R"("timestamp":"{}",)",
+                    FormatIsoUtc(context_.clock.WallNow() -
+                                 std::chrono::duration_cast<WallTime::duration>(
+                                     *options_.timestamp_backdate)));
+  }
   for (int i = 0; i < options_.batch_size; ++i) {
     if (i) body += ',';
-    const std::string& customer = ids[rng_.Below(ids.size())];
+    const std::string& customer = ids[customers_.Pick(rng_)];
     const char* name =
         rng_.Uniform() < 0.7 ? "generate.text" : "generate.image";
     const char* slug = rng_.Uniform() < 0.6 ? "v1:meter:pack" : "v1:meter:tier";
     const double price = 0.01 + rng_.Uniform() * 0.99;
     fmt::format_to(
         std::back_inserter(body),
-        R"({{"name":"{}","external_customer_id":{},"external_id":"loadtest-{}-{}-{}",)"
+        R"({{"name":"{}","external_customer_id":{},{}"external_id":"loadtest-{}-{}-{}",)"
         R"("metadata":{{"selectedMeterSlug":"{}","totalPrice":{:.2f}}}}})",
-        name, nlohmann::json(customer).dump(), run_id_, sequence, i, slug,
-        price);
+        name, nlohmann::json(customer).dump(), timestamp, run_id_, sequence, i,
+        slug, price);
   }
   body += "]}";
   return body;

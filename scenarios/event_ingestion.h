@@ -2,15 +2,22 @@
 // by Polar's answer.
 //
 // Built by MakeScenario() on the loop thread and used only there. Each batch
-// carries `batch_size` events for external customers picked from the configured
-// list, each with a unique external_id (the dedup key, polar-api.md §3.1), so a
-// correct target reports inserted + duplicates == batch_size.
+// carries `batch_size` events for external customers picked from the
+// configured list with the seed's power-law split (PowerLawPicker), each with
+// a unique external_id (the dedup key, polar-api.md §3.1), so a correct target
+// reports inserted + duplicates == batch_size; duplicates are counted
+// separately. Timestamps survive clock skew: by default events carry none and
+// Polar stamps them on arrival; with `timestamp_backdate` they carry the load
+// box's time minus that margin (Polar answers 422 to a timestamp in its
+// future).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "scenarios/generators.h"
 #include "scenarios/random.h"
 #include "scenarios/scenario.h"
 
@@ -19,6 +26,9 @@ namespace polar {
 struct EventIngestionOptions {
   int batch_size = 7;  // the seed's default (LOAD_TEST_EVENT_BATCH_SIZE)
   std::vector<std::string> external_customer_ids;
+  // Unset: no `timestamp` (Polar uses its own clock). Set: the load box's
+  // wall time minus this margin.
+  std::optional<Duration> timestamp_backdate;
 };
 
 class EventIngestionScenario final : public Scenario {
@@ -42,6 +52,7 @@ class EventIngestionScenario final : public Scenario {
   ScenarioContext context_;
   EventIngestionOptions options_;
   Rng rng_;
+  PowerLawPicker customers_;
   std::string
       run_id_;  // makes external_ids unique across restarts of the daemon
   StepRecorder ingest_;

@@ -15,6 +15,7 @@
 #include "exporters/clock.h"
 #include "exporters/metrics.h"
 #include "exporters/webhook_expectations.h"
+#include "scenarios/timers.h"
 #include "scenarios/transport.h"
 
 namespace polar {
@@ -33,6 +34,10 @@ struct ScenarioContext {
   uint64_t seed = 1;  // data generation is reproducible from this
   // The webhook receiver's correlator; null when no receiver is configured.
   WebhookExpectations* webhooks = nullptr;
+  // Think time, poll intervals and deadlines (the daemon's event loop, or
+  // FakeTimers in tests). Required by the scenarios that wait (checkout,
+  // event_visibility); a pointer only so the fields above keep their order.
+  Timers* timers = nullptr;
 };
 
 class Scenario {
