@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -19,12 +20,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+struct Due {
+  Clock::time_point at;
+  std::string bytes;
+  bool completes_answer = true;  // the last piece of an answer
+};
+
 struct Connection {
   std::string in;
   std::string out;
   uint64_t answers_in_out = 0;  // answers whose bytes are in `out`
-  std::deque<std::pair<Clock::time_point, std::string>> due;
+  std::deque<Due> due;
 };
+
+std::string Chunk(const std::string& data) {
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  return size + data + "\r\n";
+}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(c));
@@ -83,7 +96,7 @@ void TestHttpServer::Run() {
       short events = POLLIN;
       if (!c.out.empty()) events |= POLLOUT;
       fds.push_back({fd, events, 0});
-      if (!c.due.empty()) next_due = std::min(next_due, c.due.front().first);
+      if (!c.due.empty()) next_due = std::min(next_due, c.due.front().at);
     }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
                     next_due - Clock::now())
@@ -127,15 +140,30 @@ void TestHttpServer::Run() {
         std::size_t auth = body.find("{AUTH}");
         if (auth != std::string::npos)
           body.replace(auth, 6, HeaderValue(head, "authorization"));
+        auto at = Clock::now() + options_.delay;
+        if (!options_.stream_chunks.empty()) {
+          c.due.push_back({at,
+                           "HTTP/1.1 " + std::to_string(options_.status) +
+                               " Test\r\nContent-Type: text/event-stream\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n",
+                           false});
+          for (const std::string& piece : options_.stream_chunks) {
+            at += options_.stream_gap;
+            c.due.push_back({at, Chunk(piece), false});
+          }
+          if (options_.stream_end) c.due.push_back({at, "0\r\n\r\n", true});
+          continue;
+        }
         std::string answer = "HTTP/1.1 " + std::to_string(options_.status) +
-                             " Test\r\nContent-Type: application/json\r\n"
+                             " Test\r\nContent-Type: " + options_.content_type +
+                             "\r\n"
                              "Content-Length: " +
                              std::to_string(body.size()) + "\r\n\r\n" + body;
-        c.due.emplace_back(Clock::now() + options_.delay, std::move(answer));
+        c.due.push_back({at, std::move(answer), true});
       }
-      while (!c.due.empty() && c.due.front().first <= Clock::now()) {
-        c.out += c.due.front().second;
-        ++c.answers_in_out;
+      while (!c.due.empty() && c.due.front().at <= Clock::now()) {
+        c.out += c.due.front().bytes;
+        if (c.due.front().completes_answer) ++c.answers_in_out;
         c.due.pop_front();
       }
       if (!c.out.empty()) {

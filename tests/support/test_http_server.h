@@ -1,6 +1,7 @@
 // TestHttpServer: a tiny HTTP/1.1 target with scripted behaviour, for tests
 // that need what polar-sim does not offer: answers that come late, never, or
-// that echo the request's Authorization header back (a misbehaving proxy).
+// that echo the request's Authorization header back (a misbehaving proxy),
+// and streamed (chunked text/event-stream) answers sent piece by piece.
 // Loopback, port 0; one background thread with poll(); keep-alive; stops and
 // joins in the destructor. Counters may be read from any thread.
 #pragma once
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace polar::testing {
 
@@ -20,6 +22,14 @@ struct TestHttpServerOptions {
   // The answer's body; "{AUTH}" is replaced by the request's Authorization
   // header value.
   std::string body = R"({"inserted":1,"duplicates":0})";
+  std::string content_type = "application/json";
+  // Non-empty: answer with a chunked text/event-stream instead of `body`: the
+  // head after `delay`, then each piece `stream_gap` after the previous one,
+  // then the end of the response if stream_end (else the connection stays
+  // open until the client goes).
+  std::vector<std::string> stream_chunks;
+  std::chrono::milliseconds stream_gap{0};
+  bool stream_end = true;
 };
 
 class TestHttpServer {

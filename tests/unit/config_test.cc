@@ -362,3 +362,247 @@ error_ratio = 5
 
 }  // namespace
 }  // namespace polar
+
+namespace polar {
+namespace {
+
+constexpr const char* kScenarios = R"(
+[target]
+base_url = "http://127.0.0.1:8000"
+token = "polar_oat_secret"
+
+[scenarios.checkout]
+type = "checkout"
+rate = "2/s"
+product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
+create_form = "product_id"
+customer_email = "petru+loadtest@polar.sh"
+customer_pool = 10
+billing_address = { country = "US", line1 = "1 Main St", city = "Springfield", state = "IL", postal_code = "62701" }
+funnel = { update = 0.6, status = 0.4, confirm = 0.2 }
+think_time = "250ms"
+completion = "poll"
+poll_interval = "200ms"
+completion_deadline = "30s"
+
+[scenarios.checkout.thresholds.confirm]
+p99 = "5500ms"
+
+[scenarios.visible]
+type = "event_visibility"
+rate = "6/min"
+probe_customer_id = "probe"
+event_name = "probe.event"
+poll_interval = "500ms"
+deadline = "2m"
+timestamp_backdate = "3s"
+search_margin = "10m"
+
+[scenarios.ingest]
+type = "event_ingestion"
+rate = "1/s"
+timestamp_backdate = "2s"
+)";
+
+const ScenarioConfig& Named(const Config& c, const std::string& name) {
+  for (const auto& s : c.scenarios)
+    if (s.name == name) return s;
+  throw std::runtime_error("no scenario " + name);
+}
+
+TEST(Config, CheckoutVisibilityAndIngestionKeysFreezeIntoTheirOptions) {
+  ConfigResult r = ParseConfig(kScenarios, "s.toml", Env());
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
+  const auto& c = Named(*r.config, "checkout");
+  EXPECT_EQ(c.type, ScenarioType::kCheckout);
+  EXPECT_EQ(c.checkout.product_id, "77d5072c-f7be-48fd-8bd4-abf9451d0bf0");
+  EXPECT_EQ(c.checkout.create_form, CreateForm::kProductId);
+  EXPECT_EQ(c.checkout.customer_email, "petru+loadtest@polar.sh");
+  EXPECT_EQ(c.checkout.customer_pool, 10);
+  ASSERT_TRUE(c.checkout.billing_address);
+  EXPECT_EQ(c.checkout.billing_address->state, "IL");
+  EXPECT_DOUBLE_EQ(c.checkout.update_ratio, 0.6);
+  EXPECT_DOUBLE_EQ(c.checkout.status_ratio, 0.4);
+  EXPECT_DOUBLE_EQ(c.checkout.confirm_ratio, 0.2);
+  EXPECT_EQ(c.checkout.think_time, std::chrono::milliseconds(250));
+  EXPECT_EQ(c.checkout.completion, CompletionMode::kPoll);
+  EXPECT_EQ(c.checkout.poll_interval, std::chrono::milliseconds(200));
+  EXPECT_EQ(c.checkout.completion_deadline, std::chrono::seconds(30));
+  ASSERT_EQ(c.thresholds.size(), 1u);
+  EXPECT_EQ(c.thresholds[0].step, "confirm");
+
+  const auto& v = Named(*r.config, "visible");
+  EXPECT_EQ(v.type, ScenarioType::kEventVisibility);
+  EXPECT_EQ(v.event_visibility.probe_customer_id, "probe");
+  EXPECT_EQ(v.event_visibility.event_name, "probe.event");
+  EXPECT_EQ(v.event_visibility.poll_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(v.event_visibility.deadline, std::chrono::minutes(2));
+  EXPECT_EQ(v.event_visibility.timestamp_backdate, std::chrono::seconds(3));
+  EXPECT_EQ(v.event_visibility.search_margin, std::chrono::minutes(10));
+
+  EXPECT_EQ(Named(*r.config, "ingest").event_ingestion.timestamp_backdate,
+            std::chrono::seconds(2));
+  EXPECT_TRUE(r.warnings.empty());
+}
+
+TEST(Config, CheckoutDefaultsAreTheSeedsFunnelAndADeliverableDomain) {
+  ConfigResult r = ParseConfig(R"(
+[target]
+token = "t"
+[scenarios.c]
+type = "checkout"
+rate = "1/s"
+product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
+billing_address = false
+)",
+                               "d.toml", Env());
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
+  const CheckoutOptions& o = r.config->scenarios[0].checkout;
+  EXPECT_DOUBLE_EQ(o.update_ratio, 0.5);
+  EXPECT_DOUBLE_EQ(o.status_ratio, 0.3);
+  EXPECT_DOUBLE_EQ(o.confirm_ratio, 0.1);
+  EXPECT_EQ(o.customer_email, "loadtest@polar.sh");
+  EXPECT_EQ(o.create_form, CreateForm::kProducts);
+  EXPECT_EQ(o.completion, CompletionMode::kStream);
+  EXPECT_FALSE(o.billing_address) << "false sends none";
+}
+
+TEST(Config, TheLocustVariablesSetProductAndCustomerEmail) {
+  ConfigResult r = ParseConfig(kScenarios, "s.toml",
+                               Env({{"LOAD_TEST_PRODUCT_ID",
+                                     "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"},
+                                    {"LOAD_TEST_CUSTOMER_EMAIL",
+                                     "ops@acme.io"}}));
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
+  const auto& c = Named(*r.config, "checkout");
+  EXPECT_EQ(c.checkout.product_id, "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c");
+  EXPECT_EQ(c.checkout.customer_email, "ops@acme.io");
+  // A product id from the environment alone is enough.
+  ConfigResult bare = ParseConfig(R"(
+[target]
+token = "t"
+[scenarios.c]
+type = "checkout"
+rate = "1/s"
+)",
+                                  "b.toml",
+                                  Env({{"LOAD_TEST_PRODUCT_ID",
+                                        "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"}}));
+  EXPECT_TRUE(bare.errors.empty());
+}
+
+TEST(Config, CheckoutMistakesAreReportedWithTheirKeys) {
+  ConfigResult r = ParseConfig(R"([target]
+token = "t"
+[scenarios.c]
+type = "checkout"
+rate = "1/s"
+product_id = "not-a-uuid"
+customer_email = "load@example.com"
+funnel = { update = 0.2, status = 0.5, confirm = 1.5 }
+billing_address = { country = "US" }
+completion = "webhook"
+create_form = "price"
+think_time = "forever"
+colour = "red"
+[scenarios.c.thresholds.ingest]
+p99 = "1s"
+[scenarios.v]
+type = "event_visibility"
+rate = "1/s"
+event_name = ""
+deadline = "0s"
+)",
+                               "bad.toml", Env());
+  EXPECT_FALSE(r.config);
+  std::string all;
+  for (const auto& e : r.errors) all += e.ToString() + "\n";
+  for (const char* want :
+       {"bad.toml:6:14: scenarios.c.product_id: \"not-a-uuid\" is not a product "
+        "id",
+        "bad.toml:7:18: scenarios.c.customer_email: \"load@example.com\" "
+        "example.com is a special-use domain",
+        "scenarios.c.funnel.confirm: must be a share in [0, 1]",
+        "scenarios.c.funnel: shares of created checkouts",
+        "scenarios.c.billing_address: a US address needs line1",
+        "scenarios.c.completion: \"webhook\" is not stream or poll",
+        "scenarios.c.create_form: \"price\" is not products or product_id",
+        "scenarios.c.think_time:", "scenarios.c.colour: unknown key",
+        "scenarios.c.thresholds.ingest: this scenario has no step \"ingest\"; "
+        "its steps: create, update, status, confirm, stream, get",
+        "scenarios.v.event_name: must be 1-128 characters",
+        "scenarios.v.deadline: 0s is out of range"}) {
+    EXPECT_NE(all.find(want), std::string::npos) << want << "\nin:\n" << all;
+  }
+  ConfigResult missing = ParseConfig(R"([target]
+token = "t"
+[scenarios.c]
+type = "checkout"
+rate = "1/s"
+)",
+                                     "m.toml", Env());
+  ASSERT_EQ(missing.errors.size(), 1u);
+  EXPECT_NE(missing.errors[0].ToString().find(
+                "scenarios.c.product_id: missing; the id of the product"),
+            std::string::npos)
+      << missing.errors[0].ToString();
+  ConfigResult bad_env = ParseConfig(kScenarios, "s.toml",
+                                     Env({{"LOAD_TEST_CUSTOMER_EMAIL",
+                                           "me@shop.test"}}));
+  ASSERT_FALSE(bad_env.errors.empty());
+  EXPECT_EQ(bad_env.errors[0].key, "env LOAD_TEST_CUSTOMER_EMAIL");
+}
+
+TEST(Config, RatesAboveSandboxsLimitsAreWarnedAboutAgainstSandboxOnly) {
+  auto config = [](const std::string& url, const std::string& rate) {
+    return R"(
+[target]
+token = "t"
+base_url = ")" + url + R"("
+[scenarios.c]
+type = "checkout"
+rate = ")" + rate + R"("
+product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
+[scenarios.i]
+type = "event_ingestion"
+rate = "30/min"
+)";
+  };
+  // 60 checkouts/min: 60 * (1 + 0.5 + 0.3 + 0.2) = 120 requests/min plus 30
+  // batches: over 100; 6 confirms/min: at the limit, not over it.
+  ConfigResult busy = ParseConfig(
+      config("https://sandbox-api.polar.sh", "1/s"), "w.toml", Env());
+  ASSERT_TRUE(busy.config);
+  ASSERT_EQ(busy.warnings.size(), 1u);
+  EXPECT_NE(busy.warnings[0].find("at least 150/min"), std::string::npos)
+      << busy.warnings[0];
+  // 120 checkouts/min: 12 confirms/min, over sandbox's 6.
+  ConfigResult confirms = ParseConfig(
+      config("https://sandbox-api.polar.sh", "2/s"), "w.toml", Env());
+  ASSERT_EQ(confirms.warnings.size(), 2u);
+  EXPECT_NE(confirms.warnings[1].find("12.0/min"), std::string::npos)
+      << confirms.warnings[1];
+  ConfigResult quiet = ParseConfig(
+      config("https://sandbox-api.polar.sh", "10/min"), "w.toml", Env());
+  EXPECT_TRUE(quiet.warnings.empty());
+  ConfigResult local =
+      ParseConfig(config("http://127.0.0.1:8000", "50/s"), "w.toml", Env());
+  EXPECT_TRUE(local.warnings.empty()) << "no limits on a local stack";
+}
+
+TEST(Config, ProductionIsStillRefusedForCheckouts) {
+  ConfigResult r = ParseConfig(R"(
+[target]
+token = "t"
+base_url = "https://api.polar.sh"
+[scenarios.c]
+type = "checkout"
+rate = "1/min"
+product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
+)",
+                               "p.toml", Env());
+  EXPECT_FALSE(r.config);
+}
+
+}  // namespace
+}  // namespace polar

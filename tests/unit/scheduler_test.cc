@@ -252,3 +252,52 @@ TEST(ScenarioRunner, ASuccessorStartsFromThePredecessorsRemainingWork) {
 
 }  // namespace
 }  // namespace polar
+
+namespace polar {
+namespace {
+
+// Captures the handlers a gate passes on, so the test plays the engine.
+class StreamCapture final : public Transport {
+ public:
+  void Send(Request, ResponseCallback) override {}
+  StreamId OpenStream(Request, StreamOptions, StreamHandlers h) override {
+    handlers = std::move(h);
+    return 7;
+  }
+  void CancelStream(StreamId id) override { cancelled = id; }
+  StreamHandlers handlers;
+  StreamId cancelled = kNoStream;
+};
+
+TEST(RetryAfterGate, A429OnAStreamPausesTheRunnerLikeOneOnARequest) {
+  for (bool via_head : {true, false}) {
+    SCOPED_TRACE(via_head ? "head" : "end");
+    Rig rig;
+    StreamCapture inner;
+    RetryAfterGate gate(inner);
+    ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                          ConstantPlan(1), RunnerLimits{});
+    gate.set_runner(&runner);
+    int heads = 0, ends = 0;
+    StreamHandlers h;
+    h.on_head = [&](const Response&) { ++heads; };
+    h.on_end = [&](Response&&) { ++ends; };
+    EXPECT_EQ(gate.OpenStream(Request{}, {}, std::move(h)), 7u);
+    Response r;
+    r.status = 429;
+    r.retry_after = 5s;
+    const MonoTime before = rig.clock.Now();
+    if (via_head) {
+      inner.handlers.on_head(r);
+    } else {
+      inner.handlers.on_end(std::move(r));
+    }
+    EXPECT_EQ(heads + ends, 1) << "the scenario still hears about it";
+    EXPECT_GE(runner.paused_until(), before + 5s);
+    gate.CancelStream(7);
+    EXPECT_EQ(inner.cancelled, 7u);
+  }
+}
+
+}  // namespace
+}  // namespace polar
