@@ -51,6 +51,12 @@ std::string Loadd::BaseUrl() const {
   return url;
 }
 
+std::string Loadd::Instance() const {
+  const std::string url = BaseUrl();
+  const std::string scheme = "http://";
+  return url.rfind(scheme, 0) == 0 ? url.substr(scheme.size()) : url;
+}
+
 std::map<std::string, double> Loadd::Scrape() const {
   HttpResult r = HttpGet(MetricsUrl());
   if (r.status != 200) return {};

@@ -16,11 +16,19 @@
 
 namespace polar::testing {
 
+// polar-sim's ready line (docs/sim.md): where it serves, its seeded tokens and
+// products.
 struct Sim {
   std::unique_ptr<Process> process;
   nlohmann::json ready;  // polar-sim's first stdout line
   std::string base_url() const { return ready["base_url"]; }
   std::string token() const { return ready["token"]; }
+  // Same organization, read scopes only (403 insufficient_scope on writes).
+  std::string read_token() const { return ready["read_token"]; }
+  std::string metrics_url() const { return ready["metrics_url"]; }
+  std::string admin_url() const { return ready["admin_url"]; }
+  // The seeded free product (its checkouts succeed without payment).
+  std::string free_product() const { return ready["products"]["free"]["id"]; }
 };
 
 // Starts polar-sim on 127.0.0.1:0 (plus `extra_args`) and waits for its ready
@@ -45,6 +53,8 @@ class Loadd {
   // "http://127.0.0.1:PORT", from the last "metrics on" line; "" before it.
   std::string BaseUrl() const;
   std::string MetricsUrl() const { return BaseUrl() + "/metrics"; }
+  // "127.0.0.1:PORT": Prometheus's `instance` label for this daemon.
+  std::string Instance() const;
   // GET /metrics, parsed (ParseMetrics); empty on failure.
   std::map<std::string, double> Scrape() const;
 
