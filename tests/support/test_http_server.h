@@ -27,7 +27,7 @@ struct TestHttpServerOptions {
   // head after `delay`, then each piece `stream_gap` after the previous one,
   // then the end of the response if stream_end (else the connection stays
   // open until the client goes).
-  std::vector<std::string> stream_chunks;
+  std::vector<std::string> stream_chunks{};
   std::chrono::milliseconds stream_gap{0};
   bool stream_end = true;
 };

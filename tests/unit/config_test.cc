@@ -468,26 +468,25 @@ billing_address = false
 }
 
 TEST(Config, TheLocustVariablesSetProductAndCustomerEmail) {
-  ConfigResult r = ParseConfig(kScenarios, "s.toml",
-                               Env({{"LOAD_TEST_PRODUCT_ID",
-                                     "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"},
-                                    {"LOAD_TEST_CUSTOMER_EMAIL",
-                                     "ops@acme.io"}}));
+  ConfigResult r = ParseConfig(
+      kScenarios, "s.toml",
+      Env({{"LOAD_TEST_PRODUCT_ID", "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"},
+           {"LOAD_TEST_CUSTOMER_EMAIL", "ops@acme.io"}}));
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
   const auto& c = Named(*r.config, "checkout");
   EXPECT_EQ(c.checkout.product_id, "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c");
   EXPECT_EQ(c.checkout.customer_email, "ops@acme.io");
   // A product id from the environment alone is enough.
-  ConfigResult bare = ParseConfig(R"(
+  ConfigResult bare = ParseConfig(
+      R"(
 [target]
 token = "t"
 [scenarios.c]
 type = "checkout"
 rate = "1/s"
 )",
-                                  "b.toml",
-                                  Env({{"LOAD_TEST_PRODUCT_ID",
-                                        "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"}}));
+      "b.toml",
+      Env({{"LOAD_TEST_PRODUCT_ID", "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"}}));
   EXPECT_TRUE(bare.errors.empty());
 }
 
@@ -518,8 +517,8 @@ deadline = "0s"
   std::string all;
   for (const auto& e : r.errors) all += e.ToString() + "\n";
   for (const char* want :
-       {"bad.toml:6:14: scenarios.c.product_id: \"not-a-uuid\" is not a product "
-        "id",
+       {"bad.toml:6:14: scenarios.c.product_id: \"not-a-uuid\" is not a "
+        "product id",
         "bad.toml:7:18: scenarios.c.customer_email: \"load@example.com\" "
         "example.com is a special-use domain",
         "scenarios.c.funnel.confirm: must be a share in [0, 1]",
@@ -546,9 +545,9 @@ rate = "1/s"
                 "scenarios.c.product_id: missing; the id of the product"),
             std::string::npos)
       << missing.errors[0].ToString();
-  ConfigResult bad_env = ParseConfig(kScenarios, "s.toml",
-                                     Env({{"LOAD_TEST_CUSTOMER_EMAIL",
-                                           "me@shop.test"}}));
+  ConfigResult bad_env =
+      ParseConfig(kScenarios, "s.toml",
+                  Env({{"LOAD_TEST_CUSTOMER_EMAIL", "me@shop.test"}}));
   ASSERT_FALSE(bad_env.errors.empty());
   EXPECT_EQ(bad_env.errors[0].key, "env LOAD_TEST_CUSTOMER_EMAIL");
 }
@@ -558,10 +557,12 @@ TEST(Config, RatesAboveSandboxsLimitsAreWarnedAboutAgainstSandboxOnly) {
     return R"(
 [target]
 token = "t"
-base_url = ")" + url + R"("
+base_url = ")" +
+           url + R"("
 [scenarios.c]
 type = "checkout"
-rate = ")" + rate + R"("
+rate = ")" +
+           rate + R"("
 product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
 [scenarios.i]
 type = "event_ingestion"
@@ -570,8 +571,8 @@ rate = "30/min"
   };
   // 60 checkouts/min: 60 * (1 + 0.5 + 0.3 + 0.2) = 120 requests/min plus 30
   // batches: over 100; 6 confirms/min: at the limit, not over it.
-  ConfigResult busy = ParseConfig(
-      config("https://sandbox-api.polar.sh", "1/s"), "w.toml", Env());
+  ConfigResult busy = ParseConfig(config("https://sandbox-api.polar.sh", "1/s"),
+                                  "w.toml", Env());
   ASSERT_TRUE(busy.config);
   ASSERT_EQ(busy.warnings.size(), 1u);
   EXPECT_NE(busy.warnings[0].find("at least 150/min"), std::string::npos)

@@ -1,0 +1,458 @@
+// End to end for the scenarios: polar-loadd's checkout funnel, visibility
+// probe and ingestion against polar-sim processes on free loopback ports.
+// Every step against the real routes, the funnel's ratios, completion over
+// the SSE stream and by polling, the completion and visibility histograms when
+// polar-sim's worker is slowed, lost probes, and each error path (401, 403,
+// 409, 410, 422, 429, timeouts) counted as its outcome.
+//
+// Load is bounded: each scenario runs a `steps` schedule that drops to 0/s
+// after a few seconds, so every flow it started finishes and the counts can
+// be compared exactly. Rates scale by POLAR_TEST_RATE_SCALE (the asan preset
+// sets 0.25).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <thread>
+
+#include "tests/support/daemons.h"
+
+namespace polar {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Loadd;
+using testing::RateScale;
+using testing::Sim;
+using testing::StartSim;
+using testing::SumSeries;
+using Metrics = std::map<std::string, double>;
+
+// polar-loadd on `config`, listening; `env` adds to its environment.
+Loadd StartLoadd(const std::string& config, const std::string& token,
+                 std::map<std::string, std::string> env = {}) {
+  Loadd loadd(config, token, std::move(env));
+  loadd.WaitListening();
+  return loadd;
+}
+
+// A scenario table running `rate` for `seconds`, then nothing.
+std::string Burst(const std::string& name, const std::string& type, double rate,
+                  int seconds, const std::string& more) {
+  return fmt::format(R"(
+[scenarios.{0}]
+type = "{1}"
+{4}
+[scenarios.{0}.schedule]
+type = "steps"
+steps = [{{ rate = "{2:.3f}/s", for = "{3}s" }}, {{ rate = "0/s", for = "24h" }}]
+)",
+                     name, type, rate, seconds, more);
+}
+
+std::string Target(const Sim& sim, const std::string& more = "") {
+  return fmt::format(R"(
+[target]
+base_url = "{}"
+{}
+[metrics]
+listen = "127.0.0.1:0"
+)",
+                     sim.base_url(), more);
+}
+
+// Scrapes until `done` holds (or `limit` passes); returns the last scrape.
+Metrics WaitFor(const Loadd& loadd,
+                const std::function<bool(const Metrics&)>& done,
+                std::chrono::milliseconds limit = 20s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  Metrics m;
+  while (std::chrono::steady_clock::now() < end) {
+    m = loadd.Scrape();
+    if (!m.empty() && done(m)) return m;
+    std::this_thread::sleep_for(100ms);
+  }
+  return m;
+}
+
+// Every arrival produced and every flow finished (the schedule is at 0/s).
+Metrics WaitUntilIdle(const Loadd& loadd, const std::string& scenario,
+                      std::chrono::milliseconds limit = 30s) {
+  const std::string s = "scenario=\"" + scenario + "\"";
+  return WaitFor(
+      loadd,
+      [&](const Metrics& m) {
+        return SumSeries(m, "polar_loadd_target_rate", {s}) == 0 &&
+               SumSeries(m, "polar_loadd_arrivals_total", {s}) > 0 &&
+               SumSeries(m, "polar_loadd_in_flight", {s}) == 0;
+      },
+      limit);
+}
+
+double Requests(const Metrics& m, const std::string& scenario,
+                const std::string& step, const std::string& outcome = "") {
+  std::vector<std::string> labels = {"scenario=\"" + scenario + "\"",
+                                     "step=\"" + step + "\""};
+  if (!outcome.empty()) labels.push_back("outcome=\"" + outcome + "\"");
+  return SumSeries(m, "polar_loadd_requests_total", labels);
+}
+
+double Completion(const Metrics& m, const std::string& scenario,
+                  const std::string& kind, const std::string& suffix) {
+  return SumSeries(m, "polar_loadd_completion_seconds_" + suffix,
+                   {"scenario=\"" + scenario + "\"", "kind=\"" + kind + "\""});
+}
+
+void Stop(Loadd& loadd) {
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(20s), 0) << loadd.process().Stderr();
+}
+
+TEST(CheckoutE2E,
+     EveryStepSucceedsAgainstPolarSimAndEachCheckoutIsSeenSucceeding) {
+  Sim sim = StartSim();
+  const double rate = 6 * RateScale();
+  Loadd loadd = StartLoadd(Target(sim) + Burst("checkout", "checkout", rate, 2,
+                                               fmt::format(R"(product_id = "{}"
+think_time = "100ms"
+funnel = {{ update = 1.0, status = 1.0, confirm = 1.0 }})",
+                                                           sim.free_product())),
+                           sim.token());
+  Metrics m = WaitUntilIdle(loadd, "checkout");
+  const double flows = SumSeries(m, "polar_loadd_arrivals_total");
+  ASSERT_GE(flows, 2 * rate);
+  for (const char* step : {"create", "update", "status", "confirm", "stream"}) {
+    EXPECT_EQ(Requests(m, "checkout", step, "ok"), flows) << step;
+    EXPECT_EQ(Requests(m, "checkout", step), flows) << step << ": no failures";
+  }
+  EXPECT_EQ(Completion(m, "checkout", "checkout_succeeded", "count"), flows);
+  EXPECT_EQ(SumSeries(m, "polar_loadd_probes_lost_total"), 0);
+  EXPECT_EQ(SumSeries(m, "polar_loadd_flow_duration_seconds_count",
+                      {"outcome=\"ok\""}),
+            flows);
+  // Every flow lasts at least its three think times.
+  EXPECT_GE(SumSeries(m, "polar_loadd_flow_duration_seconds_sum"), flows * 0.3);
+  // The target agrees: it made as many checkouts succeed.
+  Metrics target =
+      testing::ParseMetrics(testing::HttpGet(sim.metrics_url()).body);
+  EXPECT_EQ(SumSeries(target, "polar_checkout_succeeded_total"), flows);
+  EXPECT_EQ(SumSeries(target, "polar_checkout_created_total"), flows);
+  Stop(loadd);
+}
+
+TEST(CheckoutE2E, PollingUsesGetCheckoutAndTheLocustVariablesChooseTheProduct) {
+  Sim sim = StartSim();
+  const double rate = 4 * RateScale();
+  Loadd loadd =
+      StartLoadd(Target(sim) + Burst("checkout", "checkout", rate, 2, R"(
+product_id = "00000000-0000-4000-8000-000000000000"
+create_form = "product_id"
+think_time = "0s"
+completion = "poll"
+poll_interval = "100ms"
+funnel = { update = 1.0, status = 1.0, confirm = 1.0 })"),
+                 sim.token(),
+                 {{"LOAD_TEST_PRODUCT_ID", sim.free_product()},
+                  {"LOAD_TEST_CUSTOMER_EMAIL", "ops+e2e@polar.sh"}});
+  Metrics m = WaitUntilIdle(loadd, "checkout");
+  const double flows = SumSeries(m, "polar_loadd_arrivals_total");
+  ASSERT_GT(flows, 0);
+  EXPECT_EQ(Requests(m, "checkout", "create", "ok"), flows)
+      << "the env's product in the deprecated product_id form";
+  EXPECT_GE(Requests(m, "checkout", "get", "ok"), flows);
+  EXPECT_EQ(Requests(m, "checkout", "stream"), 0);
+  EXPECT_EQ(Completion(m, "checkout", "checkout_succeeded", "count"), flows);
+  EXPECT_NE(loadd.process().Stderr().find(
+                "LOAD_TEST_CUSTOMER_EMAIL overrides scenarios.checkout"),
+            std::string::npos);
+  Stop(loadd);
+}
+
+// 200 flows (50 under ASan) with the default funnel; each count must lie
+// within 4.5 standard deviations of its binomial expectation (the draws come
+// from the fixed seed, so the result is also reproducible).
+TEST(CheckoutE2E, TheDefaultFunnelFollowsTheSeedsWeightsAgainstPolarSim) {
+  Sim sim = StartSim();
+  const double rate = 50 * RateScale();
+  Loadd loadd = StartLoadd(Target(sim) + Burst("checkout", "checkout", rate, 4,
+                                               fmt::format(R"(product_id = "{}"
+think_time = "0s")",
+                                                           sim.free_product())),
+                           sim.token());
+  Metrics m = WaitUntilIdle(loadd, "checkout");
+  const double n = Requests(m, "checkout", "create", "ok");
+  ASSERT_GE(n, 4 * rate);
+  EXPECT_EQ(Requests(m, "checkout", "create"), n) << "no failures";
+  for (const auto& [step, p] : {std::pair<const char*, double>{"update", 0.5},
+                                {"status", 0.3},
+                                {"confirm", 0.1}}) {
+    const double sigma = std::sqrt(n * p * (1 - p));
+    EXPECT_NEAR(Requests(m, "checkout", step, "ok"), n * p, 4.5 * sigma)
+        << step << " of " << n;
+  }
+  EXPECT_EQ(Completion(m, "checkout", "checkout_succeeded", "count"),
+            Requests(m, "checkout", "confirm", "ok"));
+  Stop(loadd);
+}
+
+// One polar-sim and one polar-loadd per failure, all at once (a few seconds
+// in total): each failing step must be counted as its outcome and end its
+// flow there.
+TEST(CheckoutE2E, EachErrorPathIsCountedAsItsOutcome) {
+  struct Case {
+    const char* name;
+    std::vector<std::string> sim_args;
+    std::string token_kind;  // "token", "read_token" or "wrong"
+    std::string product;     // "" = the free product
+    std::string more;        // extra scenario keys
+    std::string target_more;
+    const char* step;
+    const char* outcome;
+    const char* status;  // for the log check
+  };
+  const std::string all =
+      "funnel = { update = 1.0, status = 1.0, confirm = 1.0 }";
+  std::vector<Case> cases = {
+      {"unauthorized", {}, "wrong", "", all, "", "create", "http_4xx", "401"},
+      {"forbidden", {}, "read_token", "", all, "", "create", "http_4xx", "403"},
+      {"locked",
+       {"--error-ratio", "checkouts:client_confirm=1:409"},
+       "token",
+       "",
+       all,
+       "",
+       "confirm",
+       "http_4xx",
+       "409"},
+      {"expired",
+       {"--checkout-ttl", "200ms"},
+       "token",
+       "",
+       all + "\nthink_time = \"400ms\"",
+       "",
+       "update",
+       "http_4xx",
+       "410"},
+      {"unknown_product",
+       {},
+       "token",
+       "00000000-0000-4000-8000-000000000000",
+       all,
+       "",
+       "create",
+       "http_4xx",
+       "422"},
+      {"rate_limited",
+       {"--rate-limit", "sandbox"},
+       "token",
+       "",
+       all + "\nthink_time = \"0s\"",
+       "",
+       "confirm",
+       "rate_limited",
+       "429"},
+      {"timeout",
+       {"--latency", "checkouts:client_update=3s"},
+       "token",
+       "",
+       all + "\nthink_time = \"0s\"",
+       "timeout = \"300ms\"",
+       "update",
+       "timeout",
+       ""},
+  };
+  std::vector<Sim> sims;
+  std::vector<Loadd> loadds;
+  for (const Case& c : cases) {
+    sims.push_back(StartSim(c.sim_args));
+    const Sim& sim = sims.back();
+    std::string token = c.token_kind == "token"        ? sim.token()
+                        : c.token_kind == "read_token" ? sim.read_token()
+                                                       : "polar_oat_wrong";
+    // The rate-limit case needs more than 6 confirms within a minute, and
+    // arrivals after the 7th (at 1.2 s) to show the Retry-After pause: 5/s
+    // for 4 s leaves 2.8 s of arrivals to drop.
+    const bool limited = std::string(c.name) == "rate_limited";
+    loadds.push_back(StartLoadd(
+        Target(sim, c.target_more) +
+            Burst(
+                "checkout", "checkout", limited ? 5 : 2, limited ? 4 : 2,
+                fmt::format("product_id = \"{}\"\n{}",
+                            c.product.empty() ? sim.free_product() : c.product,
+                            c.more)),
+        token));
+  }
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    SCOPED_TRACE(c.name);
+    Loadd& loadd = loadds[i];
+    Metrics m = WaitFor(loadd, [&](const Metrics& x) {
+      return Requests(x, "checkout", c.step, c.outcome) > 0 &&
+             SumSeries(x, "polar_loadd_flow_duration_seconds_count",
+                       {std::string("outcome=\"") + c.outcome + "\""}) > 0;
+    });
+    EXPECT_GT(Requests(m, "checkout", c.step, c.outcome), 0)
+        << loadd.process().Stderr();
+    EXPECT_GT(SumSeries(m, "polar_loadd_flow_duration_seconds_count",
+                        {std::string("outcome=\"") + c.outcome + "\""}),
+              0);
+    if (std::string(c.outcome) != "rate_limited") {
+      EXPECT_EQ(Requests(m, "checkout", c.step, "ok"), 0)
+          << "every " << c.step << " fails";
+      EXPECT_EQ(Completion(m, "checkout", "checkout_succeeded", "count"), 0);
+    }
+    if (*c.status) {
+      // The log names the status (and never the token).
+      EXPECT_NE(loadd.process().Stderr().find(std::string("HTTP ") + c.status),
+                std::string::npos)
+          << loadd.process().Stderr();
+    }
+  }
+  // Sandbox's confirm limit (6/min) answered 429 with Retry-After: the
+  // scenario paused and counted what it did not send.
+  std::size_t r = 0;
+  while (std::string(cases[r].name) != "rate_limited") ++r;
+  Metrics limited = WaitUntilIdle(loadds[r], "checkout");
+  EXPECT_GT(SumSeries(limited, "polar_loadd_arrivals_dropped_total",
+                      {"reason=\"retry_after\""}),
+            0);
+  for (auto& l : loadds) Stop(l);
+}
+
+// polar-sim's success job delayed by 700 ms: confirm -> succeeded must take
+// at least that long, and with a 1 s deadline and a 2 s delay every
+// checkout is lost and its flow ends as timeout.
+TEST(CheckoutE2E,
+     ASlowWorkerShowsInTheCompletionHistogramAndLosesPastTheDeadline) {
+  Sim slow = StartSim({"--slow-worker", "high_priority=1+700ms"});
+  Sim stuck = StartSim({"--slow-worker", "high_priority=1+2s"});
+  const std::string flow =
+      "think_time = \"0s\"\n"
+      "funnel = { update = 1.0, status = 1.0, confirm = 1.0 }\n";
+  Loadd a =
+      StartLoadd(Target(slow) + Burst("checkout", "checkout", 1, 3,
+                                      fmt::format("product_id = \"{}\"\n{}",
+                                                  slow.free_product(), flow)),
+                 slow.token());
+  Loadd b = StartLoadd(
+      Target(stuck) +
+          Burst(
+              "checkout", "checkout", 1, 2,
+              fmt::format("product_id = \"{}\"\n{}completion_deadline = \"1s\"",
+                          stuck.free_product(), flow)),
+      stuck.token());
+  Metrics ma = WaitUntilIdle(a, "checkout");
+  const double n = Completion(ma, "checkout", "checkout_succeeded", "count");
+  ASSERT_GE(n, 3);
+  EXPECT_GE(Completion(ma, "checkout", "checkout_succeeded", "sum") / n, 0.7);
+  EXPECT_EQ(SumSeries(ma, "polar_loadd_completion_seconds_bucket",
+                      {"kind=\"checkout_succeeded\"", "le=\"0.5\""}),
+            0)
+      << "none faster than the job";
+  EXPECT_EQ(SumSeries(ma, "polar_loadd_probes_lost_total"), 0);
+
+  Metrics mb = WaitUntilIdle(b, "checkout");
+  const double confirmed = Requests(mb, "checkout", "confirm", "ok");
+  ASSERT_GT(confirmed, 0);
+  EXPECT_EQ(SumSeries(mb, "polar_loadd_probes_lost_total",
+                      {"kind=\"checkout_succeeded\""}),
+            confirmed);
+  EXPECT_EQ(SumSeries(mb, "polar_loadd_flow_duration_seconds_count",
+                      {"outcome=\"timeout\""}),
+            confirmed);
+  EXPECT_EQ(Completion(mb, "checkout", "checkout_succeeded", "count"), 0);
+  Stop(a);
+  Stop(b);
+}
+
+// Probes against polar-sim with a 200 ms Tinybird delay, and with its
+// low-priority worker (event.ingested) slowed by 800 ms: the lag histogram
+// moves by that much; with a 1 s deadline and a 3 s delay every probe is lost.
+// One probe a second: polar-sim's event.ingested job takes every event that
+// arrived while it ran, so probes closer together than the job would share
+// one and see less of its time.
+TEST(VisibilityE2E, TheVisibilityLagFollowsPolarSimsPipeline) {
+  Sim fast = StartSim({"--event-lag", "200ms"});
+  Sim slow = StartSim(
+      {"--event-lag", "200ms", "--slow-worker", "low_priority=1+800ms"});
+  Sim lost = StartSim({"--event-lag", "3s"});
+  const std::string probe = "poll_interval = \"50ms\"\n";
+  auto start = [&](const Sim& sim, const std::string& more) {
+    return StartLoadd(
+        Target(sim) + Burst("visible", "event_visibility", 1, 3, probe + more),
+        sim.token());
+  };
+  Loadd a = start(fast, "");
+  Loadd b = start(slow, "");
+  Loadd c = start(lost, "deadline = \"1s\"");
+  Metrics ma = WaitUntilIdle(a, "visible");
+  Metrics mb = WaitUntilIdle(b, "visible");
+  Metrics mc = WaitUntilIdle(c, "visible");
+  const double na = Completion(ma, "visible", "event_visible", "count");
+  const double nb = Completion(mb, "visible", "event_visible", "count");
+  ASSERT_GE(na, 3);
+  ASSERT_EQ(nb, na) << "the same schedule";
+  const double mean_a = Completion(ma, "visible", "event_visible", "sum") / na;
+  const double mean_b = Completion(mb, "visible", "event_visible", "sum") / nb;
+  EXPECT_GE(mean_a, 0.2);
+  EXPECT_LT(mean_a, 1.0);
+  EXPECT_GE(mean_b - mean_a, 0.7) << "fast " << mean_a << " slow " << mean_b;
+  EXPECT_EQ(Requests(ma, "visible", "ingest", "ok"), na);
+  EXPECT_EQ(Requests(ma, "visible", "probe"),
+            Requests(ma, "visible", "probe", "ok"));
+  EXPECT_EQ(SumSeries(ma, "polar_loadd_probes_lost_total"), 0);
+
+  const double probes = Requests(mc, "visible", "ingest", "ok");
+  ASSERT_GT(probes, 0);
+  EXPECT_EQ(SumSeries(mc, "polar_loadd_probes_lost_total",
+                      {"kind=\"event_visible\""}),
+            probes);
+  EXPECT_EQ(Completion(mc, "visible", "event_visible", "count"), 0);
+  Stop(a);
+  Stop(b);
+  Stop(c);
+}
+
+// Backdated timestamps are accepted (polar-sim refuses future ones like
+// Polar), every event of every batch is inserted once, none is a duplicate.
+TEST(IngestionE2E, BackdatedBatchesAreInsertedWholeWithoutDuplicates) {
+  Sim sim = StartSim();
+  Loadd loadd = StartLoadd(
+      Target(sim) + Burst("ingest", "event_ingestion", 20 * RateScale(), 2,
+                          "batch_size = 7\ntimestamp_backdate = \"2s\""),
+      sim.token());
+  Metrics m = WaitUntilIdle(loadd, "ingest");
+  const double batches = Requests(m, "ingest", "ingest", "ok");
+  ASSERT_GT(batches, 0);
+  EXPECT_EQ(Requests(m, "ingest", "ingest"), batches);
+  EXPECT_EQ(SumSeries(m, "polar_loadd_events_total", {"result=\"inserted\""}),
+            batches * 7);
+  EXPECT_EQ(SumSeries(m, "polar_loadd_events_total", {"result=\"duplicate\""}),
+            0);
+  Stop(loadd);
+}
+
+TEST(ConfigE2E, CheckConfigWarnsAboutRatesAboveSandboxsLimits) {
+  std::string dir = testing::TempDir();
+  testing::WriteFile(dir + "/sandbox.toml", R"([target]
+base_url = "https://sandbox-api.polar.sh"
+token = "polar_oat_x"
+[scenarios.checkout]
+type = "checkout"
+rate = "2/s"
+product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
+)");
+  testing::Process p(POLAR_LOADD_BIN,
+                     {"--check-config", "--config", dir + "/sandbox.toml"});
+  EXPECT_EQ(p.Wait(10s), 0) << "a warning, not an error";
+  EXPECT_NE(p.Stderr().find("warning: target.base_url is Polar's sandbox, "
+                            "which allows 100 requests/min"),
+            std::string::npos)
+      << p.Stderr();
+  EXPECT_NE(p.Stderr().find("6 checkout confirms/min"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace polar
