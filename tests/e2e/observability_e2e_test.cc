@@ -1,6 +1,8 @@
 // End to end for the dashboards and rules in grafana/: a real Prometheus
-// (Debian's package) scrapes two polar-loadd processes, one against polar-sim
-// and one against a deliberately slow target, with the shipped rules loaded.
+// (Debian's package) scrapes two polar-loadd processes, one running the
+// shipped example config (packaging/polar-loadd.toml: ingestion, the checkout
+// funnel and the visibility probe) against polar-sim and one against a
+// deliberately slow target, with the shipped rules loaded.
 // Every dashboard query and every recorded series must return data through
 // Prometheus's HTTP API, every rule must evaluate cleanly, the live exposition
 // must pass `promtool check metrics`, and the slow box's SLO alerts must go
@@ -33,22 +35,19 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+using testing::Loadd;
 using testing::Process;
 using testing::Sim;
 using testing::StartSim;
 
 // Metrics the dashboards and rules use that nothing produces yet: other
-// engineers are building them (checkout scenario: flow duration and
-// checkout_succeeded; visibility probe: event_visible; webhook receiver:
-// webhook_*; load engine: loop utilisation and process_*). A query or recorded
-// series that names one of them may come back empty; every other query must
-// return data. The lead empties this list as the features land, and adds to
-// LoaddConfig below the scenario (checkout, visibility probe, webhook
-// receiver) that makes each metric appear. The test prints which tolerated
-// metrics already have data.
-constexpr std::array<std::string_view, 4> kMetricsNotYetProduced = {
-    "polar_loadd_flow_duration_seconds",
-    "polar_loadd_completion_seconds",
+// engineers are building them (webhook receiver: webhook_*). A query or
+// recorded series that names one of them may come back empty; every other
+// query must return data. The lead empties this list as the features land,
+// and enables in the shipped example config the part (webhook receiver) that
+// makes each metric appear. The test prints which tolerated metrics already
+// have data.
+constexpr std::array<std::string_view, 2> kMetricsNotYetProduced = {
     "polar_loadd_webhook_deliveries_total",
     "polar_loadd_webhook_latency_seconds",
 };
@@ -169,31 +168,26 @@ scrape_configs:
   std::unique_ptr<Process> process_;
 };
 
-struct Loadd {
-  std::unique_ptr<Process> process;
-  std::string metrics_url;
-  std::string instance;  // host:port, Prometheus's `instance` label
-};
+// polar-loadd on `config`, listening.
+Loadd StartLoadd(const std::string& config, const std::string& token,
+                 std::map<std::string, std::string> env = {}) {
+  Loadd loadd(config, token, std::move(env));
+  loadd.WaitListening();
+  return loadd;
+}
 
-Loadd StartLoadd(const std::string& config, const std::string& token) {
-  std::string dir = testing::TempDir();
-  testing::WriteFile(dir + "/polar-loadd.toml", config);
-  Loadd l;
-  l.process = std::make_unique<Process>(
-      POLAR_LOADD_BIN,
-      std::vector<std::string>{"--config", dir + "/polar-loadd.toml"},
-      std::map<std::string, std::string>{{"LOAD_TEST_API_TOKEN", token}});
-  auto err = l.process->WaitForStderr("/metrics", 10s);
-  if (!err)
-    throw std::runtime_error("polar-loadd did not start: " +
-                             l.process->Stderr());
-  std::smatch m;
-  std::regex re("http://(127\\.0\\.0\\.1:[0-9]+)/metrics");
-  if (!std::regex_search(*err, m, re))
-    throw std::runtime_error("no metrics URL in: " + *err);
-  l.metrics_url = m[0].str();
-  l.instance = m[1].str();
-  return l;
+// The shipped example config as the operator gets it, with the metrics
+// listener on a free port; LOAD_TEST_HOST and LOAD_TEST_API_TOKEN point it at
+// `sim` as scripts/demo does (its checkout product is polar-sim's default free
+// product).
+Loadd StartShippedConfig(const Sim& sim) {
+  std::string config = ReadFile(SourceDir() + "/packaging/polar-loadd.toml");
+  const std::string listen = "listen = \"127.0.0.1:9477\"";
+  const auto at = config.find(listen);
+  if (at == std::string::npos)
+    throw std::runtime_error("no " + listen + " in packaging/polar-loadd.toml");
+  config.replace(at, listen.size(), "listen = \"127.0.0.1:0\"");
+  return StartLoadd(config, sim.token(), {{"LOAD_TEST_HOST", sim.base_url()}});
 }
 
 std::string LoaddConfig(const std::string& base_url, int rate) {
@@ -289,16 +283,15 @@ TEST(
     APrometheusScrapingLoaddGetsDataForEveryPanelAndRuleAndAlertsOnlyOnTheSlowBox) {
   Sim sim = StartSim();
   Sim slow_sim = StartSim();
-  std::string fault_url = slow_sim.ready["admin_url"].get<std::string>() +
-                          "/_sim/faults/routes/events:ingest";
+  std::string fault_url =
+      slow_sim.admin_url() + "/_sim/faults/routes/events:ingest";
   auto fault = testing::HttpRequest("PUT", fault_url, kSlowIngestFault,
                                     {"Content-Type: application/json"});
   ASSERT_EQ(fault.status, 200) << fault.body << fault.error;
-  Loadd fast =
-      StartLoadd(LoaddConfig(sim.ready["base_url"], 20), sim.ready["token"]);
-  Loadd slow = StartLoadd(LoaddConfig(slow_sim.ready["base_url"], 4),
-                          slow_sim.ready["token"]);
-  Prometheus prom({fast.instance, slow.instance});
+  Loadd fast = StartShippedConfig(sim);
+  Loadd slow =
+      StartLoadd(LoaddConfig(slow_sim.base_url(), 4), slow_sim.token());
+  Prometheus prom({fast.Instance(), slow.Instance()});
 
   // Both targets scraped.
   auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -308,6 +301,23 @@ TEST(
   ASSERT_EQ(prom.Query("up{job=\"polar-loadd\"} == 1").size(), 2u)
       << prom.Stderr();
 
+  // The shipped config confirms one checkout in ten at 1/s with 1 s think
+  // times, and probes visibility every 5 s: wait, bounded, until Prometheus
+  // has scraped a completion of each kind, so the completion panels and the
+  // recorded p99 have an increase to work on.
+  deadline = std::chrono::steady_clock::now() + 60s;
+  auto completed = [&](const std::string& kind) {
+    return !prom.Query("sum(polar_loadd_completion_seconds_count{kind=\"" +
+                       kind + "\"}) > 0")
+                .empty();
+  };
+  while (std::chrono::steady_clock::now() < deadline &&
+         !(completed("checkout_succeeded") && completed("event_visible")))
+    std::this_thread::sleep_for(250ms);
+  ASSERT_TRUE(completed("checkout_succeeded") && completed("event_visible"))
+      << "no completion of each kind within 60 s: "
+      << testing::HttpGet(fast.MetricsUrl()).body;
+
   // The slow box's requests take 1.5 s against a 1 s objective: every one
   // misses, so both burn-rate alerts go pending for it (firing needs their
   // `for:` of minutes). The fast box must stay quiet.
@@ -315,16 +325,16 @@ TEST(
   const std::string kSlow = "PolarLoaddLatencyP99AboveSLO";
   deadline = std::chrono::steady_clock::now() + 30s;
   while (std::chrono::steady_clock::now() < deadline &&
-         !(HasAlertFor(AlertsNamed(prom, kFast), slow.instance) &&
-           HasAlertFor(AlertsNamed(prom, kSlow), slow.instance)))
+         !(HasAlertFor(AlertsNamed(prom, kFast), slow.Instance()) &&
+           HasAlertFor(AlertsNamed(prom, kSlow), slow.Instance())))
     std::this_thread::sleep_for(250ms);
   for (const auto& name : {kFast, kSlow}) {
     auto alerts = AlertsNamed(prom, name);
-    ASSERT_TRUE(HasAlertFor(alerts, slow.instance))
+    ASSERT_TRUE(HasAlertFor(alerts, slow.Instance()))
         << name << " never went pending for the slow box; alerts: "
         << prom.Api("alerts").dump();
     for (const auto& a : alerts) {
-      EXPECT_EQ(a["labels"]["instance"], slow.instance) << a.dump();
+      EXPECT_EQ(a["labels"]["instance"], slow.Instance()) << a.dump();
       EXPECT_EQ(a["labels"]["step"], "ingest");
       EXPECT_EQ(a["labels"]["le"], "1");
       EXPECT_TRUE(a["state"] == "pending" || a["state"] == "firing");
@@ -338,7 +348,7 @@ TEST(
     for (const auto& a : all["alerts"]) {
       bool expected = (a["labels"]["alertname"] == kFast ||
                        a["labels"]["alertname"] == kSlow) &&
-                      a["labels"]["instance"] == slow.instance;
+                      a["labels"]["instance"] == slow.Instance();
       EXPECT_TRUE(expected) << "unexpected alert: " << a.dump();
     }
   }
@@ -453,19 +463,24 @@ TEST(
         "note: %s is in kMetricsNotYetProduced but has data now: remove it\n",
         name.c_str());
 
-  slow.process->Signal(SIGTERM);
-  fast.process->Signal(SIGTERM);
-  EXPECT_EQ(fast.process->Wait(15s), 0);
-  EXPECT_EQ(slow.process->Wait(15s), 0);
+  slow.process().Signal(SIGTERM);
+  fast.process().Signal(SIGTERM);
+  EXPECT_EQ(fast.process().Wait(15s), 0);
+  EXPECT_EQ(slow.process().Wait(15s), 0);
 }
 
 TEST(Observability, ALiveScrapeIsCleanUnderPromtoolCheckMetrics) {
   Sim sim = StartSim();
-  Loadd loadd =
-      StartLoadd(LoaddConfig(sim.ready["base_url"], 20), sim.ready["token"]);
-  // Let every lazily created series appear (first requests, first events).
-  std::this_thread::sleep_for(1500ms);
-  auto r = testing::HttpGet(loadd.metrics_url);
+  Loadd loadd = StartShippedConfig(sim);
+  // Let every lazily created series appear (first requests, first events,
+  // first flows ended and completions seen), bounded.
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         !(testing::SumSeries(loadd.Scrape(),
+                              "polar_loadd_completion_seconds_count",
+                              {"kind=\"checkout_succeeded\""}) > 0))
+    std::this_thread::sleep_for(250ms);
+  auto r = testing::HttpGet(loadd.MetricsUrl());
   ASSERT_EQ(r.status, 200) << r.error;
   ASSERT_NE(r.body.find("polar_loadd_requests_total{"), std::string::npos);
 
@@ -479,8 +494,8 @@ TEST(Observability, ALiveScrapeIsCleanUnderPromtoolCheckMetrics) {
   EXPECT_EQ(promtool.Stdout() + promtool.Stderr(), "");
   std::filesystem::remove_all(dir);
 
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
 }
 
 }  // namespace
