@@ -218,7 +218,10 @@ TEST_F(EventIngestionTest, GeneratedEventsFollowTheSeedsDistributions) {
 
 TEST_F(EventIngestionTest, EventsCarryNoTimestampUnlessBackdated) {
   auto plain = Make(3);
-  for (const auto& e : nlohmann::json::parse(plain->BuildBatch(0))["events"])
+  // Parsed into a variable: a range-for over a member of a temporary would
+  // read freed memory (the temporary dies before the loop runs).
+  const auto plain_batch = nlohmann::json::parse(plain->BuildBatch(0));
+  for (const auto& e : plain_batch["events"])
     EXPECT_FALSE(e.contains("timestamp")) << "Polar stamps it on arrival";
 
   EventIngestionOptions options;
@@ -227,7 +230,8 @@ TEST_F(EventIngestionTest, EventsCarryNoTimestampUnlessBackdated) {
   EventIngestionScenario backdated(
       ScenarioContext{"ingest", transport_, clock_, metrics_, 1}, options);
   // FakeClock's wall time starts at 1,700,000,000 s (2023-11-14T22:13:20Z).
-  for (const auto& e : nlohmann::json::parse(backdated.BuildBatch(0))["events"])
+  const auto backdated_batch = nlohmann::json::parse(backdated.BuildBatch(0));
+  for (const auto& e : backdated_batch["events"])
     EXPECT_EQ(e["timestamp"], "2023-11-14T22:13:15.000Z");
 }
 
