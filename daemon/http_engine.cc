@@ -3,8 +3,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <cstring>
+
+#include "daemon/retry_after.h"
 
 namespace polar {
 
@@ -361,24 +362,10 @@ size_t HttpEngine::OnHeader(char* data, size_t size, size_t count,
   size_t n = size * count;
   std::string_view line(data, n);
   if (StartsWithNoCase(line, "retry-after:")) {
-    std::string_view v = line.substr(12);
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-      v.remove_prefix(1);
-    while (!v.empty() &&
-           (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) {
-      v.remove_suffix(1);
-    }
-    long seconds = 0;
-    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-    if (ec == std::errc() && ptr == v.data() + v.size() && seconds >= 0) {
-      t->response.retry_after = std::chrono::seconds(seconds);
-    } else if (time_t when = curl_getdate(std::string(v).c_str(), nullptr);
-               when > 0) {
-      // An HTTP-date: the wait is relative to now.
-      auto wait = std::chrono::system_clock::from_time_t(when) -
-                  std::chrono::system_clock::now();
-      t->response.retry_after = std::max(
-          Duration::zero(), std::chrono::duration_cast<Duration>(wait));
+    // Untrusted: ParseRetryAfter saturates instead of overflowing.
+    if (auto wait = ParseRetryAfter(line.substr(12),
+                                    std::chrono::system_clock::now())) {
+      t->response.retry_after = *wait;
     }
   }
   return n;
