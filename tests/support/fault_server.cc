@@ -132,6 +132,7 @@ void FaultServer::Run() {
         }
         conns.emplace(fd, std::move(c));
       }
+      if (conns.size() > peak_connections_) peak_connections_ = conns.size();
     }
     std::vector<int> closed;
     for (std::size_t i = 1; i < fds.size(); ++i) {

@@ -65,6 +65,10 @@ class FaultServer {
   uint64_t huge_bytes_sent() const { return huge_bytes_sent_; }
   // Connections open now.
   std::size_t connections() const { return connections_; }
+  // The most connections open at once since the start or the last reset:
+  // whether clients waited for each other or connected in parallel.
+  std::size_t peak_connections() const { return peak_connections_; }
+  void ResetPeakConnections() { peak_connections_ = connections_.load(); }
 
  private:
   void Run();
@@ -77,6 +81,7 @@ class FaultServer {
   std::array<std::atomic<uint64_t>, kFaultModeCount> requests_{};
   std::atomic<uint64_t> huge_bytes_sent_{0};
   std::atomic<std::size_t> connections_{0};
+  std::atomic<std::size_t> peak_connections_{0};
   std::thread thread_;
 };
 

@@ -192,7 +192,11 @@ TEST(HttpEngineTls, ARetryAfterDateInThePastMeansNoWait) {
 // 100 arrivals/s against a 50 ms handshake 80 % of them queued for seconds or
 // were dropped. Once a handshake has failed, attempts run in parallel. (The
 // first round still waits: the engine starts out expecting an h2 connection
-// it can share.)
+// it can share.) Parallel is checked at the server, as connections open at
+// once: a wall-clock bound on the round failed on a loaded machine, where
+// each failed handshake costs curl ~150 ms of CPU (it parses the system CA
+// bundle per connection) and 8 of them in one thread take longer than 8
+// server delays, parallel or not.
 TEST(HttpEngineTls, AfterAFailedHandshakeAttemptsRunInParallel) {
   testing::FaultServerOptions options;
   options.delay = 200ms;  // each "server hello" comes 200 ms after connect
@@ -205,6 +209,7 @@ TEST(HttpEngineTls, AfterAFailedHandshakeAttemptsRunInParallel) {
   o.connections = 8;
   HttpEngine engine(loop, clock, o);
   for (int round = 0; round < 2; ++round) {
+    server.ResetPeakConnections();
     std::vector<Response> out;
     for (int i = 0; i < 8; ++i) {
       Request r;
@@ -220,13 +225,12 @@ TEST(HttpEngineTls, AfterAFailedHandshakeAttemptsRunInParallel) {
     loop.Run();
     loop.Cancel(bound);
     ASSERT_EQ(out.size(), 8u);
-    Duration slowest{0};
     for (const auto& r : out) {
       EXPECT_EQ(r.transport, Outcome::kTlsError) << r.error;
-      slowest = std::max(slowest, r.service());
     }
+    // The 8 connects take well under the 200 ms each one stays open.
     if (round == 1) {
-      EXPECT_LT(slowest, 700ms);
+      EXPECT_GE(server.peak_connections(), 6u) << "attempts waited in turn";
     }
   }
 }
