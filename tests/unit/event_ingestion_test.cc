@@ -128,6 +128,8 @@ TEST_F(EventIngestionTest, CountsOutOfRangeAreCheckFailedWithoutOverflow) {
       R"({"inserted":8,"duplicates":-1})",
       R"({"inserted":7.0,"duplicates":0})",
       R"({"inserted":"7"})",
+      // Each in range, but more than the batch (found by the fuzz target).
+      R"({"inserted":6,"duplicates":2})",
   };
   for (std::size_t i = 0; i < std::size(bodies); ++i) {
     scenario->Start(Arrival{MonoTime{}, i});
