@@ -7,3 +7,12 @@ if(POLAR_SANITIZE)
                                                  -fno-sanitize-recover=undefined)
   target_link_options(polar_options INTERFACE -fsanitize=address,undefined)
 endif()
+if(POLAR_FUZZ)
+  # Every library gets libFuzzer's coverage instrumentation; only the fuzz targets link its main.
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "POLAR_FUZZ needs clang (cmake --preset fuzz)")
+  endif()
+  target_compile_options(polar_options INTERFACE -fsanitize=fuzzer-no-link,address,undefined
+                                                 -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(polar_options INTERFACE -fsanitize=address,undefined)
+endif()

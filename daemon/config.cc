@@ -143,16 +143,41 @@ const toml::table* SubTable(Checker& c, const toml::table& root,
   return nullptr;
 }
 
+// Reads at most `limit` bytes of `path` into *out; false if it cannot be
+// opened or holds more. Bounded so a path that names /dev/zero or a huge log
+// file costs a clear error, not all of the box's memory (the daemon reads
+// these on its event loop, at start and on every SIGHUP).
+bool ReadBounded(const std::string& path, std::size_t limit, std::string* out,
+                 bool* too_large) {
+  *too_large = false;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(limit + 1, '\0');
+  in.read(out->data(), static_cast<std::streamsize>(limit + 1));
+  out->resize(static_cast<std::size_t>(in.gcount()));
+  if (out->size() > limit) {
+    out->clear();
+    *too_large = true;
+    return false;
+  }
+  return true;
+}
+
+// A Polar token is ~50 bytes, a webhook secret ~40: 64 KiB is generous.
+constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
+// The shipped config is ~5 KiB.
+constexpr std::size_t kMaxConfigFileBytes = 1024 * 1024;
+
 std::optional<std::string> ReadSecretFile(const std::string& path,
                                           std::string* why) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *why = fmt::format("cannot read {}", path);
+  std::string secret;
+  bool too_large = false;
+  if (!ReadBounded(path, kMaxSecretFileBytes, &secret, &too_large)) {
+    *why = too_large ? fmt::format("{} is larger than {} KiB; not a token",
+                                   path, kMaxSecretFileBytes / 1024)
+                     : fmt::format("cannot read {}", path);
     return std::nullopt;
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  std::string secret = buffer.str();
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' ||
                              secret.back() == ' ' || secret.back() == '\t')) {
     secret.pop_back();
@@ -1133,16 +1158,18 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
 }
 
 ConfigResult LoadConfig(const std::string& path, const EnvLookup& env) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string text;
+  bool too_large = false;
+  if (!ReadBounded(path, kMaxConfigFileBytes, &text, &too_large)) {
     ConfigResult result;
-    result.errors.push_back(
-        ConfigError{path, 0, 0, "(file)", "cannot open the config file"});
+    result.errors.push_back(ConfigError{
+        path, 0, 0, "(file)",
+        too_large ? fmt::format("the config file is larger than {} MiB",
+                                kMaxConfigFileBytes / (1024 * 1024))
+                  : "cannot open the config file"});
     return result;
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return ParseConfig(buffer.str(), path, env);
+  return ParseConfig(text, path, env);
 }
 
 }  // namespace polar

@@ -3,8 +3,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <cstring>
+
+#include "daemon/retry_after.h"
 
 namespace polar {
 
@@ -96,7 +97,10 @@ bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
 
 HttpEngine::HttpEngine(EventLoop& loop, const Clock& clock,
                        EngineOptions options)
-    : loop_(loop), clock_(clock), options_(std::move(options)) {
+    : loop_(loop),
+      clock_(clock),
+      options_(std::move(options)),
+      tls_(options_.base_url.rfind("https://", 0) == 0) {
   multi_ = curl_multi_init();
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpEngine::OnSocket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
@@ -161,13 +165,6 @@ HttpEngine::Transfer* HttpEngine::NewTransfer() {
   // HTTP/2 when TLS ALPN offers it, HTTP/1.1 otherwise (and always for
   // plain http://, where curl would need prior knowledge for h2c).
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-  // Over TLS, wait for an h2 connection being set up rather than opening
-  // another, so HTTP/2 multiplexes over one connection instead of one per
-  // request. Not for plain http:// (always HTTP/1.1 here): there it only
-  // makes transfers wait for busy connections (17,000/s instead of 20,000/s
-  // at 256 connections on loopback, bench/cpu_per_request.sh).
-  if (options_.base_url.rfind("https://", 0) == 0)
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!options_.ca_file.empty())
@@ -267,6 +264,16 @@ void HttpEngine::Launch(std::unique_ptr<Transfer> owned) {
   CURL* e = t->easy;
   t->url = options_.base_url + t->request.path;
   curl_easy_setopt(e, CURLOPT_URL, t->url.c_str());
+  // Over TLS, wait for an h2 connection being set up rather than opening
+  // another, so HTTP/2 multiplexes over one connection instead of one per
+  // request. Not for plain http:// (always HTTP/1.1 here): there it only
+  // makes transfers wait for busy connections (17,000/s instead of 20,000/s
+  // at 256 connections on loopback, bench/cpu_per_request.sh). And not while
+  // connections are failing: every waiting transfer would wait for the one
+  // attempt in progress, then the next, so attempts ran one at a time (an
+  // untrusted certificate with a 50 ms handshake made 20 tls_errors/s out of
+  // 100 arrivals/s; the rest queued for seconds or were dropped).
+  if (tls_) curl_easy_setopt(e, CURLOPT_PIPEWAIT, pipewait_ ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER,
                    t->request.authenticated ? headers_auth_
                    : t->stream              ? headers_stream_
@@ -455,6 +462,7 @@ void HttpEngine::Finish(Transfer* t, CURLcode code) {
   r.done = clock_.Now();
   const bool overflow = t->stream && t->stream->overflow;
   if (code == CURLE_OK) {
+    pipewait_ = true;  // connections work: multiplex on the next one again
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r.status);
     r.http_version = HttpVersionOf(t->easy);
     r.transport = Outcome::kOk;
@@ -465,6 +473,9 @@ void HttpEngine::Finish(Transfer* t, CURLcode code) {
     }
     r.transport = t->too_large || overflow ? Outcome::kInvalidResponse
                                            : ClassifyCurlError(code);
+    if (r.transport == Outcome::kConnectError ||
+        r.transport == Outcome::kTlsError || r.transport == Outcome::kTimeout)
+      pipewait_ = false;
     r.error = t->too_large ? "response body over the size limit"
               : overflow   ? "stream data over the buffer limit"
                            : (t->error[0] ? std::string(t->error)
@@ -538,24 +549,10 @@ size_t HttpEngine::OnHeader(char* data, size_t size, size_t count,
     return n;
   }
   if (StartsWithNoCase(line, "retry-after:")) {
-    std::string_view v = line.substr(12);
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-      v.remove_prefix(1);
-    while (!v.empty() &&
-           (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) {
-      v.remove_suffix(1);
-    }
-    long seconds = 0;
-    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-    if (ec == std::errc() && ptr == v.data() + v.size() && seconds >= 0) {
-      t->response.retry_after = std::chrono::seconds(seconds);
-    } else if (time_t when = curl_getdate(std::string(v).c_str(), nullptr);
-               when > 0) {
-      // An HTTP-date: the wait is relative to now.
-      auto wait = std::chrono::system_clock::from_time_t(when) -
-                  std::chrono::system_clock::now();
-      t->response.retry_after = std::max(
-          Duration::zero(), std::chrono::duration_cast<Duration>(wait));
+    // Untrusted: ParseRetryAfter saturates instead of overflowing.
+    if (auto wait = ParseRetryAfter(line.substr(12),
+                                    std::chrono::system_clock::now())) {
+      t->response.retry_after = *wait;
     }
   }
   return n;

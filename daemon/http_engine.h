@@ -96,6 +96,10 @@ class HttpEngine final : public Transport {
   EventLoop& loop_;
   const Clock& clock_;
   EngineOptions options_;
+  const bool tls_;  // https:// target
+  // CURLOPT_PIPEWAIT for the next transfers (TLS only): on while transfers
+  // get answers, off after one fails to connect, until one is answered again.
+  bool pipewait_ = true;
   CURLM* multi_ = nullptr;
   curl_slist* headers_auth_ = nullptr;
   curl_slist* headers_anon_ = nullptr;

@@ -31,6 +31,16 @@ struct EventIngestionOptions {
   std::optional<Duration> timestamp_backdate;
 };
 
+// Judges Polar's answer to one ingest batch of `batch_size` events: the
+// transport outcome, then the status (Polar answers 200), then the body
+// {"inserted": N, "duplicates": M} with N + M == batch_size. Fills *inserted
+// and *duplicates with what the body said when it said it in range (each
+// count in [0, batch_size] and N + M <= batch_size), else 0. Pure, any
+// thread; the body is untrusted and anything in it yields an outcome (a body
+// that is not JSON: kInvalidResponse; JSON with wrong counts: kCheckFailed).
+Outcome JudgeIngestResponse(const Response& response, int batch_size,
+                            int64_t* inserted, int64_t* duplicates);
+
 class EventIngestionScenario final : public Scenario {
  public:
   EventIngestionScenario(ScenarioContext context,
@@ -46,8 +56,6 @@ class EventIngestionScenario final : public Scenario {
 
  private:
   void OnResponse(Response&& response);
-  Outcome Judge(const Response& response, int64_t* inserted,
-                int64_t* duplicates) const;
 
   ScenarioContext context_;
   EventIngestionOptions options_;

@@ -42,7 +42,7 @@ SimResponse ObjectExpected(const json& body) {
 SimResponse Json(int status, const json& body) {
   SimResponse r;
   r.status = status;
-  r.body = body.dump();
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -151,7 +151,8 @@ void CheckoutsApi::Publish(const std::string& secret, const std::string& key,
   // polar.eventstream.service.Event: {"id","key","payload"}, one SSE data line.
   std::string frame =
       "data: " +
-      json{{"id", NewId()}, {"key", key}, {"payload", payload}}.dump() +
+      json{{"id", NewId()}, {"key", key}, {"payload", payload}}.dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace) +
       "\r\n\r\n";
   std::vector<std::shared_ptr<SseStream>> targets;
   {

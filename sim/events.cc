@@ -659,7 +659,7 @@ SimResponse EventsApi::List(const SimRequest& request) {
   r.body =
       json{{"items", std::move(items)},
            {"pagination", {{"total_count", total}, {"max_page", max_page}}}}
-          .dump();
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

@@ -205,7 +205,8 @@ SimResponse JsonError(int status, std::string_view error,
                       std::string_view detail) {
   SimResponse r;
   r.status = status;
-  r.body = nlohmann::json{{"error", error}, {"detail", detail}}.dump();
+  r.body = nlohmann::json{{"error", error}, {"detail", detail}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

@@ -108,7 +108,7 @@ SimResponse PlainError(int status) {
 SimResponse JsonResponse(int status, const json& body) {
   SimResponse r;
   r.status = status;
-  r.body = body.dump();
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

@@ -46,7 +46,8 @@ void ValidationErrors::Add(json loc, std::string_view type,
 SimResponse ValidationErrors::Response(std::string_view error) const {
   SimResponse r;
   r.status = 422;
-  r.body = json{{"error", error}, {"detail", detail_}}.dump();
+  r.body = json{{"error", error}, {"detail", detail_}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

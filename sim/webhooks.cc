@@ -194,7 +194,8 @@ int WebhookService::Send(const std::string& type, const json& data,
   envelope["timestamp"] = FormatTimestamp(now);
   envelope["data"] = data;
   // Frozen at enqueue: every retry resends identical bytes.
-  std::string payload = envelope.dump();
+  std::string payload =
+      envelope.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::vector<std::shared_ptr<Event>> queued;
   {
     std::lock_guard lock(mutex_);
@@ -617,7 +618,8 @@ SimResponse WebhookService::CreateEndpoint(const SimRequest& request) {
   endpoint_order_.push_back(ep->id);
   SimResponse r;
   r.status = 201;
-  r.body = EndpointJson(*ep).dump();
+  r.body = EndpointJson(*ep).dump(-1, ' ', false,
+                                  nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -656,7 +658,7 @@ SimResponse WebhookService::ListEndpoints(const SimRequest& request) {
           {"items", items},
           {"pagination",
            {{"total_count", total}, {"max_page", (total + limit - 1) / limit}}}}
-          .dump();
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -666,7 +668,8 @@ SimResponse WebhookService::GetEndpoint(const std::string& id) {
   auto it = endpoints_.find(id);
   if (it == endpoints_.end() || it->second->deleted) return NotFoundError();
   SimResponse r;
-  r.body = EndpointJson(*it->second).dump();
+  r.body = EndpointJson(*it->second)
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -708,7 +711,8 @@ SimResponse WebhookService::UpdateEndpoint(const SimRequest& request,
   if (set_secret) ep.secret = body["secret"].get<std::string>();
   ep.modified_at = NowMicros();
   SimResponse r;
-  r.body = EndpointJson(ep).dump();
+  r.body = EndpointJson(ep).dump(-1, ' ', false,
+                                 nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -720,7 +724,8 @@ SimResponse WebhookService::ResetSecret(const std::string& id) {
   it->second->secret = RandomToken("whsec_", 43);
   it->second->modified_at = NowMicros();
   SimResponse r;
-  r.body = EndpointJson(*it->second).dump();
+  r.body = EndpointJson(*it->second)
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -781,7 +786,7 @@ SimResponse WebhookService::ListDeliveries(const SimRequest& request) {
           {"items", items},
           {"pagination",
            {{"total_count", total}, {"max_page", (total + limit - 1) / limit}}}}
-          .dump();
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

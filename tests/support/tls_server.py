@@ -3,7 +3,7 @@
 HTTP/1.1 with keep-alive otherwise. Every answer is 200 (or --status, with an
 optional --retry-after header) with a JSON body
 naming the protocol and the number of the connection it came over, so a test
-can see keep-alive reuse and h2 multiplexing. With --stall it accepts
+can see keep-alive reuse and h2 multiplexing (or --body, fixed). With --stall it accepts
 connections and never answers (for timeouts).
 
 Prints "PORT <n>" on stdout once listening on 127.0.0.1 (port 0: a free one).
@@ -25,9 +25,12 @@ connections = 0
 
 STATUS = 200
 EXTRA_HEADERS = []
+BODY = None
 
 
 def body_for(protocol, number):
+    if BODY is not None:
+        return BODY
     return json.dumps({"protocol": protocol, "connection": number}).encode()
 
 
@@ -107,9 +110,12 @@ def main():
     parser.add_argument("--stall", action="store_true")
     parser.add_argument("--status", type=int, default=200)
     parser.add_argument("--retry-after", help="a Retry-After header value")
+    parser.add_argument("--body", help="the answer's body instead of the protocol JSON")
     args = parser.parse_args()
-    global STATUS
+    global STATUS, BODY
     STATUS = args.status
+    if args.body is not None:
+        BODY = args.body.encode()
     if args.retry_after is not None:
         EXTRA_HEADERS.append(("Retry-After", args.retry_after))
 

@@ -138,6 +138,49 @@ TEST(Config, AnUnreadableTokenFileIsAnErrorThatDoesNotLeakContents) {
   EXPECT_TRUE(found);
 }
 
+// A token_file naming an endless or huge file is an error, not an attempt to
+// read it all into memory on the event loop.
+TEST(Config, ATokenFileThatNeverEndsIsAnErrorNotAHang) {
+  std::string text =
+      "[target]\ntoken_file = \"/dev/zero\"\n[scenarios.a]\ntype = "
+      "\"event_ingestion\"\nrate = \"1/s\"\n";
+  ConfigResult r = ParseConfig(text, "t.toml", Env());
+  EXPECT_FALSE(r.config);
+  std::string message;
+  for (const auto& e : r.errors)
+    if (e.key == "target.token_file") message = e.message;
+  EXPECT_EQ(message, "/dev/zero is larger than 64 KiB; not a token");
+}
+
+TEST(Config, AConfigFileOverOneMebibyteIsRefused) {
+  ConfigResult r = LoadConfig("/dev/zero", Env());
+  EXPECT_FALSE(r.config);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].ToString(),
+            "/dev/zero: (file): the config file is larger than 1 MiB");
+}
+
+// Listeners bind loopback unless the config says otherwise.
+TEST(Config, TheMetricsListenerDefaultsToLoopback) {
+  MetricsConfig defaults;
+  EXPECT_TRUE(defaults.listen.IsLoopback());
+  EXPECT_EQ(defaults.listen.ToString(), "127.0.0.1:9477");
+  std::string text =
+      "[target]\ntoken = \"polar_oat_x\"\n[scenarios.a]\ntype = "
+      "\"event_ingestion\"\nrate = \"1/s\"\n";
+  ConfigResult r = ParseConfig(text, "t.toml", Env());
+  ASSERT_TRUE(r.config) << r.errors[0].ToString();
+  EXPECT_EQ(r.config->metrics.listen.ToString(), "127.0.0.1:9477");
+}
+
+TEST(Config, TheShippedConfigListensOnLoopbackOnly) {
+  ConfigResult r = LoadConfig(POLAR_SOURCE_DIR "/packaging/polar-loadd.toml",
+                              Env({{"LOAD_TEST_API_TOKEN", "polar_oat_test"}}));
+  ASSERT_TRUE(r.config) << r.errors[0].ToString();
+  EXPECT_TRUE(r.config->metrics.listen.IsLoopback())
+      << r.config->metrics.listen.ToString();
+}
+
 TEST(Config, ProductionIsRefusedUnlessAllowed) {
   std::string text =
       "[target]\nbase_url = \"https://api.polar.sh\"\ntoken = "

@@ -116,6 +116,52 @@ TEST_F(EventIngestionTest, AnswersThatDoNotAddUpAreCheckFailedNotSuccess) {
   EXPECT_EQ(Count("ok"), 0);
 }
 
+// Regression (found while writing the judge's fuzz target): counts whose sum
+// overflows int64 were added before being range-checked (signed overflow,
+// undefined behaviour; UBSan aborts). Counts outside [0, batch_size] are a
+// failed check, and a body with one is not believed at all: events_total
+// counts nothing from it.
+TEST_F(EventIngestionTest, CountsOutOfRangeAreCheckFailedWithoutOverflow) {
+  auto scenario = Make(7);
+  const char* bodies[] = {
+      R"({"inserted":9223372036854775807,"duplicates":1})",
+      R"({"inserted":1,"duplicates":9223372036854775807})",
+      R"({"inserted":18446744073709551615,"duplicates":0})",
+      R"({"inserted":-9223372036854775808,"duplicates":-1})",
+      R"({"inserted":8,"duplicates":-1})",
+      R"({"inserted":7.0,"duplicates":0})",
+      R"({"inserted":"7"})",
+      // Each in range, but more than the batch (found by the fuzz target).
+      R"({"inserted":6,"duplicates":2})",
+  };
+  for (std::size_t i = 0; i < std::size(bodies); ++i) {
+    scenario->Start(Arrival{MonoTime{}, i});
+    transport_.Answer(i, 200, bodies[i]);
+  }
+  EXPECT_EQ(Count("check_failed"), static_cast<double>(std::size(bodies)));
+  auto m = testing::ParseMetrics(SerializeMetrics(registry_));
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_events_total"), 0);
+}
+
+TEST(JudgeIngestResponse, IsAPureFunctionOfTheResponse) {
+  Response r;
+  r.status = 200;
+  r.body = R"({"inserted":4,"duplicates":3})";
+  int64_t inserted = -1, duplicates = -1;
+  EXPECT_EQ(JudgeIngestResponse(r, 7, &inserted, &duplicates), Outcome::kOk);
+  EXPECT_EQ(inserted, 4);
+  EXPECT_EQ(duplicates, 3);
+  EXPECT_EQ(JudgeIngestResponse(r, 8, &inserted, &duplicates),
+            Outcome::kCheckFailed);
+  r.body = "<html>502 Bad Gateway</html>";
+  EXPECT_EQ(JudgeIngestResponse(r, 7, &inserted, &duplicates),
+            Outcome::kInvalidResponse);
+  EXPECT_EQ(inserted, 0);
+  r.transport = Outcome::kTlsError;
+  EXPECT_EQ(JudgeIngestResponse(r, 7, &inserted, &duplicates),
+            Outcome::kTlsError);
+}
+
 TEST_F(EventIngestionTest, StatusAndTransportFailuresMapToTheirOutcomes) {
   auto scenario = Make(7);
   for (int i = 0; i < 6; ++i)

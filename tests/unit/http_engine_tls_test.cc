@@ -10,6 +10,7 @@
 #include <set>
 
 #include "daemon/http_engine.h"
+#include "tests/support/fault_server.h"
 #include "tests/support/process.h"
 
 namespace polar {
@@ -183,6 +184,55 @@ TEST(HttpEngineTls, ARetryAfterDateInThePastMeansNoWait) {
   ASSERT_EQ(out.size(), 1u);
   ASSERT_TRUE(out[0].retry_after.has_value());
   EXPECT_EQ(*out[0].retry_after, Duration::zero());
+}
+
+// Regression: with CURLOPT_PIPEWAIT every transfer waited for the one
+// connection attempt in progress, so while handshakes failed they ran one at a
+// time: 8 requests against a server 200 ms away took 1.6 s to fail, and at
+// 100 arrivals/s against a 50 ms handshake 80 % of them queued for seconds or
+// were dropped. Once a handshake has failed, attempts run in parallel. (The
+// first round still waits: the engine starts out expecting an h2 connection
+// it can share.) Parallel is checked at the server, as connections open at
+// once: a wall-clock bound on the round failed on a loaded machine, where
+// each failed handshake costs curl ~150 ms of CPU (it parses the system CA
+// bundle per connection) and 8 of them in one thread take longer than 8
+// server delays, parallel or not.
+TEST(HttpEngineTls, AfterAFailedHandshakeAttemptsRunInParallel) {
+  testing::FaultServerOptions options;
+  options.delay = 200ms;  // each "server hello" comes 200 ms after connect
+  testing::FaultServer server(testing::FaultMode::kGarbage, options);
+  EventLoop loop;
+  SystemClock clock;
+  EngineOptions o;
+  o.base_url = "https://" + server.base_url().substr(7);
+  o.token = "t";
+  o.connections = 8;
+  HttpEngine engine(loop, clock, o);
+  for (int round = 0; round < 2; ++round) {
+    server.ResetPeakConnections();
+    std::vector<Response> out;
+    for (int i = 0; i < 8; ++i) {
+      Request r;
+      r.path = "/";
+      r.intended = clock.Now();
+      engine.Send(std::move(r), [&](Response&& response) {
+        out.push_back(std::move(response));
+        if (out.size() == 8) loop.Stop();
+      });
+    }
+    EventLoop::TimerId bound =
+        loop.AddTimerAfter(10s, [&] { loop.Stop(); });  // a bound
+    loop.Run();
+    loop.Cancel(bound);
+    ASSERT_EQ(out.size(), 8u);
+    for (const auto& r : out) {
+      EXPECT_EQ(r.transport, Outcome::kTlsError) << r.error;
+    }
+    // The 8 connects take well under the 200 ms each one stays open.
+    if (round == 1) {
+      EXPECT_GE(server.peak_connections(), 6u) << "attempts waited in turn";
+    }
+  }
 }
 
 TEST(HttpEngineTls, NothingListeningIsAConnectError) {

@@ -502,6 +502,21 @@ TEST(SimWebhookEndpoints, LoopbackUrlsNeedTheFlagAndHttpsIsRequiredElsewhere) {
   EXPECT_EQ(SimHarness::Body(bad)["detail"].size(), 2u);
 }
 
+// Regression (found by tests/fuzz/sim_request_fuzz.cc): a query value that is
+// not UTF-8 went into a 422's "input" and nlohmann::json threw while
+// serialising it: an uncaught exception, polar-sim gone. Bytes that are not
+// UTF-8 are replaced (U+FFFD) in every JSON answer.
+TEST(SimValidation, AQueryValueThatIsNotUtf8IsA422NotACrash) {
+  SimHarness h;
+  SimRequest r = h.Request("GET", "/v1/events/");
+  r.query.emplace("start_timestamp", "2020\xa5\xcd");
+  SimResponse out = h.Send(r);
+  ASSERT_EQ(out.status, 422);
+  json body = SimHarness::Body(out);
+  ASSERT_FALSE(body.is_discarded()) << out.body;
+  EXPECT_EQ(body["detail"][0]["input"], "2020\xef\xbf\xbd\xef\xbf\xbd");
+}
+
 // ---- authentication and cross-cutting ----
 
 TEST(SimAuth, NoTokenBadTokenAndMissingScopeGetPolarsBodies) {
