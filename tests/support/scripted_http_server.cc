@@ -1,0 +1,134 @@
+#include "tests/support/scripted_http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace polar::testing {
+
+ScriptedHttpServer::ScriptedHttpServer(Script script)
+    : script_(std::move(script)) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
+      listen(listen_fd_, 128) < 0) {
+    throw std::runtime_error("ScriptedHttpServer: bind/listen failed");
+  }
+  socklen_t len = sizeof addr;
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+}
+
+ScriptedHttpServer::~ScriptedHttpServer() {
+  stop_ = true;
+  acceptor_.join();
+  {
+    std::lock_guard lock(mutex_);
+    for (int fd : client_fds_) shutdown(fd, SHUT_RDWR);
+  }
+  for (auto& t : workers_) t.join();
+  for (int fd : client_fds_) close(fd);
+  close(listen_fd_);
+}
+
+std::string ScriptedHttpServer::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(port_);
+}
+
+std::vector<std::string> ScriptedHttpServer::requests() const {
+  std::lock_guard lock(mutex_);
+  return requests_;
+}
+
+std::string ScriptedHttpServer::Ok(const std::string& body, int status,
+                                   const std::string& extra_headers) {
+  return "HTTP/1.1 " + std::to_string(status) +
+         " X\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
+}
+
+void ScriptedHttpServer::AcceptLoop() {
+  while (!stop_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, 20) <= 0) continue;
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    ++accepted_;
+    std::lock_guard lock(mutex_);
+    client_fds_.push_back(fd);
+    workers_.emplace_back([this, fd] { Serve(fd); });
+  }
+}
+
+void ScriptedHttpServer::Serve(int fd) {
+  std::string buffer;
+  char chunk[16384];
+  while (!stop_) {
+    // Read one request: head up to \r\n\r\n, then Content-Length bytes.
+    std::size_t head_end;
+    while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos) {
+      ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) return;
+      buffer.append(chunk, static_cast<std::size_t>(n));
+    }
+    std::size_t length = 0;
+    std::string head = buffer.substr(0, head_end);
+    for (std::size_t i = 0; i < head.size(); ++i) {
+      head[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(head[i])));
+    }
+    if (auto at = head.find("content-length:"); at != std::string::npos) {
+      length = std::strtoul(head.c_str() + at + 15, nullptr, 10);
+    }
+    std::size_t total = head_end + 4 + length;
+    while (buffer.size() < total) {
+      ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) return;
+      buffer.append(chunk, static_cast<std::size_t>(n));
+    }
+    std::string request = buffer.substr(0, total);
+    buffer.erase(0, total);
+    int index = next_index_++;
+    {
+      std::lock_guard lock(mutex_);
+      requests_.push_back(request);
+    }
+    Reply reply = script_(request, index);
+    if (reply.silent) {
+      // Hold the connection open and say nothing until the test ends.
+      while (!stop_) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 20) > 0) {
+          ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+          if (n <= 0) return;
+        }
+      }
+      return;
+    }
+    std::size_t off = 0;
+    while (off < reply.bytes.size()) {
+      ssize_t n = send(fd, reply.bytes.data() + off, reply.bytes.size() - off,
+                       MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<std::size_t>(n);
+    }
+    if (reply.close) {
+      shutdown(fd, SHUT_WR);
+      // Let the client see the close before the socket goes away.
+      while (recv(fd, chunk, sizeof chunk, 0) > 0) {
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace polar::testing

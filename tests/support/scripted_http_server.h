@@ -1,0 +1,57 @@
+// Test support: a loopback HTTP/1.1 server whose answers the test scripts byte
+// by byte, to drive an HTTP client through keep-alive, chunking, closes,
+// garbage and silence. One thread per connection; for tests only.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace polar::testing {
+
+class ScriptedHttpServer {
+ public:
+  // What to do with one request: the raw bytes to write back (may be empty,
+  // partial or garbage), and whether to close the connection afterwards.
+  struct Reply {
+    std::string bytes;
+    bool close = false;
+    bool silent = false;  // write nothing and keep the connection open
+  };
+  // `request` is the whole request (head and body); `index` counts requests
+  // across all connections from 0.
+  using Script = std::function<Reply(const std::string& request, int index)>;
+
+  explicit ScriptedHttpServer(Script script);
+  ~ScriptedHttpServer();
+
+  int port() const { return port_; }
+  std::string base_url() const;
+  int connections_accepted() const { return accepted_.load(); }
+  std::vector<std::string> requests() const;
+
+  // "HTTP/1.1 200 OK" + Content-Length answer with `body`.
+  static std::string Ok(const std::string& body, int status = 200,
+                        const std::string& extra_headers = "");
+
+ private:
+  void AcceptLoop();
+  void Serve(int fd);
+
+  Script script_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> next_index_{0};
+  mutable std::mutex mutex_;
+  std::vector<std::string> requests_;
+  std::vector<int> client_fds_;
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace polar::testing
