@@ -38,6 +38,7 @@ EngineOptions MakeEngineOptions(const TargetConfig& target) {
   engine.ca_file = target.ca_file;
   engine.connections = static_cast<std::size_t>(target.connections);
   engine.user_agent = std::string("polar-loadd/") + kVersion;
+  engine.builtin_http1 = target.http_client == "auto";
   return engine;
 }
 

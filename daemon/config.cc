@@ -202,7 +202,8 @@ void ParseTarget(Checker& c, const toml::table& root, const EnvLookup& env,
   if (t) {
     c.OnlyKeys(*t, p,
                {"base_url", "token", "token_file", "timeout", "connect_timeout",
-                "allow_production", "ca_file", "connections", "max_in_flight"});
+                "allow_production", "ca_file", "connections", "max_in_flight",
+                "http_client"});
     if (auto v = c.String(*t, p, "base_url")) target.base_url = *v;
     if (auto v =
             c.DurationValue(*t, p, "timeout", std::chrono::milliseconds(10),
@@ -221,6 +222,13 @@ void ParseTarget(Checker& c, const toml::table& root, const EnvLookup& env,
       target.connections = static_cast<int>(*v);
     if (auto v = c.Int(*t, p, "max_in_flight", 1, 1'000'000)) {
       target.max_in_flight = static_cast<int>(*v);
+    }
+    if (auto v = c.String(*t, p, "http_client")) {
+      if (*v == "auto" || *v == "curl")
+        target.http_client = *v;
+      else
+        c.Error(t->get("http_client"), "target.http_client",
+                fmt::format("\"{}\" is not one of \"auto\", \"curl\"", *v));
     }
   }
   if (auto host = env("LOAD_TEST_HOST")) {

@@ -41,6 +41,10 @@ struct TargetConfig {
       256;  // transfers on the wire at once (HTTP/1.1 connections, h2 streams)
   int max_in_flight =
       10'000;  // daemon-wide cap on admitted requests (queued + on the wire)
+  // "auto": plain requests to an http:// target with a literal address go
+  // through the built-in HTTP/1.1 client (daemon/http1_client.h), everything
+  // else through libcurl; "curl": always libcurl.
+  std::string http_client = "auto";
 };
 
 struct MetricsConfig {

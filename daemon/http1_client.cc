@@ -58,8 +58,17 @@ std::string_view Trim(std::string_view v) {
 // One TCP connection and the exchange on it, if any.
 struct Http1Client::Conn {
   enum class State { kConnecting, kIdle, kBusy };
-  enum class Phase { kStatus, kHeaders, kBody, kChunkSize, kChunkData,
-                     kChunkEnd, kTrailers, kUntilClose, kDone };
+  enum class Phase {
+    kStatus,
+    kHeaders,
+    kBody,
+    kChunkSize,
+    kChunkData,
+    kChunkEnd,
+    kTrailers,
+    kUntilClose,
+    kDone
+  };
 
   int fd = -1;
   State state = State::kConnecting;
@@ -126,8 +135,8 @@ std::optional<Http1Target> PlainHttpTarget(std::string_view base_url) {
   }
   unsigned port = 80;
   if (!port_text.empty()) {
-    auto [ptr, ec] = std::from_chars(
-        port_text.data(), port_text.data() + port_text.size(), port);
+    auto [ptr, ec] = std::from_chars(port_text.data(),
+                                     port_text.data() + port_text.size(), port);
     if (ec != std::errc() || ptr != port_text.data() + port_text.size() ||
         port == 0 || port > 65535) {
       return std::nullopt;
@@ -223,8 +232,8 @@ void Http1Client::Pump() {
 
 Http1Client::Conn* Http1Client::OpenConnection() {
   const Http1Target& t = options_.target;
-  int fd = socket(t.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                  0);
+  int fd = socket(t.address.ss_family,
+                  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int err = fd < 0 ? errno : 0;
   if (fd >= 0) {
     int one = 1;
@@ -264,10 +273,10 @@ Http1Client::Conn* Http1Client::OpenConnection() {
 void Http1Client::Assign(Conn* conn, Exchange exchange) {
   ++active_;
   const Request& req = exchange.request;
-  const bool body_method =
-      req.method == Method::kPost || req.method == Method::kPut ||
-      req.method == Method::kPatch ||
-      (req.method == Method::kDelete && !req.body.empty());
+  const bool body_method = req.method == Method::kPost ||
+                           req.method == Method::kPut ||
+                           req.method == Method::kPatch ||
+                           (req.method == Method::kDelete && !req.body.empty());
   std::string& out = conn->out;
   out.clear();
   conn->out_offset = 0;
@@ -281,8 +290,8 @@ void Http1Client::Assign(Conn* conn, Exchange exchange) {
     // Always a Content-Length, never chunked: Polar answers 411 without one.
     out += "Content-Type: application/json\r\nContent-Length: ";
     char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof digits,
-                                   req.body.size());
+    auto [end, ec] =
+        std::to_chars(digits, digits + sizeof digits, req.body.size());
     out.append(digits, end);
     out += "\r\n\r\n";
     out += req.body;
@@ -428,12 +437,13 @@ bool Http1Client::Parse(Conn* conn) {
             return fail("malformed status line");
           }
           int status = 0;
-          auto [p, ec] = std::from_chars(line.data() + 9, line.data() + 12,
-                                         status);
+          auto [p, ec] =
+              std::from_chars(line.data() + 9, line.data() + 12, status);
           if (ec != std::errc() || p != line.data() + 12 || status < 100) {
             return fail("malformed status code");
           }
           r.status = status;
+          r.http_version = line[7] == '0' ? 10 : 11;  // as curl reports it
           conn->close_after = line[7] == '0';  // HTTP/1.0 closes by default
           conn->phase = Phase::kHeaders;
           continue;
@@ -515,8 +525,8 @@ bool Http1Client::Parse(Conn* conn) {
           in.erase(0, pos);
           return true;
         }
-        conn->phase = conn->phase == Phase::kBody ? Phase::kDone
-                                                  : Phase::kChunkEnd;
+        conn->phase =
+            conn->phase == Phase::kBody ? Phase::kDone : Phase::kChunkEnd;
         continue;
       }
       case Phase::kChunkSize: {
@@ -585,8 +595,8 @@ void Http1Client::Complete(Conn* conn) {
 void Http1Client::Fail(Conn* conn, Outcome outcome, std::string error) {
   std::optional<Exchange> exchange = std::move(conn->exchange);
   conn->exchange.reset();
-  const bool stale = conn->reused && !conn->got_bytes &&
-                     outcome == Outcome::kInvalidResponse;
+  const bool stale =
+      conn->reused && !conn->got_bytes && outcome == Outcome::kInvalidResponse;
   Response response = std::move(conn->response);
   Close(conn);
   if (!exchange) return;
@@ -603,6 +613,7 @@ void Http1Client::Fail(Conn* conn, Outcome outcome, std::string error) {
   response.done = clock_.Now();
   response.error = std::move(error);
   response.status = 0;
+  response.http_version = 0;
   response.body.clear();
   Deliver(std::move(*exchange), std::move(response));
 }

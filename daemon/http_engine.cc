@@ -128,6 +128,20 @@ HttpEngine::HttpEngine(EventLoop& loop, const Clock& clock,
   std::string auth = "Authorization: Bearer " + options_.token;
   headers_auth_ = curl_slist_append(headers_auth_, auth.c_str());
   std::fill(auth.begin(), auth.end(), '\0');
+
+  if (options_.builtin_http1) {
+    if (auto target = PlainHttpTarget(options_.base_url)) {
+      Http1Options h;
+      h.target = std::move(*target);
+      h.token = options_.token;
+      h.user_agent = options_.user_agent;
+      h.timeout = options_.timeout;
+      h.connect_timeout = options_.connect_timeout;
+      h.connections = options_.connections;
+      h.max_response_bytes = options_.max_response_bytes;
+      http1_ = std::make_unique<Http1Client>(loop_, clock_, std::move(h));
+    }
+  }
 }
 
 HttpEngine::~HttpEngine() {
@@ -186,6 +200,10 @@ HttpEngine::Transfer* HttpEngine::NewTransfer() {
 }
 
 void HttpEngine::Send(Request request, ResponseCallback done) {
+  if (http1_) {
+    http1_->Send(std::move(request), std::move(done));
+    return;
+  }
   queue_.push_back(Pending{std::move(request), std::move(done), nullptr});
   StartQueued();
 }

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "daemon/event_loop.h"
+#include "daemon/http1_client.h"
 #include "scenarios/transport.h"
 
 namespace polar {
@@ -46,6 +47,9 @@ struct EngineOptions {
   // real answers are a few KiB).
   std::size_t max_response_bytes = 1 << 20;
   std::string user_agent;
+  // Plain requests to an http:// target with a literal address go through
+  // Http1Client instead of libcurl (target.http_client = "auto").
+  bool builtin_http1 = true;
 
   // A config reload builds a new engine only when these differ.
   bool operator==(const EngineOptions&) const = default;
@@ -64,8 +68,14 @@ class HttpEngine final : public Transport {
   void CancelStream(StreamId id) override;
 
   // Requests accepted and not yet answered (queued + on the wire).
-  std::size_t in_flight() const { return queue_.size() + active_; }
-  std::size_t active() const { return active_; }
+  std::size_t in_flight() const {
+    return queue_.size() + active_ + (http1_ ? http1_->in_flight() : 0);
+  }
+  std::size_t active() const {
+    return active_ + (http1_ ? http1_->active() : 0);
+  }
+  // True when plain requests bypass libcurl (see EngineOptions).
+  bool uses_builtin_http1() const { return http1_ != nullptr; }
   // Streams open or waiting for a connection.
   std::size_t streams() const { return streams_.size() + queued_streams_; }
 
@@ -134,6 +144,10 @@ class HttpEngine final : public Transport {
   std::size_t queued_streams_ = 0;
   StreamId next_stream_ = 1;
   curl_slist* headers_stream_ = nullptr;  // no token; Accept: text/event-stream
+  // Plain requests when the target allows it; streams always use curl (an SSE
+  // stream holds its connection for its whole life, so it shares nothing with
+  // the keep-alive pool).
+  std::unique_ptr<Http1Client> http1_;
 };
 
 }  // namespace polar

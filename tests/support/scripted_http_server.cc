@@ -84,7 +84,8 @@ void ScriptedHttpServer::Serve(int fd) {
     std::size_t length = 0;
     std::string head = buffer.substr(0, head_end);
     for (std::size_t i = 0; i < head.size(); ++i) {
-      head[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(head[i])));
+      head[i] =
+          static_cast<char>(std::tolower(static_cast<unsigned char>(head[i])));
     }
     if (auto at = head.find("content-length:"); at != std::string::npos) {
       length = std::strtoul(head.c_str() + at + 15, nullptr, 10);

@@ -192,6 +192,23 @@ TEST(Config, ProductionIsRefusedUnlessAllowed) {
   EXPECT_TRUE(ParseConfig(allowed, "t.toml", Env()).config);
 }
 
+TEST(Config, TheHttpClientIsAutoByDefaultAndOnlyAutoOrCurl) {
+  ConfigResult r = ParseConfig(kValid, "test.toml", Env());
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->target.http_client, "auto");
+  std::string text = kValid;
+  text.insert(text.find("timeout"), "http_client = \"curl\"\n");
+  r = ParseConfig(text, "test.toml", Env());
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->target.http_client, "curl");
+  text.replace(text.find("\"curl\""), 6, "\"h2c\"");
+  r = ParseConfig(text, "test.toml", Env());
+  EXPECT_FALSE(r.config);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].key, "target.http_client");
+  EXPECT_EQ(r.errors[0].line, 5);
+}
+
 TEST(Config, AMissingTokenIsAnError) {
   std::string text =
       "[scenarios.a]\ntype = \"event_ingestion\"\nrate = \"1/s\"\n";

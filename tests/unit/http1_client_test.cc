@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <set>
+#include <sstream>
 
+#include "daemon/http_engine.h"
 #include "tests/support/scripted_http_server.h"
 
 namespace polar {
@@ -104,7 +108,8 @@ TEST_F(Http1ClientTest, KeepAliveCarriesManyRequestsOverOneConnection) {
   EXPECT_EQ(server.connections_accepted(), 1);
 }
 
-TEST_F(Http1ClientTest, BodiesCarryContentLengthAndTheTokenOnlyWhenAuthenticated) {
+TEST_F(Http1ClientTest,
+       BodiesCarryContentLengthAndTheTokenOnlyWhenAuthenticated) {
   ScriptedHttpServer server([](const std::string&, int) {
     return Reply{ScriptedHttpServer::Ok("{}")};
   });
@@ -123,8 +128,10 @@ TEST_F(Http1ClientTest, BodiesCarryContentLengthAndTheTokenOnlyWhenAuthenticated
   ASSERT_EQ(answered, 2);
   auto requests = server.requests();
   ASSERT_EQ(requests.size(), 2u);
-  std::string post = requests[0].rfind("POST", 0) == 0 ? requests[0] : requests[1];
-  std::string get = requests[0].rfind("GET", 0) == 0 ? requests[0] : requests[1];
+  std::string post =
+      requests[0].rfind("POST", 0) == 0 ? requests[0] : requests[1];
+  std::string get =
+      requests[0].rfind("GET", 0) == 0 ? requests[0] : requests[1];
   EXPECT_EQ(post.rfind("POST /v1/events/ingest HTTP/1.1\r\n", 0), 0u);
   EXPECT_NE(post.find("\r\nContent-Length: 7\r\n"), std::string::npos);
   EXPECT_NE(post.find("\r\nAuthorization: Bearer polar_oat_secret\r\n"),
@@ -141,7 +148,8 @@ TEST_F(Http1ClientTest, ChunkedAndCloseDelimitedBodiesAreReassembled) {
     if (index == 0) {
       return Reply{
           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-          "4\r\n{\"in\r\n9;ext=1\r\nserted\":7\r\n1\r\n}\r\n0\r\nX-T: 1\r\n\r\n"};
+          "4\r\n{\"in\r\n9;ext=1\r\nserted\":7\r\n1\r\n}\r\n0\r\nX-T: "
+          "1\r\n\r\n"};
     }
     return Reply{"HTTP/1.1 200 OK\r\n\r\n{\"until\":\"close\"}", true};
   });
@@ -169,11 +177,13 @@ TEST_F(Http1ClientTest, IdleConnectionsTheServerClosesAreDroppedNotReused) {
     usleep(20'000);
   }
   ASSERT_EQ(responses.size(), 3u);
-  for (const auto& r : responses) EXPECT_EQ(r.transport, Outcome::kOk) << r.error;
+  for (const auto& r : responses)
+    EXPECT_EQ(r.transport, Outcome::kOk) << r.error;
   EXPECT_EQ(server.connections_accepted(), 3);
 }
 
-TEST_F(Http1ClientTest, ARequestMeetingAConnectionClosedUnderItIsSentAgainOnce) {
+TEST_F(Http1ClientTest,
+       ARequestMeetingAConnectionClosedUnderItIsSentAgainOnce) {
   // The second request arrives as the server gives up on the connection: it
   // closes without a byte of answer. That request is retried on a fresh
   // connection; a close without an answer on that one is a real failure.
@@ -193,7 +203,9 @@ TEST_F(Http1ClientTest, ARequestMeetingAConnectionClosedUnderItIsSentAgainOnce) 
 }
 
 TEST_F(Http1ClientTest, ASilentServerEndsInATimeoutNearTheConfiguredLimit) {
-  ScriptedHttpServer server([](const std::string&, int) { return Reply{"", false, true}; });
+  ScriptedHttpServer server([](const std::string&, int) {
+    return Reply{"", false, true};
+  });
   auto client = Client(server.base_url(), 300ms);
   auto started = std::chrono::steady_clock::now();
   auto responses = SendSequentially(*client, 1);
@@ -204,7 +216,8 @@ TEST_F(Http1ClientTest, ASilentServerEndsInATimeoutNearTheConfiguredLimit) {
   EXPECT_LT(took, 1s);
 }
 
-TEST_F(Http1ClientTest, ARefusedConnectionIsAConnectErrorDeliveredAfterSendReturns) {
+TEST_F(Http1ClientTest,
+       ARefusedConnectionIsAConnectErrorDeliveredAfterSendReturns) {
   int port;
   {
     ScriptedHttpServer gone([](const std::string&, int) { return Reply{}; });
@@ -275,6 +288,102 @@ TEST_F(Http1ClientTest, RequestsBeyondTheConnectionLimitWaitTheirTurn) {
   EXPECT_EQ(answered, 6);
   EXPECT_EQ(server.connections_accepted(), 2);
   EXPECT_EQ(client->in_flight(), 0u);
+}
+
+// The names of the headers in one raw request, lower-cased, without Host's
+// and Content-Length's values mattering.
+std::set<std::string> HeaderNames(const std::string& request) {
+  std::set<std::string> names;
+  std::istringstream in(request.substr(0, request.find("\r\n\r\n")));
+  std::string line;
+  std::getline(in, line);  // request line
+  while (std::getline(in, line)) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    names.insert(name);
+  }
+  return names;
+}
+
+// What one HttpEngine answers for one request, and what the server saw.
+struct EngineRun {
+  bool builtin = false;
+  Response response;
+  std::string request;
+};
+
+EngineRun RunEngine(const std::string& base_url, bool builtin_http1,
+                    const std::function<std::string()>& last_request) {
+  EventLoop loop;
+  SystemClock clock;
+  EngineOptions o;
+  o.base_url = base_url;
+  o.token = "polar_oat_secret";
+  o.user_agent = "polar-loadd/test";
+  o.timeout = 2s;
+  o.builtin_http1 = builtin_http1;
+  EngineRun run;
+  {
+    HttpEngine engine(loop, clock, o);
+    run.builtin = engine.uses_builtin_http1();
+    Request r;
+    r.method = Method::kPost;
+    r.path = "/v1/events/ingest";
+    r.body = R"({"events":[]})";
+    r.intended = clock.Now();
+    engine.Send(std::move(r), [&](Response&& response) {
+      run.response = std::move(response);
+      loop.Stop();
+    });
+    auto guard = loop.AddTimerAfter(5s, [&] { loop.Stop(); });
+    loop.Run();
+    loop.Cancel(guard);
+  }
+  run.request = last_request();
+  return run;
+}
+
+TEST(HttpEngineBuiltinHttp1,
+     PlainLiteralTargetsUseItAndAnswerExactlyAsCurlDoes) {
+  ScriptedHttpServer server([](const std::string&, int) {
+    return Reply{ScriptedHttpServer::Ok(R"({"error":"TooManyRequests"})", 429,
+                                        "Retry-After: 7\r\n")};
+  });
+  auto last = [&] { return server.requests().back(); };
+  EngineRun fast = RunEngine(server.base_url(), true, last);
+  EngineRun curl = RunEngine(server.base_url(), false, last);
+  EXPECT_TRUE(fast.builtin);
+  EXPECT_FALSE(curl.builtin);
+  for (const EngineRun* run : {&fast, &curl}) {
+    EXPECT_EQ(run->response.transport, Outcome::kOk) << run->response.error;
+    EXPECT_EQ(run->response.status, 429);
+    EXPECT_EQ(run->response.http_version, 11);
+    EXPECT_EQ(run->response.body, R"({"error":"TooManyRequests"})");
+    EXPECT_EQ(run->response.retry_after, std::chrono::seconds(7));
+    EXPECT_NE(run->request.find("Authorization: Bearer polar_oat_secret"),
+              std::string::npos);
+    EXPECT_NE(run->request.find("Content-Length: 13"), std::string::npos);
+  }
+  // The target sees the same request either way (curl's "Expect:" removal
+  // leaves no header behind).
+  EXPECT_EQ(HeaderNames(fast.request), HeaderNames(curl.request))
+      << fast.request << "\n---\n"
+      << curl.request;
+}
+
+TEST(HttpEngineBuiltinHttp1, TlsAndHostNamesStayOnCurl) {
+  EventLoop loop;
+  SystemClock clock;
+  EngineOptions o;
+  o.builtin_http1 = true;
+  o.base_url = "https://127.0.0.1:8443";
+  EXPECT_FALSE(HttpEngine(loop, clock, o).uses_builtin_http1());
+  o.base_url = "http://polar.internal:8000";
+  EXPECT_FALSE(HttpEngine(loop, clock, o).uses_builtin_http1());
+  o.base_url = "http://[::1]:8000";
+  EXPECT_TRUE(HttpEngine(loop, clock, o).uses_builtin_http1());
 }
 
 }  // namespace
