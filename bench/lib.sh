@@ -89,6 +89,7 @@ base_url = "$url"
 token = "bench-token"
 connections = ${LOADD_CONNECTIONS:-64}
 max_in_flight = 10000
+http_client = "${LOADD_HTTP_CLIENT:-auto}"
 
 [metrics]
 listen = "127.0.0.1:0"
