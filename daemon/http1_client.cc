@@ -1,7 +1,6 @@
 #include "daemon/http1_client.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,6 +11,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+
+#include "daemon/retry_after.h"
 
 namespace polar {
 namespace {
@@ -162,20 +163,6 @@ std::optional<Http1Target> PlainHttpTarget(std::string_view base_url) {
   }
   target.host_header = std::string(authority);
   return target;
-}
-
-std::optional<Duration> ParseRetryAfter(std::string_view value, WallTime now) {
-  value = Trim(value);
-  long seconds = 0;
-  auto [ptr, ec] =
-      std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (ec == std::errc() && ptr == value.data() + value.size() && seconds >= 0) {
-    return std::chrono::seconds(seconds);
-  }
-  time_t when = curl_getdate(std::string(value).c_str(), nullptr);
-  if (when <= 0) return std::nullopt;
-  auto wait = std::chrono::system_clock::from_time_t(when) - now;
-  return std::max(Duration::zero(), std::chrono::duration_cast<Duration>(wait));
 }
 
 Http1Client::Http1Client(EventLoop& loop, const Clock& clock,

@@ -47,10 +47,6 @@ struct Http1Target {
 // those go through libcurl, whose resolver does not block the loop).
 std::optional<Http1Target> PlainHttpTarget(std::string_view base_url);
 
-// Parses a Retry-After value: delay-seconds or an HTTP-date (relative to
-// `now`). Shared by both HTTP paths.
-std::optional<Duration> ParseRetryAfter(std::string_view value, WallTime now);
-
 struct Http1Options {
   Http1Target target;
   std::string token;  // secret: only in the prebuilt header block

@@ -84,15 +84,6 @@ TEST(PlainHttpTarget, TakesLiteralAddressesAndLeavesTheRestToCurl) {
   EXPECT_FALSE(PlainHttpTarget("http://127.0.0.1:0"));
 }
 
-TEST(ParseRetryAfter, ReadsSecondsAndHttpDates) {
-  WallTime now = std::chrono::system_clock::from_time_t(1'700'000'000);
-  EXPECT_EQ(ParseRetryAfter(" 30 ", now), std::chrono::seconds(30));
-  // 1,700,000,060 s is Tue, 14 Nov 2023 22:14:20 GMT: 60 s after `now`.
-  EXPECT_EQ(ParseRetryAfter("Tue, 14 Nov 2023 22:14:20 GMT", now),
-            std::chrono::seconds(60));
-  EXPECT_FALSE(ParseRetryAfter("soon", now));
-}
-
 TEST_F(Http1ClientTest, KeepAliveCarriesManyRequestsOverOneConnection) {
   ScriptedHttpServer server([](const std::string&, int) {
     return Reply{ScriptedHttpServer::Ok(R"({"inserted":0})")};
