@@ -510,9 +510,12 @@ TEST_F(Faults, BytesThatAreNotHttpAreInvalidResponseAndRecoverOnTime) {
            [&] { target.set_mode(FaultMode::kOk); }, "invalid_response", 0.8);
 }
 
-// 64 MiB answers: the engine reads 1 MiB (max_response_bytes), then hangs up
-// and counts invalid_response; memory never holds more than that per
-// transfer on the wire.
+// 64 MiB answers: the engine never holds more than 1 MiB (max_response_bytes)
+// of one: it hangs up and counts invalid_response. The built-in HTTP/1.1
+// client (this plain-http target) hangs up as soon as Content-Length says
+// 64 MiB, having read nothing of the body; libcurl reads up to the limit
+// first. Either way the target gets to send only what the socket buffers
+// take, far from the 64 MiB.
 TEST_F(Faults, OversizedBodiesAreCutOffAtOneMebibyteAndMemoryStaysBounded) {
   FaultServer target;
   StartLoadd(target.base_url(), "polar_oat_test");
@@ -522,9 +525,7 @@ TEST_F(Faults, OversizedBodiesAreCutOffAtOneMebibyteAndMemoryStaysBounded) {
            [&] { target.set_mode(FaultMode::kOk); }, "invalid_response", 0.5);
   const double requests =
       static_cast<double>(target.requests(FaultMode::kHugeBody));
-  // It did read up to the limit each time before giving up.
-  EXPECT_GE(static_cast<double>(target.huge_bytes_sent()),
-            requests * (1 << 20) * 0.9);
+  EXPECT_GT(requests, 0);
   EXPECT_LT(static_cast<double>(target.huge_bytes_sent()),
             requests * (64 << 20) * 0.5);
 }
