@@ -5,6 +5,8 @@ include(GNUInstallDirs)
 
 # The systemd unit: /usr/lib/systemd/system is searched by every systemd, merged /usr or not.
 install(FILES packaging/polar-loadd.service DESTINATION lib/systemd/system)
+# The instance template for several shards on one box (polar-loadd@0, @1, ...; README "Scaling out").
+install(FILES packaging/polar-loadd@.service DESTINATION lib/systemd/system)
 # The default config. Absolute: it belongs in /etc whatever the prefix, and dpkg keeps local edits
 # (it is listed in packaging/deb/conffiles).
 install(FILES packaging/polar-loadd.toml DESTINATION /etc/polar-loadd)
@@ -19,6 +21,9 @@ install(DIRECTORY grafana/rules DESTINATION share/polar-loadd OPTIONAL PATTERN t
 install(FILES README.md docs/metrics.md DESTINATION share/doc/polar-loadd)
 install(FILES grafana/README.md DESTINATION share/doc/polar-loadd RENAME grafana.md OPTIONAL)
 install(FILES packaging/prometheus.yml DESTINATION share/doc/polar-loadd/examples OPTIONAL)
+# Kubernetes manifests (StatefulSet, Services, scrape config): examples to copy, not installed into
+# a cluster by anything.
+install(DIRECTORY packaging/kubernetes DESTINATION share/doc/polar-loadd/examples OPTIONAL)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME polar-loadd)

@@ -109,8 +109,11 @@ void App::StartScenarios(MonoTime start) {
     // The gate sits between the scenario and the engine and tells the runner
     // about 429 + Retry-After.
     auto gate = std::make_unique<RetryAfterGate>(*engine_);
-    ScenarioContext context{sc.name, *gate, clock_, *metrics_, sc.seed};
+    const Shard shard = config_->cluster.shard;
+    ScenarioContext context{sc.name, *gate, clock_, *metrics_,
+                            shard.Seed(sc.seed)};
     context.timers = timers_.get();
+    context.shard = shard;
     std::unique_ptr<Scenario> scenario = MakeScenario(sc, std::move(context));
     RunnerLimits limits;
     limits.max_in_flight = static_cast<std::size_t>(sc.max_in_flight);
@@ -119,7 +122,7 @@ void App::StartScenarios(MonoTime start) {
     };
     limits.honour_retry_after = sc.honour_retry_after;
     limits.max_retry_after = sc.max_retry_after;
-    RunnerPlan plan{sc.schedule, sc.arrivals, sc.seed};
+    RunnerPlan plan{sc.schedule, sc.arrivals, sc.seed, shard};
     runners_.push_back(std::make_unique<ScenarioRunner>(
         *loop_, clock_, *scenario, metrics_->Scenario(sc.name), std::move(plan),
         std::move(limits)));
@@ -128,11 +131,18 @@ void App::StartScenarios(MonoTime start) {
     scenarios_.push_back(std::move(scenario));
   }
   for (auto& runner : runners_) runner->Start(start);
+  const Shard shard = config_->cluster.shard;
+  metrics_->SetShard(shard.index, shard.count);
+  if (shard.sharded()) {
+    spdlog::info("shard {}: running 1/{} of every scenario's rate",
+                 shard.ToString(), shard.count);
+  }
   for (const ScenarioConfig& sc : config_->scenarios) {
     spdlog::info("scenario {}: {} at {:g}/s now (peak {:g}/s) against {}",
                  sc.name, ScenarioTypeName(sc.type),
                  metrics_->Scenario(sc.name).target_rate->Value(),
-                 sc.schedule.PeakRate(), config_->target.base_url);
+                 sc.schedule.PeakRate() / shard.count,
+                 config_->target.base_url);
   }
 }
 

@@ -90,6 +90,26 @@ double IntegrateRate(const RateSchedule& schedule, Duration from, Duration to) {
   return total;
 }
 
+double ShardPhase(const ScheduleSpec& full, Shard shard, WallTime origin_wall) {
+  if (!shard.sharded()) return 0;
+  const double offset = static_cast<double>(shard.index) / shard.count;
+  if (full.kind != ScheduleKind::kConstant || !(full.rate > 0)) return offset;
+  // Where the shard's grid stands at origin_wall, in long double: Unix time in
+  // nanoseconds (1.8e18) reduced modulo the shard's period (N / rate) keeps
+  // ~1e-10 s of precision where double would keep ~400 ns.
+  const long double period_ns =
+      static_cast<long double>(shard.count) * 1e9L / full.rate;
+  const long double now_ns = static_cast<long double>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          origin_wall.time_since_epoch())
+          .count());
+  const double done =
+      static_cast<double>(std::fmod(now_ns, period_ns) / period_ns);
+  double work = offset - done;  // the next point k + i/N of the grid
+  if (work < 0) work += 1;
+  return std::clamp(work, 0.0, 1.0);
+}
+
 ArrivalProcess::ArrivalProcess(const ScheduleSpec& spec, ArrivalKind kind,
                                uint64_t seed, MonoTime origin,
                                WallTime origin_wall,

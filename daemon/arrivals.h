@@ -22,6 +22,7 @@
 #include "daemon/schedule.h"
 #include "exporters/clock.h"
 #include "scenarios/random.h"
+#include "scenarios/shard.h"
 
 namespace polar {
 
@@ -35,6 +36,17 @@ std::optional<Duration> SolveWork(const RateSchedule& schedule, Duration from,
                                   double work);
 // ∫_from^to rate, in arrivals.
 double IntegrateRate(const RateSchedule& schedule, Duration from, Duration to);
+
+// The integrated rate (in the shard's own units: its schedule runs at 1/N of
+// `full`) before shard `shard`'s first uniform arrival, for a process starting
+// at wall time `origin_wall`; 0 when unsharded. A constant schedule is put on
+// the wall clock's grid: the cluster's arrivals fall at Unix times g / rate
+// and shard i takes g % N == i, so N instances started at any moments
+// interleave evenly (to within their clocks' offset; on one box exactly).
+// Other schedules start from their own origin, which each instance sets when
+// it starts; there the shard is offset by i/N of an interval from its own
+// start, and only the rates add up exactly.
+double ShardPhase(const ScheduleSpec& full, Shard shard, WallTime origin_wall);
 
 class ArrivalProcess {
  public:

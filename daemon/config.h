@@ -25,6 +25,7 @@
 #include "scenarios/checkout.h"
 #include "scenarios/event_ingestion.h"
 #include "scenarios/event_visibility.h"
+#include "scenarios/shard.h"
 
 namespace polar {
 
@@ -33,6 +34,9 @@ struct TargetConfig {
   std::string token;                               // secret; never logged
   std::string token_source;  // where the token came from ("token_file /path",
                              // "LOAD_TEST_API_TOKEN")
+  // POLAR_LOADD_TOKEN_FILE (a path, not a secret) replaces token_file: the
+  // instance units (polar-loadd@.service) set it to their own credentials
+  // directory, which differs per instance.
   Duration timeout = std::chrono::seconds(10);
   Duration connect_timeout = std::chrono::seconds(3);
   bool allow_production = false;
@@ -67,6 +71,18 @@ struct DaemonConfig {
   Duration shutdown_grace = std::chrono::seconds(10);
 };
 
+// [cluster]: this instance's share when N copies run one load plan
+// (scenarios/shard.h; README "Scaling out").
+//   [cluster] shard = "1/3"   index/count, or
+//   [cluster] shards = 3      the count; the index comes from the environment.
+// POLAR_LOADD_SHARD overrides the file: "1/3", a bare ordinal "1" (the count
+// from POLAR_LOADD_SHARDS or the file), or a StatefulSet pod name
+// "polar-loadd-1" (its trailing ordinal). POLAR_LOADD_SHARDS overrides the
+// count.
+struct ClusterConfig {
+  Shard shard{};
+};
+
 enum class ScenarioType { kEventIngestion, kCheckout, kEventVisibility };
 // The config's `type` value: "event_ingestion", "checkout", "event_visibility".
 const char* ScenarioTypeName(ScenarioType type);
@@ -97,6 +113,7 @@ struct Config {
   MetricsConfig metrics;
   ControlConfig control;
   DaemonConfig daemon;
+  ClusterConfig cluster;
   std::vector<ScenarioConfig> scenarios;
 };
 

@@ -147,8 +147,12 @@ int main(int argc, char** argv) {
     }
   }
   if (check_only) {
-    std::printf("%s: configuration is valid (%zu scenarios)\n",
-                config_path.c_str(), loaded.config->scenarios.size());
+    const polar::Shard shard = loaded.config->cluster.shard;
+    std::printf("%s: configuration is valid (%zu scenarios%s)\n",
+                config_path.c_str(), loaded.config->scenarios.size(),
+                shard.sharded()
+                    ? (", shard " + shard.ToString() + " of the rates").c_str()
+                    : "");
     return 0;
   }
 

@@ -227,6 +227,16 @@ double ScheduleSpec::PeakRate() const {
   return rate;
 }
 
+ScheduleSpec ScheduleSpec::Scaled(double factor) const {
+  ScheduleSpec out = *this;
+  out.rate *= factor;  // constant, weekly's otherwise, daily's base
+  out.from *= factor;
+  out.to *= factor;
+  for (RateStep& s : out.steps) s.rate *= factor;
+  for (WeeklyWindow& w : out.windows) w.rate *= factor;
+  return out;  // daily multipliers scale the base rate already
+}
+
 std::unique_ptr<RateSchedule> BuildSchedule(const ScheduleSpec& spec,
                                             WallTime origin_wall) {
   switch (spec.kind) {

@@ -71,6 +71,9 @@ struct ScheduleSpec {
   bool operator==(const ScheduleSpec& other) const;
   // The largest rate the schedule can ask for (config bounds it).
   double PeakRate() const;
+  // The same schedule with every rate multiplied by `factor` (a shard's
+  // 1/N): the shape, the time windows and the step lengths stay.
+  ScheduleSpec Scaled(double factor) const;
 };
 
 // From an instant t (time since the schedule's origin): the rate is

@@ -39,9 +39,19 @@ std::unique_ptr<ArrivalProcess> ScenarioRunner::MakeProcess(
     MonoTime origin, std::optional<double> first_work,
     std::optional<MonoTime> resume_at) const {
   // The wall time of `origin`, for schedules that follow a local clock.
-  return std::make_unique<ArrivalProcess>(plan_.schedule, plan_.arrivals,
-                                          plan_.seed, origin, WallAt(origin),
-                                          first_work, resume_at);
+  const WallTime wall = WallAt(origin);
+  const Shard shard = plan_.shard;
+  // A shard that starts afresh takes its place on the cluster's grid
+  // (ShardPhase); handed-over or resumed work keeps the phase it had.
+  if (!first_work && !resume_at && shard.sharded() &&
+      plan_.arrivals == ArrivalKind::kUniform) {
+    first_work = ShardPhase(plan_.schedule, shard, wall);
+  }
+  return std::make_unique<ArrivalProcess>(
+      shard.sharded() ? plan_.schedule.Scaled(1.0 / shard.count)
+                      : plan_.schedule,
+      plan_.arrivals, shard.Seed(plan_.seed), origin, wall, first_work,
+      resume_at);
 }
 
 void ScenarioRunner::Start(MonoTime first, std::optional<double> first_work) {
@@ -66,14 +76,18 @@ void ScenarioRunner::Reconfigure(RunnerPlan plan, RunnerLimits limits) {
   limits_ = std::move(limits);
   if (!limits_.honour_retry_after) paused_until_ = MonoTime{};
   const bool same = plan.schedule == plan_.schedule &&
-                    plan.arrivals == plan_.arrivals && plan.seed == plan_.seed;
+                    plan.arrivals == plan_.arrivals &&
+                    plan.seed == plan_.seed && plan.shard == plan_.shard;
+  const bool same_shard = plan.shard == plan_.shard;
   plan_ = std::move(plan);
   if (same || !process_) return;
   const MonoTime now = clock_.Now();
   origin_ = now;
   // Paused or overridden: the new schedule takes over when they end.
   if (paused_ || override_) return;
-  process_ = MakeProcess(now, process_->RemainingWork(now));
+  // A new share starts on its own phase; otherwise keep the old one's.
+  process_ = MakeProcess(
+      now, same_shard ? process_->RemainingWork(now) : std::nullopt);
   if (!running_) return;
   if (timer_) loop_.Cancel(timer_);
   timer_ = 0;
@@ -91,11 +105,13 @@ void ScenarioRunner::Switch(MonoTime now, std::optional<double> work) {
   if (override_) {
     ScheduleSpec spec;
     spec.kind = ScheduleKind::kConstant;
-    spec.rate = override_->rate;
+    // The override is a cluster rate like the config's: this shard's part.
+    spec.rate = override_->rate / plan_.shard.count;
     // A fresh Poisson stream per switch; the seed keeps runs reproducible.
     process_ = std::make_unique<ArrivalProcess>(
-        spec, plan_.arrivals, plan_.seed ^ (sequence_ * 0x9e3779b97f4a7c15ull),
-        now, WallAt(now), work);
+        spec, plan_.arrivals,
+        plan_.shard.Seed(plan_.seed) ^ (sequence_ * 0x9e3779b97f4a7c15ull), now,
+        WallAt(now), work);
   } else {
     process_ = MakeProcess(origin_, work, now);
   }
@@ -164,7 +180,11 @@ void ScenarioRunner::EndOverride() {
 
 double ScenarioRunner::ScheduledRate(MonoTime now) const {
   if (!paused_ && !override_ && process_) return process_->RateAt(now);
-  return BuildSchedule(plan_.schedule, WallAt(origin_))
+  const Shard shard = plan_.shard;
+  return BuildSchedule(shard.sharded()
+                           ? plan_.schedule.Scaled(1.0 / shard.count)
+                           : plan_.schedule,
+                       WallAt(origin_))
       ->RateAt(std::max(Duration::zero(), now - origin_));
 }
 
@@ -187,7 +207,7 @@ void ScenarioRunner::OnBurst() {
   for (int i = 0; i < kMaxArrivalsPerTick && burst_pending_ > 0 && running_;
        ++i) {
     --burst_pending_;
-    Admit(Arrival{burst_intended_, sequence_++});
+    Admit(Arrival{burst_intended_, plan_.shard.GlobalSequence(sequence_++)});
   }
   if (burst_pending_ > 0 && running_) {
     burst_timer_ = loop_.AddTimerAfter(Duration::zero(), [this] {
@@ -227,7 +247,7 @@ void ScenarioRunner::OnTimer() {
   const MonoTime now = clock_.Now();
   for (int i = 0;
        i < kMaxArrivalsPerTick && running_ && process_->next() <= now; ++i) {
-    Admit(Arrival{process_->next(), sequence_++});
+    Admit(Arrival{process_->next(), plan_.shard.GlobalSequence(sequence_++)});
     process_->Advance();
   }
   series_.target_rate->Set(process_->RateAt(now));

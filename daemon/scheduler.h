@@ -52,9 +52,13 @@ struct RunnerLimits {
 
 // What the runner schedules: the rate over time and the arrival process.
 struct RunnerPlan {
-  ScheduleSpec schedule;
+  ScheduleSpec schedule;  // the whole cluster's; the runner runs 1/N of it
   ArrivalKind arrivals = ArrivalKind::kUniform;
-  uint64_t seed = 1;  // for Poisson gaps
+  uint64_t seed = 1;  // for Poisson gaps (mixed with the shard's index)
+  // This instance's share (scenarios/shard.h): the schedule runs at 1/N,
+  // uniform arrivals are phased by ShardPhase, and arrival numbers are the
+  // shard's global ones (local * N + i).
+  Shard shard{};
 };
 
 class ScenarioRunner {
@@ -66,8 +70,9 @@ class ScenarioRunner {
   ScenarioRunner& operator=(const ScenarioRunner&) = delete;
 
   // Starts scheduling; the schedule's origin (ramp start, first step) is
-  // `first`, usually now. With uniform arrivals the first one is due at once,
-  // unless `first_work` carries over what a predecessor had left (a reload).
+  // `first`, usually now. With uniform arrivals the first one is due at once
+  // (a shard's after its ShardPhase), unless `first_work` carries over what a
+  // predecessor had left (a reload).
   void Start(MonoTime first, std::optional<double> first_work = std::nullopt);
   // Stops producing arrivals; flows already started run to completion.
   void Stop();
@@ -83,6 +88,7 @@ class ScenarioRunner {
   std::optional<double> RemainingWork(MonoTime now) const {
     return process_ ? process_->RemainingWork(now) : std::nullopt;
   }
+  // Arrivals produced by this instance (not global arrival numbers).
   uint64_t arrivals() const { return sequence_; }
   bool running() const { return running_; }
   MonoTime paused_until() const { return paused_until_; }
@@ -107,7 +113,8 @@ class ScenarioRunner {
   // Picks the schedule (or the override) up at now. False if not paused.
   bool Resume();
   bool paused() const { return paused_; }
-  // Runs at `rate` arrivals per second instead of the schedule until `until`,
+  // Runs at `rate` arrivals per second instead of the schedule until `until`
+  // (a cluster rate, like the config's: a shard of N runs rate / N),
   // then goes back to the schedule. Replaces an override in force. While
   // paused, it takes effect on Resume() (and may expire before).
   void OverrideRate(double rate, MonoTime until);

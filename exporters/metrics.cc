@@ -199,6 +199,21 @@ Metrics::Metrics(prometheus::Registry& registry)
                             "seconds.")
                         .Register(registry)
                         .Add({});
+  shard_index_ = &prometheus::BuildGauge()
+                      .Name("polar_loadd_shard_index")
+                      .Help(
+                          "This instance's shard index (0-based) when several "
+                          "instances share one load plan; 0 when alone.")
+                      .Register(registry)
+                      .Add({});
+  shard_count_ = &prometheus::BuildGauge()
+                      .Name("polar_loadd_shards")
+                      .Help(
+                          "How many instances share the load plan (each runs "
+                          "1/count of every rate); 1 when alone.")
+                      .Register(registry)
+                      .Add({});
+  shard_count_->Set(1);
   SampleProcess();
   build_info_.Add({{"version", kVersion}, {"revision", kRevision}}).Set(1);
   reloads_success_ = &reloads_.Add({{"result", "success"}});
@@ -218,6 +233,11 @@ prometheus::Counter& Metrics::ControlAction(std::string_view action,
       &control_actions_.Add({{"action", key.first}, {"result", key.second}});
   control_children_.emplace(std::move(key), c);
   return *c;
+}
+
+void Metrics::SetShard(uint32_t index, uint32_t count) {
+  shard_index_->Set(index);
+  shard_count_->Set(count);
 }
 
 RequestTotals Metrics::Totals() const {

@@ -166,6 +166,11 @@ class Metrics {
   RecentErrors& recent_errors() { return recent_errors_; }
   const RecentErrors& recent_errors() const { return recent_errors_; }
 
+  // polar_loadd_shard_index and polar_loadd_shards: this instance's
+  // share of a cluster (0 and 1 when it runs alone). Plain gauges, not
+  // labels, so a shard never multiplies a series.
+  void SetShard(uint32_t index, uint32_t count);
+
   // Sums over the cached children; a few dozen atomic loads.
   RequestTotals Totals() const;
   // Sum of polar_loadd_target_rate over the scenarios.
@@ -200,6 +205,8 @@ class Metrics {
   prometheus::Gauge* last_reload_success_timestamp_ = nullptr;
   prometheus::Gauge* loop_utilisation_ = nullptr;
   prometheus::Gauge* engine_queued_ = nullptr;
+  prometheus::Gauge* shard_index_ = nullptr;
+  prometheus::Gauge* shard_count_ = nullptr;
   prometheus::Counter* process_cpu_ = nullptr;
   prometheus::Gauge* process_rss_ = nullptr;
   prometheus::Gauge* process_vsz_ = nullptr;

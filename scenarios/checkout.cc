@@ -65,8 +65,11 @@ CheckoutScenario::CheckoutScenario(ScenarioContext context,
       options_(std::move(options)),
       timers_(*context_.timers),
       rng_(context_.seed),
-      email_used_(
-          static_cast<std::size_t>(std::max(1, options_.customer_pool))),
+      // This shard's slice of the pool (all of it when unsharded; config
+      // makes the pool at least as large as the shard count).
+      email_used_(std::max<std::size_t>(
+          1, context_.shard.SliceSize(
+                 static_cast<uint64_t>(std::max(1, options_.customer_pool))))),
       create_(context_.metrics, context_.name, "create"),
       update_(context_.metrics, context_.name, "update"),
       status_(context_.metrics, context_.name, "status"),
@@ -126,8 +129,11 @@ void CheckoutScenario::Start(const Arrival& arrival) {
             : u < options_.update_ratio ? 1
                                         : 0;
   f.email_index = rng_.Below(email_used_.size());
+  // The address carries the pool index, which is this shard's own
+  // (index % N == i): shards never share a customer.
   f.email = AsciiLower(TaggedEmail(
-      options_.customer_email, fmt::format("{}-{}", run_id_, f.email_index)));
+      options_.customer_email,
+      fmt::format("{}-{}", run_id_, context_.shard.SliceItem(f.email_index))));
   f.name = RandomCustomerName(rng_);
   flows_.emplace(f.id, std::move(owned));
   series_.in_flight->Increment();

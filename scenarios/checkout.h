@@ -64,7 +64,8 @@ struct CheckoutOptions {
   // The base address (LOAD_TEST_CUSTOMER_EMAIL). Each flow uses
   // base+<run>-<i>@domain, i < customer_pool, so Polar's e-mail check sees a
   // deliverable domain and at most customer_pool customers are created per
-  // run of the daemon.
+  // run of the daemon. Shard k of N uses only the i with i % N == k, so a
+  // cluster creates at most customer_pool in all and no two shards share one.
   std::string customer_email = "loadtest@polar.sh";
   int customer_pool = 100;
   // Sent with update and confirm; nullopt: none. Outside the US Polar needs

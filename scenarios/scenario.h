@@ -15,6 +15,7 @@
 #include "exporters/clock.h"
 #include "exporters/metrics.h"
 #include "exporters/webhook_expectations.h"
+#include "scenarios/shard.h"
 #include "scenarios/timers.h"
 #include "scenarios/transport.h"
 
@@ -38,6 +39,10 @@ struct ScenarioContext {
   // FakeTimers in tests). Required by the scenarios that wait (checkout,
   // event_visibility); a pointer only so the fields above keep their order.
   Timers* timers = nullptr;
+  // This instance's share of a cluster (scenarios/shard.h). The scheduler
+  // already numbers arrivals globally and `seed` is already the shard's;
+  // scenarios use it only to split pools of names.
+  Shard shard{};
 };
 
 class Scenario {

@@ -478,6 +478,10 @@ SimResponse EventsApi::Store(std::vector<StoredEvent>& parsed,
   }
   const int64_t n = static_cast<int64_t>(inserted.size());
   const int64_t duplicates = static_cast<int64_t>(parsed.size()) - n;
+  inserted_total_.fetch_add(static_cast<uint64_t>(n),
+                            std::memory_order_relaxed);
+  duplicates_total_.fetch_add(static_cast<uint64_t>(duplicates),
+                              std::memory_order_relaxed);
   if (n > 0) {
     auto [first, count] = store_.Append(inserted);
     EnqueueIngested(first, count);

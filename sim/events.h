@@ -12,6 +12,7 @@
 // parallel). Bounded: the oldest ids and events are forgotten first.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -121,6 +122,11 @@ class EventsApi {
 
   const EventStore& store() const { return store_; }
   DedupIndex& dedup() { return dedup_; }
+  // Events answered as inserted and as duplicates since start
+  // (polar_sim_events_ingested_total{result}): how several load generators
+  // sharing one target show an external_id collision.
+  uint64_t inserted_total() const { return inserted_total_.load(); }
+  uint64_t duplicates_total() const { return duplicates_total_.load(); }
 
  private:
   SimResponse Store(std::vector<StoredEvent>& parsed,
@@ -134,6 +140,8 @@ class EventsApi {
   Worker* worker_;
   DedupIndex dedup_;
   EventStore store_;
+  std::atomic<uint64_t> inserted_total_{0};
+  std::atomic<uint64_t> duplicates_total_{0};
 
   // Ids waiting for an event.ingested job. Polar enqueues one job per request
   // with at most 5000 ids; polar-sim coalesces the requests of a 10 ms window

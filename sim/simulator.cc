@@ -852,6 +852,15 @@ std::string Simulator::Metrics() const {
       "# TYPE polar_sim_events_stored gauge\n";
   out += fmt::format("polar_sim_events_stored {}\n", events_->store().size());
   out +=
+      "# HELP polar_sim_events_ingested_total Events answered by POST "
+      "/v1/events/ingest, by result: inserted, or duplicate (an external_id "
+      "seen before).\n"
+      "# TYPE polar_sim_events_ingested_total counter\n";
+  out += fmt::format(
+      "polar_sim_events_ingested_total{{result=\"inserted\"}} {}\n"
+      "polar_sim_events_ingested_total{{result=\"duplicate\"}} {}\n",
+      events_->inserted_total(), events_->duplicates_total());
+  out +=
       "# HELP polar_sim_customers Customers held in memory.\n"
       "# TYPE polar_sim_customers gauge\n";
   out += fmt::format("polar_sim_customers {}\n", customers_.size());

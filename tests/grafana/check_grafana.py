@@ -9,8 +9,9 @@
 Dashboards: valid JSON; unique uids and panel ids; data source, instance and scenario variables;
 every panel (rows aside) has a query; every query, once Grafana's variables are substituted,
 parses (promtool check rules on a throwaway rule file); every quantile is histogram_quantile over
-`sum by (le, ...)` of bucket rates (aggregatable across load boxes); every metric name used is
-listed in docs/metrics.md.
+`sum by (le, ...)` of bucket rates (aggregatable across load boxes), no quantile is averaged,
+summed or maxed again, and every rate of a polar_loadd counter is summed (rules too); every metric
+name used is listed in docs/metrics.md.
 
 Rules: every metric and recording rule name used is in docs/metrics.md; every alert has a
 severity, a summary, a description and a runbook_url `README.md#<anchor>` whose heading exists in
@@ -95,6 +96,76 @@ def check_quantiles(expr, where):
              f"(rate(..._bucket[...]))) to aggregate across load boxes: {expr}")
 
 
+AGGREGATORS = {"sum", "min", "max", "avg", "count", "stddev", "stdvar", "quantile", "topk",
+               "bottomk", "group"}
+
+
+def enclosing_calls(expr, pos):
+    """The functions and aggregations whose argument list contains expr[pos], innermost first
+    (`sum by (le) (rate(x[5m]))` at rate: ["sum"])."""
+    calls = []
+    depth = 0
+    i = pos - 1
+    while i >= 0:
+        c = expr[i]
+        if c == ")":
+            depth += 1
+        elif c == "(":
+            if depth:
+                depth -= 1
+            else:
+                before = expr[:i].rstrip()
+                # `agg by (labels) (` or `agg without (labels) (`: skip the label list.
+                if before.endswith(")"):
+                    d, j = 0, len(before) - 1
+                    while j >= 0:
+                        d += before[j] == ")"
+                        d -= before[j] == "("
+                        if d == 0:
+                            break
+                        j -= 1
+                    m = re.search(r"(\w+)\s+(?:by|without)\s*$", before[:j])
+                    calls.append(m.group(1) if m else "")
+                else:
+                    m = re.search(r"(\w+)\s*$", before)
+                    calls.append(m.group(1) if m else "")
+        i -= 1
+    return calls
+
+
+def argument(expr, open_paren):
+    """The text between expr[open_paren] == '(' and its matching ')'."""
+    depth = 0
+    for i in range(open_paren, len(expr)):
+        depth += expr[i] == "("
+        depth -= expr[i] == ")"
+        if depth == 0:
+            return expr[open_paren + 1:i]
+    return expr[open_paren + 1:]
+
+
+def check_aggregation(expr, where):
+    """Correct with several load boxes (N instances sharing a plan, or independent boxes):
+    nothing aggregates a quantile (an average or sum of per-box p99s is not a p99: sum the bucket
+    rates, then take the quantile), and every rate of a polar_loadd counter is summed, so a panel or
+    rule is the fleet or explicitly per box (`by (instance)`), never N unlabelled lines that look
+    like one. process_* are per process by nature and may stay per instance."""
+    for m in re.finditer(r"\b(\w+)\s*(?:(?:by|without)\s*\([^)]*\)\s*)?\(", expr):
+        name = m.group(1)
+        if name not in AGGREGATORS and not name.endswith("_over_time"):
+            continue
+        arg = argument(expr, m.end() - 1)
+        if "histogram_quantile(" in arg or re.search(r":p\d+_", arg):
+            fail(f"{where}: {name}(...) over a quantile does not aggregate across load boxes; "
+                 f"sum the bucket rates, then histogram_quantile: {expr}")
+    for m in re.finditer(r"\b(rate|increase)\(\s*([a-zA-Z_:]+)", expr):
+        if m.group(2).startswith("process_"):
+            continue
+        if not any(c in ("sum", "count") for c in enclosing_calls(expr, m.start())):
+            fail(f"{where}: {m.group(1)}({m.group(2)}...) is not summed: with several load boxes "
+                 f"sum it (by instance for a per-box view): {expr}")
+
+
 def promtool_parse(exprs):
     """Checks that every expression parses, by loading them as recording rules."""
     rules = [{"record": f"check:expr_{i}", "expr": e} for i, (_, e) in enumerate(exprs)]
@@ -176,6 +247,7 @@ def check_dashboards(source):
                 if "[" in expr and "$__rate_interval" not in expr and "$__range" not in expr:
                     fail(f"{where}: range selectors must use $__rate_interval or $__range: {expr}")
                 check_quantiles(expr, where)
+                check_aggregation(expr, where)
                 check_documented(metric_names(expr), where, documented)
                 exprs.append((where, substitute(expr)))
     if exprs:
@@ -220,6 +292,7 @@ def check_rules(source):
                     if name.lower() not in anchors:
                         fail(f"{where}: README.md has no '### {name}' runbook section")
                 check_quantiles(expr, where)
+                check_aggregation(expr, where)
                 check_documented(metric_names(expr), where, documented)
     fires, quiet = set(), set()
     for path in sorted((source / "grafana/rules/tests").glob("*.yml")):

@@ -68,6 +68,14 @@ LOAD_TEST_API_TOKEN=polar_oat_package_test /usr/bin/polar-loadd --check-config \
   --config /etc/polar-loadd/polar-loadd.toml || fail "the installed config is not valid"
 out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/polar-loadd.service 2>&1) && [ -z "$out" ] ||
   fail "installed unit: $out"
+# The instance template (README, "Scaling out"): installed, verifies as an instance, and the shared
+# config with the instance's POLAR_LOADD_SHARD is valid once it names a count.
+out=$(systemd-analyze verify --man=no polar-loadd@1.service 2>&1) && [ -z "$out" ] ||
+  fail "installed template polar-loadd@.service: $out"
+POLAR_LOADD_SHARD=1 POLAR_LOADD_SHARDS=3 LOAD_TEST_API_TOKEN=polar_oat_package_test \
+  /usr/bin/polar-loadd --check-config --config /etc/polar-loadd/polar-loadd.toml ||
+  fail "the installed config is not valid as shard 1 of 3"
+[ -f /usr/share/doc/polar-loadd/examples/kubernetes/statefulset.yaml ] || fail "no Kubernetes examples"
 [ -f /usr/share/doc/polar-loadd/README.md ] || fail "no README in /usr/share/doc/polar-loadd"
 # grafana/README.md's layout: dashboards/, grafana-provisioning/, rules/ (without the promtool tests).
 for pair in dashboards:dashboards provisioning:grafana-provisioning rules:rules; do
@@ -94,6 +102,10 @@ mkdir -p /etc/systemd/system/multi-user.target.wants /etc/systemd/system/polar-l
 ln -sf /usr/lib/systemd/system/polar-loadd.service \
   /etc/systemd/system/multi-user.target.wants/polar-loadd.service
 printf '[Service]\nEnvironment=X=1\n' >/etc/systemd/system/polar-loadd.service.d/override.conf
+mkdir -p /etc/systemd/system/polar-loadd@.service.d
+ln -sf /usr/lib/systemd/system/polar-loadd@.service \
+  /etc/systemd/system/multi-user.target.wants/polar-loadd@2.service
+printf '[Service]\nEnvironment=X=1\n' >/etc/systemd/system/polar-loadd@.service.d/override.conf
 
 # 4. Remove keeps the configuration; purge removes everything.
 dpkg_ -r polar-loadd >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log"; fail "dpkg -r"; }
@@ -102,7 +114,8 @@ grep -q "edited by the operator" /etc/polar-loadd/polar-loadd.toml || fail "dpkg
 dpkg_ -P polar-loadd >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log"; fail "dpkg -P"; }
 ! dpkg-query -W polar-loadd >/dev/null 2>&1 || fail "dpkg still knows polar-loadd"
 for gone in /etc/polar-loadd /etc/systemd/system/multi-user.target.wants/polar-loadd.service \
-  /etc/systemd/system/polar-loadd.service.d /usr/share/polar-loadd /usr/share/doc/polar-loadd; do
+  /etc/systemd/system/polar-loadd.service.d /etc/systemd/system/multi-user.target.wants/polar-loadd@2.service \
+  /etc/systemd/system/polar-loadd@.service.d /usr/share/polar-loadd /usr/share/doc/polar-loadd; do
   [ ! -e "$gone" ] && [ ! -L "$gone" ] || fail "purge left $gone"
 done
 if [ "$made_token" -eq 1 ]; then

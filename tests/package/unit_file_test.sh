@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The systemd unit passes `systemd-analyze verify` and rates 1.5 or lower ("OK") in
-# `systemd-analyze security --offline=true`, and keeps the settings the daemon relies on.
+# The systemd units (polar-loadd.service and the instance template polar-loadd@.service) pass
+# `systemd-analyze verify` and rate 1.5 or lower ("OK") in `systemd-analyze security
+# --offline=true`, and keep the settings the daemon relies on; the template has exactly the
+# service's hardening.
 # No systemd needs to run: both commands work on the file.
 #   unit_file_test.sh SOURCE_DIR POLAR_LOADD_BINARY
 set -euo pipefail
@@ -12,23 +14,44 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # verify checks that ExecStart= exists; point it at the build until the package installs it.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-sed "s#/usr/bin/polar-loadd#$bin#" "$unit" >"$tmp/polar-loadd.service"
-if ! out=$(cd "$tmp" && systemd-analyze verify --man=no polar-loadd.service 2>&1) || [ -n "$out" ]; then
-  fail "systemd-analyze verify is not clean: $out"
-fi
+for name in polar-loadd.service polar-loadd@.service; do
+  file=$src/packaging/$name
+  sed "s#/usr/bin/polar-loadd#$bin#" "$file" >"$tmp/$name"
+  # A template is verified as an instance of itself.
+  instance=${name/@./@0.}
+  if ! out=$(cd "$tmp" && systemd-analyze verify --man=no "$instance" 2>&1) || [ -n "$out" ]; then
+    fail "$name: systemd-analyze verify is not clean: $out"
+  fi
 
-# --threshold=15 is an exposure of 1.5 (the scale is 0-100 here, 0.0-10.0 in the printout).
-score=$(systemd-analyze security --offline=true --threshold=15 "$unit" 2>&1 | tail -n1) ||
-  fail "exposure above 1.5: $score"
-echo "$score"
+  # --threshold=15 is an exposure of 1.5 (the scale is 0-100 here, 0.0-10.0 in the printout).
+  score=$(systemd-analyze security --offline=true --threshold=15 "$file" 2>&1 | tail -n1) ||
+    fail "$name: exposure above 1.5: $score"
+  echo "$score"
 
-# The settings the daemon and the docs rely on.
-for want in 'Type=notify' 'WatchdogSec=' 'ExecReload=/bin/kill -HUP $MAINPID' \
-  'Restart=on-failure' 'RestartPreventExitStatus=78' 'DynamicUser=yes' \
-  'LoadCredential=polar-token' 'LoadCredential=webhook-secret' 'ProtectSystem=strict'; do
-  # A line that starts with $want.
-  awk -v w="$want" 'index($0, w) == 1 { found = 1 } END { exit !found }' "$unit" ||
-    fail "missing: $want"
+  # The settings the daemon and the docs rely on.
+  for want in 'Type=notify' 'WatchdogSec=' 'ExecReload=/bin/kill -HUP $MAINPID' \
+    'Restart=on-failure' 'RestartPreventExitStatus=78' 'DynamicUser=yes' \
+    'LoadCredential=polar-token' 'LoadCredential=webhook-secret' 'ProtectSystem=strict'; do
+    # A line that starts with $want.
+    awk -v w="$want" 'index($0, w) == 1 { found = 1 } END { exit !found }' "$file" ||
+      fail "$name: missing: $want"
+  done
+done
+unit=$src/packaging/polar-loadd.service
+template=$src/packaging/polar-loadd@.service
+
+# The template differs from the service only above the credentials: same credentials, user and
+# hardening, line for line.
+tail_of() { sed -n '/^LoadCredential=polar-token/,$p' "$1" | grep -v '^#'; }
+diff <(tail_of "$unit") <(tail_of "$template") >"$tmp/hardening.diff" ||
+  fail "polar-loadd@.service's hardening differs from polar-loadd.service: $(cat "$tmp/hardening.diff")"
+# The instance name is the shard; the token path is the instance's own credential directory.
+grep -qx 'Environment=POLAR_LOADD_SHARD=%i' "$template" || fail "template: POLAR_LOADD_SHARD=%i missing"
+grep -qx 'Environment=POLAR_LOADD_TOKEN_FILE=%d/polar-token' "$template" ||
+  fail "template: POLAR_LOADD_TOKEN_FILE=%d/polar-token missing"
+# Every POLAR_LOADD_* variable the template mentions is one the daemon reads.
+for var in $(grep -o 'POLAR_LOADD_[A-Z_]*' "$template" | sort -u); do
+  grep -q "\"$var\"" "$src/daemon/config.cc" || fail "template: the daemon does not read $var"
 done
 # The example config reads the token where LoadCredential=polar-token puts it.
 grep -q '^token_file = "/run/credentials/polar-loadd.service/polar-token"' \

@@ -52,6 +52,17 @@ TEST_F(SimIngestTest, ABatchIsInsertedOnceThenCountedAsDuplicates) {
   json again = {{"events", {Event("e1"), Event("e4")}}};
   EXPECT_EQ(json::parse(sim_.Handle(Ingest(again)).body),
             (json{{"inserted", 1}, {"duplicates", 1}}));
+  // The totals on /metrics: what several load generators sharing one target
+  // are checked against (no external_id collisions across shards).
+  const std::string metrics = sim_.Metrics();
+  EXPECT_NE(
+      metrics.find("polar_sim_events_ingested_total{result=\"inserted\"} 4\n"),
+      std::string::npos)
+      << metrics;
+  EXPECT_NE(
+      metrics.find("polar_sim_events_ingested_total{result=\"duplicate\"} 1\n"),
+      std::string::npos)
+      << metrics;
 }
 
 TEST_F(SimIngestTest, NoTokenIs401WithPolarsBody) {
