@@ -152,7 +152,6 @@ void WebhookService::Apply(const WebhooksConfig& config,
                  server_->address().ToString(), kPath);
   }
   server_->set_max_body_bytes(config.max_body_bytes);
-  correlator_.Enable();
   correlator_.SetOptions(CorrelatorOptions(config));
   receiver_.SetOptions(ReceiverOptions(config));
   config_ = config;
@@ -167,6 +166,21 @@ void WebhookService::Apply(const WebhooksConfig& config,
     receiver_.SetKey(config.key);
   } else if (config.register_url != old_url) {
     StartRegistration();
+  }
+  SyncCorrelator();
+}
+
+void WebhookService::SyncCorrelator() {
+  // Without a key every delivery is refused, so a webhook that "never
+  // arrives" then says nothing about Polar: while registration is pending
+  // or failing (e.g. Polar refuses the URL), calls are not announced and
+  // nothing can turn lost. Without this, a box whose registration failed
+  // counted every expected webhook as lost after the deadline and paged
+  // PolarLoaddWebhookLoss.
+  if (config_.enabled && receiver_.has_key() && !stopped_) {
+    correlator_.Enable();
+  } else {
+    correlator_.Disable();
   }
 }
 
@@ -322,6 +336,7 @@ void WebhookService::StartRegistration() {
   if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
   endpoint_id_.clear();
   receiver_.SetKey("");
+  SyncCorrelator();
   metrics_.registered().Set(0);
   // Endpoints with our URL left by an earlier run (a crash skips the delete
   // at stop) would keep delivering with a secret we no longer know: every
@@ -412,6 +427,7 @@ void WebhookService::OnCreated(Response&& response, uint64_t generation) {
   endpoint_id_ = id;
   endpoint_url_ = config_.register_url;
   receiver_.SetKey(secret);  // Polar's form: the UTF-8 bytes of the string
+  SyncCorrelator();
   metrics_.registered().Set(1);
   retry_delay_ = Duration::zero();
   spdlog::info("webhook endpoint {} registered in Polar for {}", id,

@@ -73,6 +73,9 @@ class WebhookService {
   HttpServerResponse Handle(const HttpServerRequest& request);
   HttpServerResponse HandleTestExpect(const HttpServerRequest& request);
   void Tick();
+  // Lets the correlator take expectations only while deliveries can be
+  // verified (enabled, a key known); otherwise drops them unjudged.
+  void SyncCorrelator();
   // Registration (webhooks.register_url).
   void StartRegistration();
   void CreateEndpoint();

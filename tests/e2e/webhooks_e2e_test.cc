@@ -27,10 +27,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/process.h"
@@ -705,6 +707,102 @@ TEST(Webhooks, RegistrationCreatesTheEndpointUsesItsSecretAndDeletesItAtStop) {
   EXPECT_NE(err.find("deleted"), std::string::npos) << err;
   EXPECT_EQ(err.find(secret), std::string::npos);
   EXPECT_EQ(err.find(secret.substr(6)), std::string::npos);
+}
+
+TEST(Webhooks, ARegistrationPolarRefusesCountsNothingAsLost) {
+  // Without --allow-loopback-webhooks polar-sim refuses an http://127.0.0.1
+  // URL (422), as Polar refuses every non-public one: the receiver never gets
+  // a key, so no delivery can be verified and an expected webhook that does
+  // not come says nothing about Polar. It must not turn "lost" (and page
+  // PolarLoaddWebhookLoss) after the deadline.
+  Sim sim;
+  sim.process = std::make_unique<Process>(
+      POLAR_SIM_BIN, std::vector<std::string>{"--listen", "127.0.0.1:0"});
+  auto line = sim.process->FirstStdoutLine(10s);
+  ASSERT_TRUE(line) << sim.process->Stderr();
+  sim.ready = json::parse(*line);
+  const int port = FreePort();
+  const std::string url =
+      fmt::format("http://127.0.0.1:{}/webhooks/polar", port);
+  Loadd loadd = StartLoadd(
+      LoaddConfig(sim.base_url(), 1,
+                  fmt::format("listen = \"127.0.0.1:{}\"\nregister_url = "
+                              "\"{}\"\nregister_allow_loopback = true\n"
+                              "deadline = \"1s\"\n",
+                              port, url)),
+      sim.token(), {{"POLAR_LOADD_TEST_HOOKS", "1"}});
+  ASSERT_TRUE(
+      loadd.process->WaitForStderr("registering the webhook endpoint", 10s))
+      << loadd.process->Stderr();
+  EXPECT_EQ(EndpointsWithUrl(sim, url).size(), 0u);
+  Announce(loadd, {{"checkout.created", "c-never", WallMs()},
+                   {"order.paid", "c-never", WallMs()}});
+  // Twice the deadline plus the receiver's 1 s verdict tick.
+  std::this_thread::sleep_for(3s);
+  auto m = Scrape(loadd);
+  EXPECT_EQ(Deliveries(m, "lost"), 0);
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_expectations"), 0);
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_endpoint_registered"),
+            0);
+  loadd.process->Signal(SIGTERM);
+  EXPECT_EQ(loadd.process->Wait(15s), 0);
+}
+
+// packaging/polar-loadd.toml as shipped, with only its two fixed ports moved
+// to free ones (tests bind no fixed port): the metrics listener to port 0, the
+// receiver (its listen and its register_url) to a free port.
+std::string ShippedConfigOnFreePorts(int webhook_port) {
+  std::ifstream in(std::string(POLAR_SOURCE_DIR) +
+                   "/packaging/polar-loadd.toml");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string config = text.str();
+  auto replace_all = [&](const std::string& from, const std::string& to) {
+    std::size_t n = 0;
+    for (auto p = config.find(from); p != std::string::npos;
+         p = config.find(from, p + to.size()), ++n)
+      config.replace(p, from.size(), to);
+    return n;
+  };
+  EXPECT_EQ(replace_all("\"127.0.0.1:9477\"", "\"127.0.0.1:0\""), 1u);
+  // listen and register_url.
+  EXPECT_EQ(
+      replace_all("127.0.0.1:9478", fmt::format("127.0.0.1:{}", webhook_port)),
+      2u);
+  return config;
+}
+
+TEST(Webhooks,
+     TheShippedExampleConfigRegistersInPolarSimAndVerifiesDeliveries) {
+  Sim sim = StartSim();
+  const int port = FreePort();
+  const std::string url =
+      fmt::format("http://127.0.0.1:{}/webhooks/polar", port);
+  // As the demo runs it: the Locust-era variables point it at polar-sim.
+  Loadd loadd = StartLoadd(
+      ShippedConfigOnFreePorts(port), sim.token(),
+      {{"LOAD_TEST_HOST", sim.base_url()}, {"POLAR_LOADD_TEST_HOOKS", "1"}});
+  EXPECT_EQ(loadd.webhook_url, url);
+  ASSERT_TRUE(loadd.process->WaitForStderr("registered in Polar", 10s))
+      << loadd.process->Stderr();
+  ASSERT_EQ(EndpointsWithUrl(sim, url).size(), 1u);
+
+  // polar-sim signs with the secret it returned at registration; a checkout
+  // announced as the scenario would is verified, matched and timed.
+  int64_t t = WallMs();
+  Checkout c = CreateCheckout(sim, "shipped-config@polar.sh");
+  Announce(loadd, {{"checkout.created", c.id, t}});
+  auto m = WaitFor(
+      loadd, [](const auto& m) { return Deliveries(m, "ok") >= 1; }, 10s);
+  EXPECT_EQ(Deliveries(m, "ok", "checkout.created"), 1);
+  EXPECT_EQ(Timed(m, "checkout.created"), 1);
+  EXPECT_EQ(Deliveries(m, "bad_signature"), 0);
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_endpoint_registered"),
+            1);
+
+  loadd.process->Signal(SIGTERM);
+  EXPECT_EQ(loadd.process->Wait(15s), 0);
+  EXPECT_EQ(EndpointsWithUrl(sim, url).size(), 0u);
 }
 
 }  // namespace

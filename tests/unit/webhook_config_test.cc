@@ -229,10 +229,12 @@ rate = "1/s"
 }
 
 TEST(WebhookConfig, TheShippedExampleDocumentsEveryKeyWithValidDefaults) {
-  // The example ships [webhooks] commented out (a box without the secret
-  // must still start). Uncommented, with the secret file pointed at a real
-  // file and registration left out (it replaces the secret), it must parse,
-  // and every key the parser knows must be there.
+  // The example ships [webhooks] enabled against polar-sim (registration of
+  // its own loopback URL) and every other key commented out with its
+  // default. Those defaults, uncommented, with the secret file pointed at a
+  // real file and registration left out (it replaces the secret), must
+  // parse to the parser's defaults, and every key the parser knows must be
+  // there.
   std::ifstream in(std::string(POLAR_SOURCE_DIR) +
                    "/packaging/polar-loadd.toml");
   std::stringstream text;
@@ -241,11 +243,12 @@ TEST(WebhookConfig, TheShippedExampleDocumentsEveryKeyWithValidDefaults) {
   testing::WriteFile(dir + "/webhook-secret", std::string(kSecret));
   std::string table;
   std::set<std::string> keys;
-  std::regex key_line(R"(^# ([a-z_]+) = (.*)$)");
+  std::map<std::string, std::string> set_keys;  // not commented out
+  std::regex key_line(R"(^(# )?([a-z_]+) = (.*)$)");
   bool inside = false;
   std::string line;
   while (std::getline(text, line)) {
-    if (line == "# [webhooks]") {
+    if (line == "[webhooks]") {
       inside = true;
       table += "[webhooks]\n";
       continue;
@@ -254,17 +257,25 @@ TEST(WebhookConfig, TheShippedExampleDocumentsEveryKeyWithValidDefaults) {
     if (!line.empty() && line[0] == '[') break;  // the next real table
     std::smatch m;
     if (!std::regex_match(line, m, key_line)) continue;
-    keys.insert(m[1]);
-    if (m[1] == "register_url" || m[1] == "register_allow_loopback" ||
-        m[1] == "secret")
+    keys.insert(m[2]);
+    if (!m[1].matched) set_keys[m[2]] = m[3];
+    if (m[2] == "register_url" || m[2] == "register_allow_loopback" ||
+        m[2] == "secret")
       continue;
-    if (m[1] == "secret_file") {
+    if (m[2] == "secret_file") {
       table += "secret_file = \"" + dir + "/webhook-secret\"\n";
       continue;
     }
-    table += m[1].str() + " = " + m[2].str() + "\n";
+    table += m[2].str() + " = " + m[3].str() + "\n";
   }
-  ASSERT_TRUE(inside) << "no \"# [webhooks]\" in the example";
+  ASSERT_TRUE(inside) << "no [webhooks] table in the example";
+  // What is set: the receiver and its registration in polar-sim, on the
+  // listener the URL names.
+  EXPECT_EQ(set_keys,
+            (std::map<std::string, std::string>{
+                {"listen", "\"127.0.0.1:9478\""},
+                {"register_url", "\"http://127.0.0.1:9478/webhooks/polar\""},
+                {"register_allow_loopback", "true"}}));
   // The defaults the example shows are the parser's defaults.
   ConfigResult shown = Parse(table);
   ASSERT_TRUE(shown.config) << AllErrors(shown) << table;
