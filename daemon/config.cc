@@ -1319,8 +1319,9 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
     return result;
   }
   Checker c(path, &result.errors);
-  c.OnlyKeys(root, "",
-             {"target", "metrics", "control", "daemon", "webhooks", "scenarios"});
+  c.OnlyKeys(
+      root, "",
+      {"target", "metrics", "control", "daemon", "webhooks", "scenarios"});
   auto config = std::make_shared<Config>();
   config->path = path;
   ParseTarget(c, root, env, config->target, result.notes);

@@ -35,6 +35,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/daemons.h"
 #include "tests/support/process.h"
 
 namespace polar {
@@ -43,6 +44,7 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::Process;
+using testing::Sim;
 
 // At least 32 characters, as Polar requires of a custom secret.
 constexpr const char* kSecret =
@@ -51,11 +53,6 @@ constexpr const char* kSecret =
 const std::vector<std::string> kCorrelated = {
     "checkout.created", "checkout.updated", "customer.created",
     "order.created",    "order.updated",    "order.paid"};
-
-double RateScale() {
-  const char* s = std::getenv("POLAR_TEST_RATE_SCALE");
-  return s ? std::atof(s) : 1.0;
-}
 
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -85,40 +82,29 @@ std::string Envelope(const std::string& type, const json& data) {
       .dump();
 }
 
-struct Sim {
-  std::unique_ptr<Process> process;
-  json ready;
-  std::string base_url() const { return ready["base_url"]; }
-  std::string token() const { return ready["token"]; }
-
-  testing::HttpResult Api(const std::string& method, const std::string& path,
-                          const json& body = nullptr) const {
-    return testing::HttpRequest(
-        method, base_url() + path, body.is_null() ? "" : body.dump(),
-        {"Authorization: Bearer " + token(), "Content-Type: application/json"},
-        10s);
-  }
-};
-
+// polar-sim (tests/support/daemons.h) that delivers to loopback URLs: the
+// receiver under test.
 Sim StartSim(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--listen", "127.0.0.1:0",
-                                   "--allow-loopback-webhooks"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  Sim sim;
-  sim.process = std::make_unique<Process>(POLAR_SIM_BIN, args);
-  auto line = sim.process->FirstStdoutLine(10s);
-  if (!line)
-    throw std::runtime_error("polar-sim did not start: " +
-                             sim.process->Stderr());
-  sim.ready = json::parse(*line);
-  return sim;
+  extra.push_back("--allow-loopback-webhooks");
+  return testing::StartSim(extra);
 }
 
+testing::HttpResult SimApi(const Sim& sim, const std::string& method,
+                           const std::string& path,
+                           const json& body = nullptr) {
+  return testing::HttpRequest(method, sim.base_url() + path,
+                              body.is_null() ? "" : body.dump(),
+                              {"Authorization: Bearer " + sim.token(),
+                               "Content-Type: application/json"},
+                              10s);
+}
+
+// polar-loadd (tests/support/daemons.h) with its webhook receiver's URL, read
+// from its log.
 struct Loadd {
-  std::unique_ptr<Process> process;
-  std::string dir;
-  std::string metrics_url;
+  testing::Loadd daemon;
   std::string webhook_url;  // http://127.0.0.1:PORT/webhooks/polar
+  Process& process() { return daemon.process(); }
   std::string base() const {
     return webhook_url.substr(0,
                               webhook_url.size() - strlen("/webhooks/polar"));
@@ -127,26 +113,13 @@ struct Loadd {
 
 Loadd StartLoadd(const std::string& config, const std::string& token,
                  std::map<std::string, std::string> env = {}) {
-  Loadd l;
-  l.dir = testing::TempDir();
-  testing::WriteFile(l.dir + "/polar-loadd.toml", config);
-  env["LOAD_TEST_API_TOKEN"] = token;
-  l.process = std::make_unique<Process>(
-      POLAR_LOADD_BIN,
-      std::vector<std::string>{"--config", l.dir + "/polar-loadd.toml"}, env);
-  auto err = l.process->WaitForStderr("/metrics", 10s);
-  if (!err)
-    throw std::runtime_error("polar-loadd did not start: " +
-                             l.process->Stderr());
+  Loadd l{testing::Loadd(config, token, std::move(env)), ""};
+  l.daemon.WaitListening(10s);
+  auto err = l.process().WaitForStderr("/webhooks/polar", 10s);
   std::smatch m;
-  std::regex metrics_re("http://127\\.0\\.0\\.1:[0-9]+/metrics");
   std::regex webhook_re("http://127\\.0\\.0\\.1:[0-9]+/webhooks/polar");
-  if (!std::regex_search(*err, m, metrics_re))
-    throw std::runtime_error("no metrics URL in: " + *err);
-  l.metrics_url = m[0].str();
-  err = l.process->WaitForStderr("/webhooks/polar", 10s);
   if (!err || !std::regex_search(*err, m, webhook_re))
-    throw std::runtime_error("no webhook URL in: " + l.process->Stderr());
+    throw std::runtime_error("no webhook URL in: " + l.process().Stderr());
   l.webhook_url = m[0].str();
   return l;
 }
@@ -177,7 +150,7 @@ std::string StaticSecretWebhooks(const std::string& extra = "") {
 }
 
 std::map<std::string, double> Scrape(const Loadd& l) {
-  auto r = testing::HttpGet(l.metrics_url);
+  auto r = testing::HttpGet(l.daemon.MetricsUrl());
   EXPECT_EQ(r.status, 200) << r.error;
   return testing::ParseMetrics(r.body);
 }
@@ -239,11 +212,11 @@ void Announce(const Loadd& l, const std::vector<Expectation>& list) {
 // with kSecret (Polar's deprecated but accepted `secret` field).
 std::string CreateEndpoint(const Sim& sim, const std::string& url,
                            const std::vector<std::string>& events) {
-  auto r = sim.Api("POST", "/v1/webhooks/endpoints",
-                   {{"url", url},
-                    {"format", "raw"},
-                    {"events", events},
-                    {"secret", kSecret}});
+  auto r = SimApi(sim, "POST", "/v1/webhooks/endpoints",
+                  {{"url", url},
+                   {"format", "raw"},
+                   {"events", events},
+                   {"secret", kSecret}});
   EXPECT_EQ(r.status, 201) << r.body;
   return json::parse(r.body)["id"];
 }
@@ -253,9 +226,9 @@ struct Checkout {
 };
 
 Checkout CreateCheckout(const Sim& sim, const std::string& email) {
-  auto r = sim.Api("POST", "/v1/checkouts/",
-                   {{"products", {sim.ready["products"]["free"]["id"]}},
-                    {"customer_email", email}});
+  auto r = SimApi(sim, "POST", "/v1/checkouts/",
+                  {{"products", {sim.ready["products"]["free"]["id"]}},
+                   {"customer_email", email}});
   EXPECT_EQ(r.status, 201) << r.body;
   json c = json::parse(r.body);
   return {c["id"], c["client_secret"], email};
@@ -333,9 +306,9 @@ TEST(Webhooks, PolarSimDeliveriesAreVerifiedMatchedAndFillTheHistograms) {
     EXPECT_EQ(Deliveries(m, verdict), 0) << verdict;
   EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_expectations"), 0);
 
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
-  EXPECT_EQ(loadd.process->Stderr().find(kSecret), std::string::npos);
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
+  EXPECT_EQ(loadd.process().Stderr().find(kSecret), std::string::npos);
 }
 
 TEST(Webhooks, ForgedUnsignedStaleReplayedAndOversizedDeliveriesAreRefused) {
@@ -390,9 +363,9 @@ TEST(Webhooks, ForgedUnsignedStaleReplayedAndOversizedDeliveriesAreRefused) {
   EXPECT_EQ(Deliveries(m, "ok"), 0);
   EXPECT_EQ(Timed(m), 0);
 
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
-  const std::string err = loadd.process->Stderr();
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
+  const std::string err = loadd.process().Stderr();
   EXPECT_NE(err.find("webhook rejected (bad_signature"), std::string::npos)
       << err;
   EXPECT_NE(err.find("webhook rejected (stale"), std::string::npos) << err;
@@ -432,8 +405,9 @@ TEST(Webhooks, PolarSimRetriesAreCountedAsDuplicatesAndTimedOnce) {
             kCheckouts);
 
   // polar-sim saw each first attempt fail (our 503) and its retry succeed.
-  auto r = sim.Api(
-      "GET", "/v1/webhooks/deliveries?endpoint_id=" + endpoint + "&limit=100");
+  auto r =
+      SimApi(sim, "GET",
+             "/v1/webhooks/deliveries?endpoint_id=" + endpoint + "&limit=100");
   ASSERT_EQ(r.status, 200) << r.body;
   int failed = 0, succeeded = 0;
   const json deliveries = json::parse(r.body);
@@ -446,8 +420,8 @@ TEST(Webhooks, PolarSimRetriesAreCountedAsDuplicatesAndTimedOnce) {
   EXPECT_EQ(failed, kCheckouts);
   EXPECT_EQ(succeeded, kCheckouts);
 
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
 }
 
 // Histogram bucket counts of polar_loadd_schedule_lag_seconds for the ingest
@@ -468,7 +442,7 @@ std::map<double, double> LagBuckets(const std::map<std::string, double>& m) {
 
 TEST(Webhooks, AFloodOf10000DeliveriesLosesNoneAndTheScheduleStaysOnTime) {
   Sim sim = StartSim();
-  const double rate = 200 * RateScale();
+  const double rate = 200 * testing::RateScale();
   Loadd loadd =
       StartLoadd(LoaddConfig(sim.base_url(), rate, StaticSecretWebhooks()),
                  sim.token(), {{"POLAR_LOADD_TEST_HOOKS", "1"}});
@@ -489,7 +463,7 @@ TEST(Webhooks, AFloodOf10000DeliveriesLosesNoneAndTheScheduleStaysOnTime) {
   // load box (its production worker has 16 webhook threads for every
   // merchant together), and long enough (5 s) for the ingest schedule to
   // show whether the loop kept time.
-  const double pace = 2000 * RateScale();
+  const double pace = 2000 * testing::RateScale();
   const auto gap = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(kSenders / pace));
   std::atomic<int> ok{0}, other{0};
@@ -564,8 +538,8 @@ TEST(Webhooks, AFloodOf10000DeliveriesLosesNoneAndTheScheduleStaysOnTime) {
   EXPECT_GE(within_50ms, arrivals * 0.99);
   EXPECT_EQ(testing::SumSeries(after, "polar_loadd_arrivals_dropped_total"), 0);
 
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
 }
 
 TEST(Webhooks, AReloadKeepsTheReceiversStateAndRotatesItsSecret) {
@@ -583,12 +557,12 @@ TEST(Webhooks, AReloadKeepsTheReceiversStateAndRotatesItsSecret) {
   ASSERT_EQ(PostDelivery(url, "m-1", ts1, b1, sig1).status, 200);
 
   auto reload = [&](const std::string& webhooks, int n) {
-    testing::WriteFile(loadd.dir + "/polar-loadd.toml",
+    testing::WriteFile(loadd.daemon.dir() + "/polar-loadd.toml",
                        LoaddConfig("http://127.0.0.1:9", 0.001, webhooks));
-    loadd.process->Signal(SIGHUP);
+    loadd.process().Signal(SIGHUP);
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < deadline) {
-      std::string err = loadd.process->Stderr();
+      std::string err = loadd.process().Stderr();
       int seen = 0;
       for (auto p = err.find("reloaded "); p != std::string::npos;
            p = err.find("reloaded ", p + 1))
@@ -596,7 +570,7 @@ TEST(Webhooks, AReloadKeepsTheReceiversStateAndRotatesItsSecret) {
       if (seen >= n) return;
       std::this_thread::sleep_for(50ms);
     }
-    FAIL() << "reload " << n << " not seen: " << loadd.process->Stderr();
+    FAIL() << "reload " << n << " not seen: " << loadd.process().Stderr();
   };
 
   // Same listener and secret, new limits.
@@ -637,25 +611,13 @@ TEST(Webhooks, AReloadKeepsTheReceiversStateAndRotatesItsSecret) {
   EXPECT_EQ(Deliveries(m, "duplicate", "order.paid"), 1);
   EXPECT_EQ(Deliveries(m, "replayed", "order.paid"), 1);
   EXPECT_EQ(Deliveries(m, "bad_signature", "order.paid"), 1);
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
-  EXPECT_EQ(loadd.process->Stderr().find(next), std::string::npos);
-}
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
+  EXPECT_EQ(loadd.process().Stderr().find(next), std::string::npos);
 }
 
 json EndpointsWithUrl(const Sim& sim, const std::string& url) {
-  auto r = sim.Api("GET", "/v1/webhooks/endpoints?limit=100");
+  auto r = SimApi(sim, "GET", "/v1/webhooks/endpoints?limit=100");
   EXPECT_EQ(r.status, 200) << r.body;
   json out = json::array();
   const json list = json::parse(r.body);
@@ -666,7 +628,7 @@ json EndpointsWithUrl(const Sim& sim, const std::string& url) {
 
 TEST(Webhooks, RegistrationCreatesTheEndpointUsesItsSecretAndDeletesItAtStop) {
   Sim sim = StartSim();
-  const int port = FreePort();
+  const int port = testing::FreeLoopbackPort();
   const std::string url =
       fmt::format("http://127.0.0.1:{}/webhooks/polar", port);
   // An endpoint left behind by an earlier run that crashed.
@@ -678,10 +640,10 @@ TEST(Webhooks, RegistrationCreatesTheEndpointUsesItsSecretAndDeletesItAtStop) {
                               "\"{}\"\nregister_allow_loopback = true\n",
                               port, url)),
       sim.token(), {{"POLAR_LOADD_TEST_HOOKS", "1"}});
-  ASSERT_TRUE(loadd.process->WaitForStderr("registered in Polar", 10s))
-      << loadd.process->Stderr();
+  ASSERT_TRUE(loadd.process().WaitForStderr("registered in Polar", 10s))
+      << loadd.process().Stderr();
   json mine = EndpointsWithUrl(sim, url);
-  ASSERT_EQ(mine.size(), 1u) << mine.dump() << loadd.process->Stderr();
+  ASSERT_EQ(mine.size(), 1u) << mine.dump() << loadd.process().Stderr();
   EXPECT_NE(mine[0]["id"], stale);
   EXPECT_EQ(mine[0]["format"], "raw");
   std::set<std::string> events(mine[0]["events"].begin(),
@@ -700,10 +662,10 @@ TEST(Webhooks, RegistrationCreatesTheEndpointUsesItsSecretAndDeletesItAtStop) {
   EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_endpoint_registered"),
             1);
 
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
   EXPECT_EQ(EndpointsWithUrl(sim, url).size(), 0u);
-  const std::string err = loadd.process->Stderr();
+  const std::string err = loadd.process().Stderr();
   EXPECT_NE(err.find("deleted"), std::string::npos) << err;
   EXPECT_EQ(err.find(secret), std::string::npos);
   EXPECT_EQ(err.find(secret.substr(6)), std::string::npos);
@@ -715,13 +677,8 @@ TEST(Webhooks, ARegistrationPolarRefusesCountsNothingAsLost) {
   // a key, so no delivery can be verified and an expected webhook that does
   // not come says nothing about Polar. It must not turn "lost" (and page
   // PolarLoaddWebhookLoss) after the deadline.
-  Sim sim;
-  sim.process = std::make_unique<Process>(
-      POLAR_SIM_BIN, std::vector<std::string>{"--listen", "127.0.0.1:0"});
-  auto line = sim.process->FirstStdoutLine(10s);
-  ASSERT_TRUE(line) << sim.process->Stderr();
-  sim.ready = json::parse(*line);
-  const int port = FreePort();
+  Sim sim = testing::StartSim();
+  const int port = testing::FreeLoopbackPort();
   const std::string url =
       fmt::format("http://127.0.0.1:{}/webhooks/polar", port);
   Loadd loadd = StartLoadd(
@@ -732,8 +689,8 @@ TEST(Webhooks, ARegistrationPolarRefusesCountsNothingAsLost) {
                               port, url)),
       sim.token(), {{"POLAR_LOADD_TEST_HOOKS", "1"}});
   ASSERT_TRUE(
-      loadd.process->WaitForStderr("registering the webhook endpoint", 10s))
-      << loadd.process->Stderr();
+      loadd.process().WaitForStderr("registering the webhook endpoint", 10s))
+      << loadd.process().Stderr();
   EXPECT_EQ(EndpointsWithUrl(sim, url).size(), 0u);
   Announce(loadd, {{"checkout.created", "c-never", WallMs()},
                    {"order.paid", "c-never", WallMs()}});
@@ -744,47 +701,23 @@ TEST(Webhooks, ARegistrationPolarRefusesCountsNothingAsLost) {
   EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_expectations"), 0);
   EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_endpoint_registered"),
             0);
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
-}
-
-// packaging/polar-loadd.toml as shipped, with only its two fixed ports moved
-// to free ones (tests bind no fixed port): the metrics listener to port 0, the
-// receiver (its listen and its register_url) to a free port.
-std::string ShippedConfigOnFreePorts(int webhook_port) {
-  std::ifstream in(std::string(POLAR_SOURCE_DIR) +
-                   "/packaging/polar-loadd.toml");
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string config = text.str();
-  auto replace_all = [&](const std::string& from, const std::string& to) {
-    std::size_t n = 0;
-    for (auto p = config.find(from); p != std::string::npos;
-         p = config.find(from, p + to.size()), ++n)
-      config.replace(p, from.size(), to);
-    return n;
-  };
-  EXPECT_EQ(replace_all("\"127.0.0.1:9477\"", "\"127.0.0.1:0\""), 1u);
-  // listen and register_url.
-  EXPECT_EQ(
-      replace_all("127.0.0.1:9478", fmt::format("127.0.0.1:{}", webhook_port)),
-      2u);
-  return config;
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
 }
 
 TEST(Webhooks,
      TheShippedExampleConfigRegistersInPolarSimAndVerifiesDeliveries) {
   Sim sim = StartSim();
-  const int port = FreePort();
+  const int port = testing::FreeLoopbackPort();
   const std::string url =
       fmt::format("http://127.0.0.1:{}/webhooks/polar", port);
   // As the demo runs it: the Locust-era variables point it at polar-sim.
   Loadd loadd = StartLoadd(
-      ShippedConfigOnFreePorts(port), sim.token(),
+      testing::ShippedConfig(port), sim.token(),
       {{"LOAD_TEST_HOST", sim.base_url()}, {"POLAR_LOADD_TEST_HOOKS", "1"}});
   EXPECT_EQ(loadd.webhook_url, url);
-  ASSERT_TRUE(loadd.process->WaitForStderr("registered in Polar", 10s))
-      << loadd.process->Stderr();
+  ASSERT_TRUE(loadd.process().WaitForStderr("registered in Polar", 10s))
+      << loadd.process().Stderr();
   ASSERT_EQ(EndpointsWithUrl(sim, url).size(), 1u);
 
   // polar-sim signs with the secret it returned at registration; a checkout
@@ -800,8 +733,8 @@ TEST(Webhooks,
   EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_endpoint_registered"),
             1);
 
-  loadd.process->Signal(SIGTERM);
-  EXPECT_EQ(loadd.process->Wait(15s), 0);
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
   EXPECT_EQ(EndpointsWithUrl(sim, url).size(), 0u);
 }
 
