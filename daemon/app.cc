@@ -59,6 +59,7 @@ App::~App() {
     r.gates.clear();
   }
   retired_.clear();
+  webhooks_.reset();
   metrics_server_.reset();
   lifecycle_.reset();
   timers_.reset();
@@ -89,7 +90,26 @@ bool App::Setup(std::string* error) {
   spdlog::info("metrics on http://{}/metrics",
                metrics_server_->address().ToString());
   LogControlSurface();
+  std::unique_ptr<HttpServer> webhook_server;
+  if (!PrepareWebhooks(config_->webhooks, &webhook_server, error)) return false;
+  if (webhooks_) webhooks_->Apply(config_->webhooks, std::move(webhook_server));
   return true;
+}
+
+bool App::PrepareWebhooks(const WebhooksConfig& config,
+                          std::unique_ptr<HttpServer>* server,
+                          std::string* error) {
+  if (!config.enabled && !webhooks_) return true;
+  if (!webhooks_) {
+    webhooks_ = std::make_unique<WebhookService>(
+        *loop_, clock_, *registry_,
+        [this]() -> Transport& { return *engine_; });
+  }
+  return webhooks_->Prepare(config, server, error);
+}
+
+WebhookExpectations* App::Expectations() {
+  return webhooks_ ? webhooks_->expectations() : nullptr;
 }
 
 std::unique_ptr<HttpServer> App::StartMetricsServer(const ListenAddress& listen,
@@ -110,8 +130,8 @@ void App::StartScenarios(MonoTime start) {
     // about 429 + Retry-After.
     auto gate = std::make_unique<RetryAfterGate>(*engine_);
     const Shard shard = config_->cluster.shard;
-    ScenarioContext context{sc.name, *gate, clock_, *metrics_,
-                            shard.Seed(sc.seed)};
+    ScenarioContext context{
+        sc.name, *gate, clock_, *metrics_, shard.Seed(sc.seed), Expectations()};
     context.timers = timers_.get();
     context.shard = shard;
     std::unique_ptr<Scenario> scenario = MakeScenario(sc, std::move(context));
@@ -283,6 +303,9 @@ void App::BeginShutdown(const char* why) {
   stopping_ = true;
   schedule_stopped_ = clock_.Now();
   for (auto& runner : runners_) runner->Stop();
+  // The endpoint this daemon registered is deleted now; the request is in
+  // flight on the engine, so the drain below waits for it.
+  if (webhooks_) webhooks_->Stop();
   const Duration grace = config_->daemon.shutdown_grace;
   drain_deadline_ = clock_.Now() + grace;
   lifecycle_->Stopping(grace, StatusLine());

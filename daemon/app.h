@@ -4,8 +4,9 @@
 // Owned by main(); everything it owns lives on the one event-loop thread that
 // calls Run(). The object graph: Clock -> EventLoop -> HttpEngine (Transport)
 // -> scenarios -> ScenarioRunners, plus the metrics HttpServer (which also
-// serves the status page and the control API: StatusBoard, ControlApi) and the
-// Lifecycle that talks to systemd. SIGTERM/SIGINT stop the schedule and drain
+// serves the status page and the control API: StatusBoard, ControlApi), the
+// webhook receiver (WebhookService, with [webhooks]) and the Lifecycle that
+// talks to systemd. SIGTERM/SIGINT stop the schedule and drain
 // in-flight requests for up to daemon.shutdown_grace, then Run() returns 0.
 // SIGHUP reloads the config file: all or nothing, keeping the registry (so
 // every counter and histogram carries on) and retiring replaced scenarios and
@@ -33,6 +34,7 @@
 #include "daemon/loop_timers.h"
 #include "daemon/scheduler.h"
 #include "daemon/status_board.h"
+#include "daemon/webhooks.h"
 #include "exporters/metrics.h"
 #include "exporters/summary.h"
 #include "scenarios/scenario.h"
@@ -72,6 +74,11 @@ class App {
   bool Setup(std::string* error);
   std::unique_ptr<HttpServer> StartMetricsServer(const ListenAddress& listen,
                                                  std::string* error);
+  // The webhook receiver for `config` ([webhooks]): created on first use and
+  // kept; false with *error when its listener cannot be bound.
+  bool PrepareWebhooks(const WebhooksConfig& config,
+                       std::unique_ptr<HttpServer>* server, std::string* error);
+  WebhookExpectations* Expectations();
   void StartScenarios(MonoTime start);
   // app_http.cc: the metrics listener's routes: /metrics, the status page
   // (/, /status.css, /status.js), GET /api/status and the control API.
@@ -84,7 +91,8 @@ class App {
   void OnReady();
   void Reload();
   void Apply(std::shared_ptr<const Config> next,
-             std::unique_ptr<HttpServer> server);
+             std::unique_ptr<HttpServer> server,
+             std::unique_ptr<HttpServer> webhook_server);
   void CollectRetired();
   // Requests admitted and unanswered, on the current and retired engines.
   std::size_t InFlight() const;
@@ -113,6 +121,8 @@ class App {
   std::unique_ptr<HttpServer> metrics_server_;
   std::unique_ptr<ControlApi> control_;
   std::unique_ptr<StatusBoard> status_board_;
+  // Null until [webhooks] is first configured; then kept (daemon/webhooks.h).
+  std::unique_ptr<WebhookService> webhooks_;
   std::vector<std::unique_ptr<RetryAfterGate>> gates_;  // one per scenario
   std::vector<std::unique_ptr<Scenario>> scenarios_;
   std::vector<std::unique_ptr<ScenarioRunner>> runners_;

@@ -68,6 +68,18 @@ void App::Reload() {
           path, error));
     }
   }
+  std::unique_ptr<HttpServer> webhook_server;
+  if (loaded.config && problems.empty()) {
+    // As for metrics.listen: a new webhook listener is bound first.
+    std::string error;
+    if (!PrepareWebhooks(loaded.config->webhooks, &webhook_server, &error)) {
+      problems.push_back(fmt::format(
+          "{}: {}; the old listener stays (if the new address overlaps the "
+          "old one, restart the service to move it)",
+          path, error));
+      server.reset();
+    }
+  }
   if (!problems.empty()) {
     ScopedLogFields fields({{"POLAR_EVENT", "reload_failed"}});
     for (const std::string& p : problems) spdlog::error("reload: {}", p);
@@ -87,7 +99,7 @@ void App::Reload() {
   for (const std::string& note : loaded.notes) spdlog::info("{}", note);
   for (const std::string& warning : loaded.warnings)
     spdlog::warn("{}", warning);
-  Apply(std::move(loaded.config), std::move(server));
+  Apply(std::move(loaded.config), std::move(server), std::move(webhook_server));
   metrics_->config_reloads(true).Increment();
   metrics_->config_last_reload_successful().Set(1);
   metrics_->config_last_reload_success_timestamp().Set(
@@ -106,7 +118,8 @@ void App::Reload() {
 }
 
 void App::Apply(std::shared_ptr<const Config> next,
-                std::unique_ptr<HttpServer> server) {
+                std::unique_ptr<HttpServer> server,
+                std::unique_ptr<HttpServer> webhook_server) {
   // Every scenario is rebuilt from the new config and its schedule restarts
   // now. The old scenario objects keep answering their requests in flight
   // (their callbacks point at them) and share the metric children with their
@@ -154,6 +167,9 @@ void App::Apply(std::shared_ptr<const Config> next,
     spdlog::info("metrics on http://{}/metrics",
                  metrics_server_->address().ToString());
   }
+  // The receiver keeps its state (remembered ids, expectations, counters);
+  // scenarios started below get its expectations, or none without [webhooks].
+  if (webhooks_) webhooks_->Apply(next->webhooks, std::move(webhook_server));
   config_ = std::move(next);
   const bool control_changed =
       control_->enabled() != !config_->control.token.empty();

@@ -1,6 +1,8 @@
 #include "daemon/config.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -516,6 +518,190 @@ void ParseCluster(Checker& c, const toml::table& root, const EnvLookup& env,
   }
   cluster.shard.index = static_cast<uint32_t>(*index);
   cluster.shard.count = static_cast<uint32_t>(*count);
+}
+
+// register_url's host: Polar refuses localhost and every non-global IP
+// literal (polar-api.md §4.1); polar-sim accepts loopback hosts with
+// --allow-loopback-webhooks.
+enum class HostKind { kPublic, kLoopback, kPrivate };
+HostKind ClassifyHost(std::string host) {
+  for (char& ch : host)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (host == "localhost" || host.ends_with(".localhost"))
+    return HostKind::kLoopback;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    const uint32_t a = ntohl(v4.s_addr);
+    if ((a >> 24) == 127) return HostKind::kLoopback;
+    if ((a >> 24) == 10 || (a >> 24) == 0 || (a >> 20) == 0xac1 ||
+        (a >> 16) == 0xc0a8 || (a >> 16) == 0xa9fe || (a >> 22) == 0x191)
+      return HostKind::kPrivate;  // 10/8, 0/8, 172.16/12, 192.168/16,
+                                  // 169.254/16, 100.64/10
+    return HostKind::kPublic;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return HostKind::kLoopback;
+    if (IN6_IS_ADDR_UNSPECIFIED(&v6) || IN6_IS_ADDR_LINKLOCAL(&v6) ||
+        (v6.s6_addr[0] & 0xfe) == 0xfc || IN6_IS_ADDR_V4MAPPED(&v6))
+      return HostKind::kPrivate;
+  }
+  return HostKind::kPublic;
+}
+
+// "https://host[:port]/path" -> scheme and host (brackets stripped), or false.
+bool SplitUrl(std::string_view url, std::string* scheme, std::string* host) {
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos) return false;
+  *scheme = std::string(url.substr(0, sep));
+  std::string_view rest = url.substr(sep + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (auto at = rest.rfind('@'); at != std::string_view::npos)
+    rest.remove_prefix(at + 1);
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) return false;
+    *host = std::string(rest.substr(1, close - 1));
+  } else {
+    *host = std::string(rest.substr(0, rest.find(':')));
+  }
+  return !host->empty();
+}
+
+void ParseWebhooks(Checker& c, const toml::table& root, WebhooksConfig& w,
+                   std::vector<std::string>& secrets) {
+  const toml::table* t = SubTable(c, root, "webhooks");
+  if (!t) return;
+  const std::string p = "webhooks";
+  w.enabled = true;
+  c.OnlyKeys(*t, p,
+             {"listen", "secret", "secret_file", "secret_format", "tolerance",
+              "max_body_bytes", "max_header_bytes", "remember_ids", "deadline",
+              "max_expectations", "unmatched_after", "register_url",
+              "register_allow_loopback"});
+  if (auto v = c.String(*t, p, "listen")) {
+    std::string why;
+    if (auto addr = ParseListenAddress(*v, &why)) {
+      w.listen = *addr;
+    } else {
+      c.Error(t->get("listen"), "webhooks.listen", why);
+    }
+  }
+  if (auto v = c.String(*t, p, "secret_format")) {
+    if (*v == "polar") {
+      w.secret_format = WebhookSecretFormat::kPolar;
+    } else if (*v == "standard") {
+      w.secret_format = WebhookSecretFormat::kStandard;
+    } else {
+      c.Error(t->get("secret_format"), "webhooks.secret_format",
+              fmt::format("\"{}\" is not \"polar\" (the whsec_... string as "
+                          "Polar shows it) or \"standard\" (a Standard "
+                          "Webhooks base64 key)",
+                          *v));
+    }
+  }
+  // Standard Webhooks' default is 5 min; more than an hour would let a
+  // captured message be replayed long after the replay memory forgot it.
+  if (auto v = c.DurationValue(*t, p, "tolerance", std::chrono::seconds(1),
+                               std::chrono::hours(1)))
+    w.tolerance = *v;
+  if (auto v = c.Int(*t, p, "max_body_bytes", 1024, 64 << 20))
+    w.max_body_bytes = static_cast<std::size_t>(*v);
+  // The HTTP layer's per-connection memory is sized for 64 KiB of headers
+  // (daemon/webhooks.cc), so every value here is checked by the receiver.
+  if (auto v = c.Int(*t, p, "max_header_bytes", 1024, 64 * 1024))
+    w.max_header_bytes = static_cast<std::size_t>(*v);
+  if (auto v = c.Int(*t, p, "remember_ids", 1'000, 10'000'000))
+    w.remember_ids = static_cast<std::size_t>(*v);
+  // Polar gives up retrying after ~34 min; a deadline past a day only delays
+  // the loss signal.
+  if (auto v = c.DurationValue(*t, p, "deadline", std::chrono::seconds(1),
+                               std::chrono::hours(24)))
+    w.deadline = *v;
+  if (auto v = c.Int(*t, p, "max_expectations", 1, 10'000'000))
+    w.max_expectations = static_cast<std::size_t>(*v);
+  if (auto v = c.DurationValue(*t, p, "unmatched_after", Duration::zero(),
+                               std::chrono::minutes(10)))
+    w.unmatched_after = *v;
+  if (auto v = c.Bool(*t, p, "register_allow_loopback"))
+    w.register_allow_loopback = *v;
+
+  const toml::node* secret_node = t->get("secret");
+  const toml::node* file_node = t->get("secret_file");
+  if (secret_node && file_node) {
+    c.Error(secret_node, "webhooks.secret",
+            "set secret or secret_file, not both");
+  } else if (auto v = c.String(*t, p, "secret")) {
+    w.secret = *v;
+  } else if (auto file = c.String(*t, p, "secret_file")) {
+    std::string why;
+    if (auto secret = ReadSecretFile(*file, &why)) {
+      w.secret = *secret;
+    } else {
+      c.Error(file_node, "webhooks.secret_file", why);
+    }
+  }
+  if (!w.secret.empty()) {
+    secrets.push_back(w.secret);
+    // A log line could carry the base64 part alone.
+    if (w.secret.starts_with("whsec_")) secrets.push_back(w.secret.substr(6));
+    std::string why;
+    if (auto key = WebhookKeyFromSecret(w.secret, w.secret_format, &why)) {
+      w.key = std::move(*key);
+    } else {
+      c.Error(secret_node ? secret_node : file_node,
+              secret_node ? "webhooks.secret" : "webhooks.secret_file",
+              "the secret " + why);
+    }
+  }
+
+  const toml::node* url_node = t->get("register_url");
+  if (auto v = c.String(*t, p, "register_url")) {
+    w.register_url = *v;
+    std::string scheme, host;
+    if (!SplitUrl(*v, &scheme, &host) ||
+        (scheme != "https" && scheme != "http")) {
+      c.Error(url_node, "webhooks.register_url",
+              fmt::format("\"{}\" is not an https:// URL", *v));
+    } else {
+      HostKind kind = ClassifyHost(host);
+      bool loopback_ok =
+          kind == HostKind::kLoopback && w.register_allow_loopback;
+      if (scheme == "http" && !loopback_ok) {
+        c.Error(url_node, "webhooks.register_url",
+                "Polar delivers only to https:// URLs; put TLS termination "
+                "(nginx, caddy) in front of webhooks.listen and register its "
+                "public https URL (http:// is allowed only for a loopback "
+                "polar-sim, with register_allow_loopback = true)");
+      } else if (kind == HostKind::kPrivate ||
+                 (kind == HostKind::kLoopback && !loopback_ok)) {
+        c.Error(
+            url_node, "webhooks.register_url",
+            fmt::format("Polar refuses endpoints on {} hosts; register "
+                        "the public URL it can reach{}",
+                        kind == HostKind::kLoopback ? "loopback" : "non-global",
+                        kind == HostKind::kLoopback
+                            ? " (for polar-sim started with "
+                              "--allow-loopback-webhooks, set "
+                              "register_allow_loopback = true)"
+                            : ""));
+      }
+    }
+    if (!w.secret.empty()) {
+      c.Error(url_node, "webhooks.register_url",
+              "with register_url the endpoint's secret comes from Polar's "
+              "answer; remove webhooks.secret / secret_file");
+    }
+  } else if (w.secret.empty() && !secret_node && !file_node) {
+    c.Error(t, "webhooks",
+            "no secret: set secret_file (or secret) to the endpoint's "
+            "whsec_... secret, or register_url to have polar-loadd create the "
+            "endpoint");
+  }
+  if (w.register_allow_loopback && w.register_url.empty()) {
+    c.Error(t->get("register_allow_loopback"),
+            "webhooks.register_allow_loopback", "needs register_url");
+  }
 }
 
 std::optional<int> EnvInt(Checker& c, const EnvLookup& env, const char* name,
@@ -1345,9 +1531,9 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
     return result;
   }
   Checker c(path, &result.errors);
-  c.OnlyKeys(
-      root, "",
-      {"target", "metrics", "control", "daemon", "cluster", "scenarios"});
+  c.OnlyKeys(root, "",
+             {"target", "metrics", "control", "daemon", "cluster", "webhooks",
+              "scenarios"});
   auto config = std::make_shared<Config>();
   config->path = path;
   ParseTarget(c, root, env, config->target, result.notes);
@@ -1357,6 +1543,16 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
     result.secrets.push_back(config->control.token);
   ParseDaemon(c, root, config->daemon);
   ParseCluster(c, root, env, config->cluster, result.notes);
+  ParseWebhooks(c, root, config->webhooks, result.secrets);
+  if (config->webhooks.enabled && config->webhooks.listen.port != 0 &&
+      config->webhooks.listen.port == config->metrics.listen.port &&
+      config->webhooks.listen.host == config->metrics.listen.host) {
+    const toml::table* w = root.get_as<toml::table>("webhooks");
+    c.Error(w ? w->get("listen") : nullptr, "webhooks.listen",
+            fmt::format("{} is metrics.listen too; the receiver needs its own "
+                        "address",
+                        config->webhooks.listen.ToString()));
+  }
   ParseScenarios(c, root, env, config->scenarios, result.notes);
   CheckPoolsCoverShards(c, root, *config);
   if (!config->target.token.empty())

@@ -6,8 +6,9 @@
 // once, each with file:line:col and the key path, and returns a Config only
 // when there are none. Unknown keys and out-of-range values are errors, not
 // clamps. The result is immutable and shared as std::shared_ptr<const Config>.
-// Secrets (the API token) are read here and kept only in Config::target.token;
-// nothing in this module prints them.
+// Secrets (the API token, the webhook secret) are read here and kept only in
+// Config::target.token and Config::webhooks; nothing in this module prints
+// them.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include "daemon/units.h"
 #include "exporters/clock.h"
 #include "exporters/summary.h"
+#include "exporters/webhook_signature.h"
 #include "scenarios/checkout.h"
 #include "scenarios/event_ingestion.h"
 #include "scenarios/event_visibility.h"
@@ -83,6 +85,32 @@ struct ClusterConfig {
   Shard shard{};
 };
 
+// [webhooks]: the receiver of Polar's webhooks (daemon/webhooks.h). Absent
+// table: no receiver, and scenarios get no WebhookExpectations.
+struct WebhooksConfig {
+  bool enabled = false;
+  ListenAddress listen{"127.0.0.1", 9478, false};
+  // The secret text (from secret or secret_file) and the HMAC key derived from
+  // it by secret_format; both secret, never logged. Empty with register_url:
+  // the key then comes from Polar's answer.
+  std::string secret;
+  std::string key;
+  WebhookSecretFormat secret_format = WebhookSecretFormat::kPolar;
+  Duration tolerance = std::chrono::minutes(5);
+  std::size_t max_body_bytes = 256 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t remember_ids = 100'000;
+  Duration deadline = std::chrono::minutes(10);
+  std::size_t max_expectations = 100'000;
+  Duration unmatched_after = std::chrono::seconds(10);
+  // The public URL Polar should call; when set, the endpoint is created at
+  // start (POST /v1/webhooks/endpoints) and deleted at stop.
+  std::string register_url;
+  // Lets register_url be http:// or https:// on a loopback host, which only
+  // polar-sim (with --allow-loopback-webhooks) accepts.
+  bool register_allow_loopback = false;
+};
+
 enum class ScenarioType { kEventIngestion, kCheckout, kEventVisibility };
 // The config's `type` value: "event_ingestion", "checkout", "event_visibility".
 const char* ScenarioTypeName(ScenarioType type);
@@ -114,6 +142,7 @@ struct Config {
   ControlConfig control;
   DaemonConfig daemon;
   ClusterConfig cluster;
+  WebhooksConfig webhooks;
   std::vector<ScenarioConfig> scenarios;
 };
 
@@ -135,10 +164,10 @@ struct ConfigResult {
   // Valid but probably not meant: rates above sandbox's limits against
   // sandbox. Logged at warning priority at start and on reload.
   std::vector<std::string> warnings;
-  // Every secret read while parsing (the API token, the control token), even
-  // when the config is
-  // invalid: the caller registers them with the log redactor
-  // (exporters/log.h) before it prints a single error.
+  // Every secret read while parsing (the API token, the control token, the
+  // webhook secret), even when the config is invalid: the caller registers
+  // them with the log redactor (exporters/log.h) before it prints a single
+  // error.
   std::vector<std::string> secrets;
 };
 

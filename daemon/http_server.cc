@@ -87,7 +87,12 @@ std::unique_ptr<HttpServer> HttpServer::Start(EventLoop& loop,
       MHD_OPTION_CONNECTION_LIMIT,
       static_cast<unsigned>(server->options_.max_connections),
       MHD_OPTION_CONNECTION_TIMEOUT,
-      server->options_.connection_timeout_seconds, MHD_OPTION_END);
+      server->options_.connection_timeout_seconds,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      static_cast<size_t>(server->options_.connection_memory_bytes
+                              ? server->options_.connection_memory_bytes
+                              : 32 * 1024),
+      MHD_OPTION_END);
   if (!server->daemon_) {
     *error = fmt::format(
         "cannot listen on {} (address in use, or not a local address?)",

@@ -54,6 +54,10 @@ struct HttpServerOptions {
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_connections = 256;
   unsigned connection_timeout_seconds = 30;
+  // libmicrohttpd's per-connection memory pool, which must hold the request
+  // line and headers (a request whose headers do not fit is answered 431 by
+  // libmicrohttpd itself). 0: its default, 32 KiB.
+  std::size_t connection_memory_bytes = 0;
 };
 
 class HttpServer {
@@ -70,6 +74,10 @@ class HttpServer {
 
   // The bound address; the port is the real one when 0 was asked for.
   const ListenAddress& address() const { return bound_; }
+  // Bodies of requests that start from now on are cut off above this.
+  void set_max_body_bytes(std::size_t bytes) {
+    options_.max_body_bytes = bytes;
+  }
 
  private:
   HttpServer(EventLoop& loop, HttpServerOptions options, HttpHandler handler);
