@@ -119,46 +119,4 @@ double RateScale() {
   return v > 0 ? v : 1.0;
 }
 
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(fd);
-    throw std::runtime_error("no free loopback port");
-  }
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string ShippedConfig(int webhook_port) {
-  std::ifstream in(std::string(POLAR_SOURCE_DIR) +
-                   "/packaging/polar-loadd.toml");
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string config = text.str();
-  auto replace_all = [&](const std::string& from, const std::string& to) {
-    std::size_t n = 0;
-    for (auto p = config.find(from); p != std::string::npos;
-         p = config.find(from, p + to.size()), ++n)
-      config.replace(p, from.size(), to);
-    return n;
-  };
-  if (replace_all("listen = \"127.0.0.1:9477\"", "listen = \"127.0.0.1:0\"") !=
-      1)
-    throw std::runtime_error(
-        "packaging/polar-loadd.toml: no metrics listen = \"127.0.0.1:9477\"");
-  // webhooks.listen and webhooks.register_url.
-  if (replace_all("127.0.0.1:9478",
-                  fmt::format("127.0.0.1:{}", webhook_port)) != 2)
-    throw std::runtime_error(
-        "packaging/polar-loadd.toml: expected 127.0.0.1:9478 in "
-        "webhooks.listen and webhooks.register_url");
-  return config;
-}
-
 }  // namespace polar::testing

@@ -81,17 +81,4 @@ std::string ShippedConfig(int webhook_port);
 // the asan preset sets to 0.25; 1 otherwise).
 double RateScale();
 
-// A free TCP port on 127.0.0.1 (bound, read back and released), for a
-// listener whose port must be known before it starts: the webhook receiver's
-// register_url names it.
-int FreeLoopbackPort();
-
-// packaging/polar-loadd.toml as the operator gets it, with only its fixed
-// ports moved (tests bind no fixed port): metrics.listen to port 0, the webhook
-// receiver (its listen and the register_url naming it) to `webhook_port`.
-// Against polar-sim it needs --allow-loopback-webhooks (the receiver registers
-// its loopback URL there) and LOAD_TEST_HOST / LOAD_TEST_API_TOKEN, as
-// scripts/demo sets them.
-std::string ShippedConfig(int webhook_port);
-
 }  // namespace polar::testing
