@@ -42,6 +42,18 @@ const std::string kNewToken =
     "polar_oat_SecretOfAFailedReload0123456789abcdefghi";
 const std::string kEnvToken =
     "polar_oat_SecretFromTheEnvironment0123456789abcdef";
+// Webhook secrets shaped like Polar's (whsec_ + 43 characters).
+const std::string kWebhookSecret =
+    "whsec_SecretOfTheWebhookReceiver0123456789abcdefg";
+const std::string kNewWebhookSecret =
+    "whsec_SecretOfAFailedReloadsReceiver0123456789abc";
+
+// A [webhooks] table with a literal secret; `extra` lines go inside it.
+std::string WebhooksTable(const std::string& secret,
+                          const std::string& extra = "") {
+  return "[webhooks]\nlisten = \"127.0.0.1:0\"\nsecret = \"" + secret + "\"\n" +
+         extra;
+}
 
 std::string Config(const std::string& base_url, const std::string& token_line,
                    const std::string& extra = "") {
@@ -75,7 +87,8 @@ void ExpectNoSecret(const std::string& where, const std::string& text,
 
 TEST(Secrets,
      NoTokenInLogsMetricsStatusOrNotifyAfter401sErrorsAndAFailedReload) {
-  const std::vector<std::string> secrets = {kToken, kNewToken};
+  const std::vector<std::string> secrets = {kToken, kNewToken, kWebhookSecret,
+                                            kNewWebhookSecret};
   // A proxy that answers 401 with the Authorization header in its body.
   TestHttpServer echo(
       {.status = 401, .body = R"({"detail":"bad credentials: {AUTH}"})"});
@@ -92,27 +105,50 @@ TEST(Secrets,
   testing::WriteFile(token_file, kToken + "\n");
   const std::string path = dir + "/polar-loadd.toml";
   const std::string token_line = "token_file = \"" + token_file + "\"";
-  testing::WriteFile(path, Config(echo.base_url(), token_line));
+  testing::WriteFile(
+      path, Config(echo.base_url(), token_line, WebhooksTable(kWebhookSecret)));
   NotifySocket notify;
   Process loadd(POLAR_LOADD_BIN, {"--config", path},
                 {{"NOTIFY_SOCKET", notify.path()}});
   ASSERT_TRUE(notify.WaitFor("READY=1", 0, 15s)) << loadd.Stderr();
   ASSERT_TRUE(loadd.WaitForStderr("http_4xx", 10s)) << loadd.Stderr();
 
-  // A reload that fails: a new token in the file, and errors that quote it
-  // (an unsupported scheme whose user part is the token, an unknown key
-  // named after it). It is never used, and never printed.
+  // A forged delivery whose body and headers carry the receiver's secret:
+  // refused, counted, and never echoed into a log line.
+  std::smatch wm;
+  const std::string started = loadd.Stderr();
+  ASSERT_TRUE(std::regex_search(
+      started, wm,
+      std::regex(R"(webhook receiver on (http://127\.0\.0\.1:[0-9]+))")))
+      << started;
+  const std::string receiver = wm[1].str();
+  auto forged = testing::HttpRequest(
+      "POST", receiver + "/webhooks/polar",
+      R"({"type":"checkout.created","data":{"id":")" + kWebhookSecret + "\"}}",
+      {"Content-Type: application/json", "webhook-id: " + kWebhookSecret,
+       "webhook-timestamp: 1700000000",
+       "webhook-signature: v1," + kWebhookSecret});
+  EXPECT_EQ(forged.status / 100, 4) << forged.body << forged.error;
+  ExpectNoSecret("the receiver's answer", forged.body, secrets);
+
+  // A reload that fails: a new token and webhook secret in the file, and
+  // errors that quote them (an unsupported scheme whose user part is the
+  // token, unknown keys named after them). They are never used, and never
+  // printed.
   std::size_t from = notify.size();
   testing::WriteFile(
-      path, Config("ftp://" + kNewToken + "@127.0.0.1:1",
-                   "token = \"" + kNewToken + "\"\n" + kNewToken + " = 1"));
+      path,
+      Config("ftp://" + kNewToken + "@127.0.0.1:1",
+             "token = \"" + kNewToken + "\"\n" + kNewToken + " = 1",
+             WebhooksTable(kNewWebhookSecret, kNewWebhookSecret + " = 1\n")));
   loadd.Signal(SIGHUP);
   ASSERT_TRUE(notify.WaitFor("READY=1", from, 10s)) << loadd.Stderr();
   ASSERT_TRUE(loadd.WaitForStderr("still running the previous", 5s));
 
   // A reload that works, to a target that refuses connections.
   from = notify.size();
-  testing::WriteFile(path, Config(refused_url, token_line));
+  testing::WriteFile(
+      path, Config(refused_url, token_line, WebhooksTable(kWebhookSecret)));
   loadd.Signal(SIGHUP);
   ASSERT_TRUE(notify.WaitFor("READY=1", from, 10s)) << loadd.Stderr();
   ASSERT_TRUE(loadd.WaitForStderr("connect_error", 10s)) << loadd.Stderr();
@@ -124,7 +160,8 @@ TEST(Secrets,
   ASSERT_TRUE(std::regex_search(err, m, re)) << err;
   const std::string base = m[1].str();
   for (const std::string& p : std::vector<std::string>{
-           "/metrics", "/", "/api/status", "/api/scenarios", "/" + kToken}) {
+           "/metrics", "/", "/api/status", "/api/scenarios", "/" + kToken,
+           "/" + kWebhookSecret}) {
     auto r = testing::HttpGet(base + p);
     EXPECT_NE(r.status, 0) << p << ": " << r.error;
     ExpectNoSecret("GET " + p, r.body, secrets);
@@ -145,6 +182,7 @@ TEST(Secrets,
   EXPECT_NE(log.find("bad credentials: Bearer [redacted]"), std::string::npos)
       << log;
   EXPECT_NE(log.find("ftp://[redacted]@"), std::string::npos) << log;
+  EXPECT_NE(log.find("webhooks.[redacted]"), std::string::npos) << log;
 }
 
 TEST(Secrets, CheckConfigNeverPrintsTheTokenItQuotes) {
