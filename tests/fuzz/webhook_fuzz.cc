@@ -43,8 +43,8 @@ struct World {
 std::string_view NextField(std::string_view& rest) {
   const auto nl = rest.find('\n');
   std::string_view field = rest.substr(0, nl);
-  rest = nl == std::string_view::npos ? std::string_view{}
-                                      : rest.substr(nl + 1);
+  rest =
+      nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
   return field;
 }
 
@@ -64,8 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   (void)polar::WebhookKeyFromSecret(body, polar::WebhookSecretFormat::kPolar,
                                     &error);
-  (void)polar::WebhookKeyFromSecret(
-      body, polar::WebhookSecretFormat::kStandard, &error);
+  (void)polar::WebhookKeyFromSecret(body, polar::WebhookSecretFormat::kStandard,
+                                    &error);
   if (auto decoded = polar::Base64Decode(signature)) {
     (void)polar::Base64Encode(*decoded);
   }
@@ -76,10 +76,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (flags & 1) {
     // Past the signature: what a holder of the key (Polar, or polar-sim)
     // could send, broken envelopes included.
-    signed_timestamp = std::to_string(
-        std::chrono::duration_cast<std::chrono::seconds>(
-            world.clock.WallNow().time_since_epoch())
-            .count());
+    signed_timestamp =
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                           world.clock.WallNow().time_since_epoch())
+                           .count());
     timestamp = signed_timestamp;
     signed_signature = polar::SignWebhook(world.key, id, timestamp, body);
     signature = signed_signature;
