@@ -183,6 +183,13 @@ HttpEngine::Transfer* HttpEngine::NewTransfer() {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!options_.ca_file.empty())
     curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  // Debian's libcurl has both a CA bundle and a CA path built in, and curl
+  // caches the parsed trust store (CURLOPT_CA_CACHE_TIMEOUT) only when no CA
+  // path is set. Without this every new connection re-parses the ~140
+  // certificates of /etc/ssl/certs/ca-certificates.crt (measured: 42 opens
+  // in 2 s of refused handshakes at 20/s); with it, once a day. The bundle
+  // holds the same certificates as the path.
+  curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   if (!options_.user_agent.empty()) {
