@@ -142,6 +142,7 @@ void App::StartScenarios(MonoTime start) {
     };
     limits.honour_retry_after = sc.honour_retry_after;
     limits.max_retry_after = sc.max_retry_after;
+    limits.timer_slack = config_->daemon.timer_slack;
     RunnerPlan plan{sc.schedule, sc.arrivals, sc.seed, shard};
     runners_.push_back(std::make_unique<ScenarioRunner>(
         *loop_, clock_, *scenario, metrics_->Scenario(sc.name), std::move(plan),

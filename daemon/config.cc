@@ -290,11 +290,18 @@ void ParseTarget(Checker& c, const toml::table& root, const EnvLookup& env,
 void ParseDaemon(Checker& c, const toml::table& root, DaemonConfig& daemon) {
   const toml::table* t = SubTable(c, root, "daemon");
   if (!t) return;
-  c.OnlyKeys(*t, "daemon", {"shutdown_grace"});
+  c.OnlyKeys(*t, "daemon", {"shutdown_grace", "timer_slack"});
   // Up to 10 min: beyond that an operator wants a restart, not a stop.
   if (auto v = c.DurationValue(*t, "daemon", "shutdown_grace", Duration::zero(),
                                std::chrono::minutes(10))) {
     daemon.shutdown_grace = *v;
+  }
+  // Up to 10 ms: the schedule lag it adds must stay small against any
+  // target's latency (Polar's tightest SLO, GET /v1/checkouts/{id}, is
+  // 300 ms at p99).
+  if (auto v = c.DurationValue(*t, "daemon", "timer_slack", Duration::zero(),
+                               std::chrono::milliseconds(10))) {
+    daemon.timer_slack = *v;
   }
 }
 

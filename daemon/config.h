@@ -71,6 +71,9 @@ struct DaemonConfig {
   // the unit's TimeoutStopSec=30s, long enough for Polar's slowest SLO
   // (confirm, 5.5 s p99).
   Duration shutdown_grace = std::chrono::seconds(10);
+  // RunnerLimits::timer_slack for every scenario: arrivals due within one
+  // window are sent in one wake-up (README, "Performance").
+  Duration timer_slack = std::chrono::microseconds(500);
 };
 
 // [cluster]: this instance's share when N copies run one load plan

@@ -29,7 +29,8 @@ MonoTime SteadyNow() { return std::chrono::steady_clock::now(); }
 
 }  // namespace
 
-EventLoop::EventLoop() {
+EventLoop::EventLoop(TimerSource timers)
+    : use_timerfd_(timers == TimerSource::kTimerFd) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw SysError("epoll_create1");
   // CLOCK_MONOTONIC is what std::chrono::steady_clock reads on Linux, so
@@ -101,7 +102,7 @@ EventLoop::TimerId EventLoop::AddTimer(MonoTime deadline, Callback callback) {
   TimerId id = next_timer_id_++;
   timers_.push(Timer{deadline, id});
   timer_callbacks_.emplace(id, std::move(callback));
-  if (deadline < armed_deadline_) ArmTimerFd();
+  if (use_timerfd_ && deadline < armed_deadline_) ArmTimerFd();
   return id;
 }
 
@@ -133,12 +134,19 @@ void EventLoop::ArmTimerFd() {
   timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr);
 }
 
-void EventLoop::RunDueTimers() {
-  // One read returns (and clears) every expiration; a second would only
-  // cost a syscall to learn EAGAIN.
-  uint64_t expirations;
-  [[maybe_unused]] auto n = read(timer_fd_, &expirations, sizeof expirations);
-  MonoTime now = SteadyNow();
+MonoTime EventLoop::NextDeadline() {
+  while (!timers_.empty() && timer_callbacks_.count(timers_.top().id) == 0)
+    timers_.pop();
+  return timers_.empty() ? MonoTime::max() : timers_.top().deadline;
+}
+
+void EventLoop::RunDueTimers(MonoTime now) {
+  if (use_timerfd_) {
+    // One read returns (and clears) every expiration; a second would only
+    // cost a syscall to learn EAGAIN.
+    uint64_t expirations;
+    [[maybe_unused]] auto n = read(timer_fd_, &expirations, sizeof expirations);
+  }
   // Only timers due at entry run in this pass, so a callback that re-arms for
   // "now" cannot starve the I/O watchers.
   std::vector<std::pair<Timer, Callback>> due;
@@ -158,7 +166,7 @@ void EventLoop::RunDueTimers() {
     if (lag_observer_) lag_observer_(SteadyNow() - timer.deadline);
     callback();
   }
-  ArmTimerFd();
+  if (use_timerfd_) ArmTimerFd();
 }
 
 void EventLoop::OnSignal(int signo, Callback callback) {
@@ -199,17 +207,50 @@ void EventLoop::Run() {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   while (running_) {
-    int timeout = posted_.empty() ? -1 : 0;
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout);
+    int n;
+    if (use_timerfd_) {
+      n = epoll_wait(epoll_fd_, events, kMaxEvents, posted_.empty() ? -1 : 0);
+    } else {
+      // The next timer is epoll_pwait2's timeout (nanoseconds), so a timer
+      // costs no syscall of its own: at 20,000 arrivals/s the timerfd's
+      // settime + read were 2 of the 5 syscalls per request, and settime
+      // alone 23 % of the daemon's CPU on a paravirtualised VM (perf).
+      timespec wait{};
+      timespec* timeout = &wait;
+      const MonoTime deadline = NextDeadline();
+      if (!posted_.empty()) {
+        // Zero: posted work runs after this poll.
+      } else if (deadline == MonoTime::max()) {
+        timeout = nullptr;
+      } else {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            deadline - SteadyNow())
+                            .count();
+        if (ns > 0) {
+          wait.tv_sec = ns / 1'000'000'000;
+          wait.tv_nsec = ns % 1'000'000'000;
+        }
+      }
+      n = epoll_pwait2(epoll_fd_, events, kMaxEvents, timeout, nullptr);
+      if (n < 0 && errno == ENOSYS) {
+        // Linux before 5.11: timers through the timerfd instead.
+        use_timerfd_ = true;
+        ArmTimerFd();
+        continue;
+      }
+    }
     MonoTime woke = SteadyNow();
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
     }
+    // Due timers first: an arrival's send should not wait behind a batch of
+    // responses (its lag is measured either way).
+    if (!use_timerfd_ && NextDeadline() <= woke) RunDueTimers(woke);
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
       if (tag == kTimerTag) {
-        RunDueTimers();
+        RunDueTimers(SteadyNow());
       } else if (tag == kSignalTag) {
         DrainSignals();
       } else if (tag == kWakeTag) {

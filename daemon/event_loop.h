@@ -1,5 +1,6 @@
 // EventLoop: the one loop that owns all of the daemon's I/O: epoll for file
-// descriptors, one timerfd for every timer, and a signalfd for signals (in the
+// descriptors, its timeout for every timer (a timerfd on kernels before 5.11),
+// and a signalfd for signals (in the
 // style of redis ae.c and curl's ephiperfifo).
 //
 // Owned by App; every method must be called on the thread that calls Run(),
@@ -29,9 +30,15 @@ class EventLoop {
   using TimerId = uint64_t;
   using LagObserver = std::function<void(Duration late)>;
 
+  // How timers wake the loop. kEpollTimeout: the earliest deadline is
+  // epoll_pwait2's timeout, no syscall per timer; it falls back to kTimerFd
+  // by itself on kernels before 5.11. kTimerFd: one timerfd re-armed for the
+  // earliest deadline (tests use it to cover that path).
+  enum class TimerSource { kEpollTimeout, kTimerFd };
+
   // Throws std::system_error if the kernel refuses epoll/timerfd/eventfd: that
   // is a start-up failure, reported by main, not a runtime path.
-  EventLoop();
+  explicit EventLoop(TimerSource timers = TimerSource::kEpollTimeout);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -83,11 +90,18 @@ class EventLoop {
   };
 
   void ArmTimerFd();
-  void RunDueTimers();
+  // The earliest live timer's deadline (cancelled ones are dropped on the
+  // way), or MonoTime::max().
+  MonoTime NextDeadline();
+  // Runs the timers due at `now`, not those a callback adds for now.
+  void RunDueTimers(MonoTime now);
   void DrainSignals();
   void DrainPosted();
 
   int epoll_fd_ = -1;
+  // Timers are epoll_pwait2's timeout; the timerfd only on kernels without
+  // it (before 5.11), found out at the first wait.
+  bool use_timerfd_ = false;
   int timer_fd_ = -1;
   int signal_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: Stop() and Post() wake epoll_wait

@@ -29,7 +29,8 @@ std::optional<double> TakeNumber(std::string_view& text) {
 std::optional<Duration> ParseDuration(std::string_view text,
                                       std::string* error) {
   static constexpr const char* kForms =
-      "use a number with a unit: ms, s, m, h or d (e.g. \"250ms\", \"10s\", "
+      "use a number with a unit: us, ms, s, m, h or d (e.g. \"250ms\", "
+      "\"10s\", "
       "\"1h30m\")";
   if (text.empty()) {
     *error = fmt::format("empty duration; {}", kForms);
@@ -50,7 +51,9 @@ std::optional<Duration> ParseDuration(std::string_view text,
     std::string_view unit = rest.substr(0, unit_len);
     rest.remove_prefix(unit_len);
     double scale;
-    if (unit == "ms") {
+    if (unit == "us") {
+      scale = 1e-6;
+    } else if (unit == "ms") {
       scale = 1e-3;
     } else if (unit == "s") {
       scale = 1;

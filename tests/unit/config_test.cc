@@ -242,6 +242,29 @@ TEST(Config, TheShutdownGraceIsConfigurableAndBounded) {
       "t.toml:7:18: daemon.shutdown_grace: 1h is out of range [0ms, 10m]");
 }
 
+TEST(Config, TheTimerSlackDefaultsToHalfAMillisecondAndIsBounded) {
+  const std::string base =
+      "[target]\ntoken = \"t\"\n[scenarios.a]\ntype = "
+      "\"event_ingestion\"\nrate = \"1/s\"\n";
+  ConfigResult defaults = ParseConfig(base, "t.toml", Env());
+  ASSERT_TRUE(defaults.config);
+  EXPECT_EQ(defaults.config->daemon.timer_slack,
+            std::chrono::microseconds(500));
+
+  ConfigResult off =
+      ParseConfig(base + "[daemon]\ntimer_slack = \"0s\"\n", "t.toml", Env());
+  ASSERT_TRUE(off.config);
+  EXPECT_EQ(off.config->daemon.timer_slack, Duration::zero());
+
+  ConfigResult bad =
+      ParseConfig(base + "[daemon]\ntimer_slack = \"50ms\"\n", "t.toml", Env());
+  EXPECT_FALSE(bad.config);
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_EQ(
+      bad.errors[0].ToString(),
+      "t.toml:7:15: daemon.timer_slack: 50ms is out of range [0ms, 10ms]");
+}
+
 TEST(Config, SecretsAreHandedBackEvenWhenTheFileIsInvalid) {
   // The caller registers them with the log redactor before printing errors.
   ConfigResult r = ParseConfig(

@@ -13,8 +13,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(EventLoop, TimersFireInDeadlineOrderNotInsertionOrder) {
-  EventLoop loop;
+// Every behaviour holds with both timer sources: epoll_pwait2's timeout (the
+// default) and the timerfd kept for kernels before 5.11.
+class EventLoopTimers
+    : public ::testing::TestWithParam<EventLoop::TimerSource> {};
+
+TEST_P(EventLoopTimers, TimersFireInDeadlineOrderNotInsertionOrder) {
+  EventLoop loop(GetParam());
   std::vector<int> order;
   auto now = std::chrono::steady_clock::now();
   loop.AddTimer(now + 30ms, [&] { order.push_back(3); });
@@ -25,8 +30,8 @@ TEST(EventLoop, TimersFireInDeadlineOrderNotInsertionOrder) {
   EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
 }
 
-TEST(EventLoop, ACancelledTimerNeverRuns) {
-  EventLoop loop;
+TEST_P(EventLoopTimers, ACancelledTimerNeverRuns) {
+  EventLoop loop(GetParam());
   bool ran = false;
   auto id = loop.AddTimerAfter(5ms, [&] { ran = true; });
   loop.Cancel(id);
@@ -35,8 +40,8 @@ TEST(EventLoop, ACancelledTimerNeverRuns) {
   EXPECT_FALSE(ran);
 }
 
-TEST(EventLoop, TimerLagIsReportedToTheObserver) {
-  EventLoop loop;
+TEST_P(EventLoopTimers, TimerLagIsReportedToTheObserver) {
+  EventLoop loop(GetParam());
   std::vector<Duration> lags;
   loop.SetLagObserver([&](Duration d) { lags.push_back(d); });
   // The first timer blocks the loop for 30 ms, so the second (due 1 ms later)
@@ -49,8 +54,8 @@ TEST(EventLoop, TimerLagIsReportedToTheObserver) {
   EXPECT_GE(lags[1], 25ms);
 }
 
-TEST(EventLoop, WatchedDescriptorsDeliverReadiness) {
-  EventLoop loop;
+TEST_P(EventLoopTimers, WatchedDescriptorsDeliverReadiness) {
+  EventLoop loop(GetParam());
   int fd = eventfd(0, EFD_NONBLOCK);
   uint64_t seen = 0;
   loop.Watch(fd, EPOLLIN, [&](uint32_t) {
@@ -65,8 +70,8 @@ TEST(EventLoop, WatchedDescriptorsDeliverReadiness) {
   close(fd);
 }
 
-TEST(EventLoop, SignalsArriveAsCallbacksOnTheLoop) {
-  EventLoop loop;
+TEST_P(EventLoopTimers, SignalsArriveAsCallbacksOnTheLoop) {
+  EventLoop loop(GetParam());
   bool got = false;
   loop.OnSignal(SIGUSR1, [&] {
     got = true;
@@ -79,8 +84,8 @@ TEST(EventLoop, SignalsArriveAsCallbacksOnTheLoop) {
   EXPECT_TRUE(got);
 }
 
-TEST(EventLoop, PostedWorkRunsAfterTheCurrentCallback) {
-  EventLoop loop;
+TEST_P(EventLoopTimers, PostedWorkRunsAfterTheCurrentCallback) {
+  EventLoop loop(GetParam());
   std::vector<int> order;
   loop.AddTimerAfter(1ms, [&] {
     loop.Post([&] {
@@ -92,6 +97,15 @@ TEST(EventLoop, PostedWorkRunsAfterTheCurrentCallback) {
   loop.Run();
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Sources, EventLoopTimers,
+    ::testing::Values(EventLoop::TimerSource::kEpollTimeout,
+                      EventLoop::TimerSource::kTimerFd),
+    [](const auto& info) {
+      return info.param == EventLoop::TimerSource::kTimerFd ? "TimerFd"
+                                                            : "EpollTimeout";
+    });
 
 }  // namespace
 }  // namespace polar

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace polar {
@@ -58,6 +59,7 @@ class FakeScenario final : public Scenario {
   void Start(const Arrival& arrival) override {
     ++in_flight_;
     starts.push_back(arrival.intended);
+    started_at.push_back(std::chrono::steady_clock::now());
     Request r;
     r.intended = arrival.intended;
     transport_.Send(std::move(r), [this](Response&& response) {
@@ -66,7 +68,8 @@ class FakeScenario final : public Scenario {
     });
   }
   std::size_t in_flight() const override { return in_flight_; }
-  std::vector<MonoTime> starts;
+  std::vector<MonoTime> starts;      // intended
+  std::vector<MonoTime> started_at;  // when Start() ran
   std::vector<long> statuses;
 
  private:
@@ -268,6 +271,66 @@ class StreamCapture final : public Transport {
   StreamHandlers handlers;
   StreamId cancelled = kNoStream;
 };
+
+// The end of `t`'s slack window: the next multiple of `slack` on the
+// monotonic clock (as ScenarioRunner computes it).
+MonoTime WindowEnd(MonoTime t, Duration slack) {
+  const auto ns = t.time_since_epoch().count();
+  return MonoTime(
+      Duration((ns + slack.count() - 1) / slack.count() * slack.count()));
+}
+
+TEST(ScenarioRunner, ArrivalsCloserThanTheTimerSlackStartTogetherAtItsEnd) {
+  Rig rig;
+  RunnerLimits limits;
+  limits.timer_slack = 2ms;
+  // 5,000/s: ten arrivals per 2 ms window.
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(5000), limits);
+  runner.Start(rig.clock.Now());
+  rig.RunFor(200ms);
+  runner.Stop();
+  const auto& intended = rig.scenario.starts;
+  const auto& started = rig.scenario.started_at;
+  ASSERT_GT(intended.size(), 500u);
+  std::size_t wakeups = 1;
+  std::vector<Duration> late;
+  for (std::size_t i = 0; i < intended.size(); ++i) {
+    ASSERT_GE(started[i], intended[i]) << "arrival " << i << " started early";
+    late.push_back(started[i] - intended[i]);
+    if (i == 0) continue;
+    // Each keeps its own intended time, 200 us apart: the wait is lag.
+    EXPECT_EQ(intended[i] - intended[i - 1], 200us);
+    // Starts in one wake-up are microseconds apart.
+    if (started[i] - started[i - 1] > 100us) ++wakeups;
+  }
+  // 100 windows in 200 ms (a few more when a wake-up runs late); sent one by
+  // one it would be about 1,000.
+  EXPECT_LE(wakeups, 130u);
+  // Waiting for the window's end: 1 ms late on average, from 0 to 2 ms.
+  std::sort(late.begin(), late.end());
+  EXPECT_GE(late[late.size() / 2], 500us);
+}
+
+TEST(ScenarioRunner, AScheduleSlowerThanOnePerSlackIsSentOnTime) {
+  Rig rig;
+  RunnerLimits limits;
+  limits.timer_slack = 10ms;
+  // 50/s is one arrival per 20 ms, more than the slack apart. The first is
+  // due 1 ms into a window, so waiting for the window's end would make every
+  // arrival 9 ms late.
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(50), limits);
+  runner.Start(WindowEnd(rig.clock.Now() + 10ms, 10ms) + 1ms);
+  rig.RunFor(400ms);
+  runner.Stop();
+  std::vector<Duration> late;
+  for (std::size_t i = 0; i < rig.scenario.starts.size(); ++i)
+    late.push_back(rig.scenario.started_at[i] - rig.scenario.starts[i]);
+  ASSERT_GE(late.size(), 15u);
+  std::sort(late.begin(), late.end());
+  EXPECT_LT(late[late.size() / 2], 4ms);
+}
 
 TEST(RetryAfterGate, A429OnAStreamPausesTheRunnerLikeOneOnARequest) {
   for (bool via_head : {true, false}) {

@@ -12,12 +12,14 @@ TEST(ParseDuration, AcceptsUnitsAndCompoundForms) {
   EXPECT_EQ(ParseDuration("5m", &why), std::chrono::minutes(5));
   EXPECT_EQ(ParseDuration("1h30m", &why), std::chrono::minutes(90));
   EXPECT_EQ(ParseDuration("1.5s", &why), std::chrono::milliseconds(1500));
+  EXPECT_EQ(ParseDuration("500us", &why), std::chrono::microseconds(500));
+  EXPECT_EQ(ParseDuration("0.5ms", &why), std::chrono::microseconds(500));
 }
 
 TEST(ParseDuration, RejectsMissingOrUnknownUnitsWithAHint) {
   std::string why;
   EXPECT_FALSE(ParseDuration("10", &why));
-  EXPECT_NE(why.find("ms, s, m, h or d"), std::string::npos);
+  EXPECT_NE(why.find("us, ms, s, m, h or d"), std::string::npos);
   EXPECT_FALSE(ParseDuration("10 parsecs", &why));
   EXPECT_FALSE(ParseDuration("", &why));
   EXPECT_FALSE(ParseDuration("-1s", &why));
