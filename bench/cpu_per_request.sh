@@ -6,10 +6,11 @@
 #   Locust FastHttpUser, headless, CONNECTIONS users without wait time (its maximum)
 #   polar-loadd, open loop at RATE/s (default 20,000/s), with its built-in HTTP/1.1 client
 #   polar-loadd-curl, the same with target.http_client = "curl" (libcurl for every request)
+#   polar-loadd-slack0, the built-in client with daemon.timer_slack = "0s" (one wake-up per arrival)
 # Each tool runs SECONDS seconds alone; its CPU (user + system, whole process tree) comes from
 # /usr/bin/time and its request count from nginx's access log, so every tool is judged by what
 # the target actually received. Goal: polar-loadd <= 2x wrk, and below hey and Locust.
-#   bench/cpu_per_request.sh                 # full run (~2 min)
+#   bench/cpu_per_request.sh                 # full run (~2.5 min)
 #   SECONDS_PER_TOOL=5 bench/cpu_per_request.sh   # smoke run
 source "$(dirname "$0")/lib.sh"
 
@@ -42,6 +43,7 @@ class Ingest(FastHttpUser):
 EOT
 loadd_config "$NGINX_URL" "$RATE" "$WORK/loadd.toml"
 LOADD_HTTP_CLIENT=curl loadd_config "$NGINX_URL" "$RATE" "$WORK/loadd-curl.toml"
+LOADD_TIMER_SLACK=0s loadd_config "$NGINX_URL" "$RATE" "$WORK/loadd-slack0.toml"
 
 declare -A cpu reqs
 run() {
@@ -61,11 +63,12 @@ run locust /usr/bin/python3 -m locust -f "$WORK/locustfile.py" --headless -u "$C
   -r "$CONNECTIONS" -t "${SECONDS_PER_TOOL}s" -H "$NGINX_URL" --only-summary
 run polar-loadd "$BIN/polar-loadd" --config "$WORK/loadd.toml" --once --duration "${SECONDS_PER_TOOL}s"
 run polar-loadd-curl "$BIN/polar-loadd" --config "$WORK/loadd-curl.toml" --once --duration "${SECONDS_PER_TOOL}s"
+run polar-loadd-slack0 "$BIN/polar-loadd" --config "$WORK/loadd-slack0.toml" --once --duration "${SECONDS_PER_TOOL}s"
 
 wrk_us=$(awk -v c="${cpu[wrk]}" -v n="${reqs[wrk]}" 'BEGIN { printf "%.3f", c / n * 1e6 }')
-printf '%-16s %10s %10s %12s %14s %10s\n' tool requests "req/s" "cpu s" "cpu us/req" "vs wrk"
-for name in wrk hey locust polar-loadd polar-loadd-curl; do
+printf '%-18s %10s %10s %12s %14s %10s\n' tool requests "req/s" "cpu s" "cpu us/req" "vs wrk"
+for name in wrk hey locust polar-loadd polar-loadd-curl polar-loadd-slack0; do
   awk -v name="$name" -v c="${cpu[$name]}" -v n="${reqs[$name]}" -v s="$SECONDS_PER_TOOL" -v w="$wrk_us" '
-    BEGIN { us = n ? c / n * 1e6 : 0; printf "%-16s %10d %10.0f %12.2f %14.2f %9.2fx\n", name, n, n / s, c, us, us / w }'
+    BEGIN { us = n ? c / n * 1e6 : 0; printf "%-18s %10d %10.0f %12.2f %14.2f %9.2fx\n", name, n, n / s, c, us, us / w }'
 done
 echo "(polar-loadd at ${RATE}/s open loop; the others at their maximum with $CONNECTIONS connections)"

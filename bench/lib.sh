@@ -94,6 +94,9 @@ http_client = "${LOADD_HTTP_CLIENT:-auto}"
 [metrics]
 listen = "127.0.0.1:0"
 
+[daemon]
+timer_slack = "${LOADD_TIMER_SLACK:-500us}"
+
 [scenarios.bench]
 type = "event_ingestion"
 rate = "$rate/s"
