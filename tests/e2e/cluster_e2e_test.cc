@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "tests/support/process.h"
+#include "tests/support/prometheus.h"
 
 namespace polar {
 namespace {
@@ -42,83 +43,18 @@ constexpr int kShards = 3;
 constexpr double kRate = 90;  // batches/s for the whole cluster
 constexpr int kSeconds = 12;  // each instance's --once --duration
 
-std::string UrlEncode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class Prometheus {
+// Prometheus started before the load boxes exist (it takes seconds to get
+// ready); SetTargets() hands it their addresses through file_sd, which it
+// watches, so no scrape time is lost.
+class Prometheus : public testing::TestPrometheus {
  public:
-  // Starts Prometheus before the load boxes exist (it takes seconds to get
-  // ready); SetTargets() hands it their addresses through file_sd, which it
-  // watches, so no scrape time is lost.
-  Prometheus() {
-    dir_ = testing::TempDir();
-    testing::WriteFile(dir_ + "/targets.json", "[]");
-    testing::WriteFile(dir_ + "/prometheus.yml", fmt::format(R"(
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: polar-loadd
-    file_sd_configs:
-      - files: ["{}/targets.json"]
-        refresh_interval: 1s
-)",
-                                                             dir_));
-    process_ = std::make_unique<Process>(
-        PROMETHEUS_BIN,
-        std::vector<std::string>{"--config.file=" + dir_ + "/prometheus.yml",
-                                 "--storage.tsdb.path=" + dir_ + "/data",
-                                 "--web.listen-address=127.0.0.1:0"});
-    auto err = process_->WaitForStderr("msg=\"Listening on\"", 20s);
-    if (!err)
-      throw std::runtime_error("prometheus did not start: " +
-                               process_->Stderr());
-    std::smatch m;
-    std::regex re("msg=\"Listening on\" address=(127\\.0\\.0\\.1:[0-9]+)");
-    if (!std::regex_search(*err, m, re))
-      throw std::runtime_error("no listen address in: " + *err);
-    base_ = "http://" + m[1].str();
-    if (!process_->WaitForStderr("Server is ready to receive web requests",
-                                 20s))
-      throw std::runtime_error("prometheus did not become ready: " +
-                               process_->Stderr());
-  }
+  Prometheus() : Prometheus(testing::TempDir()) {}
   void SetTargets(const std::vector<std::string>& targets) {
     json list = json::array({{{"targets", targets}}});
     // Written aside and renamed: Prometheus never reads half a file.
-    testing::WriteFile(dir_ + "/targets.json.new", list.dump());
-    std::filesystem::rename(dir_ + "/targets.json.new", dir_ + "/targets.json");
-  }
-  ~Prometheus() {
-    process_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  // An instant query evaluated at `time` (Unix seconds; 0: now).
-  json Query(const std::string& expr, double time = 0) const {
-    std::string path = "query?query=" + UrlEncode(expr);
-    if (time > 0) path += fmt::format("&time={:.3f}", time);
-    auto r = testing::HttpGet(base_ + "/api/v1/" + path, 10s);
-    auto body = json::parse(r.body, nullptr, false);
-    if (r.status != 200 || body.is_discarded() || body["status"] != "success")
-      throw std::runtime_error(expr + ": HTTP " + std::to_string(r.status) +
-                               " " + r.error + " " + r.body);
-    return body["data"]["result"];
+    testing::WriteFile(dir() + "/targets.json.new", list.dump());
+    std::filesystem::rename(dir() + "/targets.json.new",
+                            dir() + "/targets.json");
   }
   // The single value of a query that returns one series.
   double Scalar(const std::string& expr, double time) const {
@@ -128,12 +64,24 @@ scrape_configs:
                                " series, expected 1: " + result.dump());
     return std::stod(result[0]["value"][1].get<std::string>());
   }
-  std::string Stderr() const { return process_->Stderr(); }
 
  private:
-  std::string dir_;
-  std::string base_;
-  std::unique_ptr<Process> process_;
+  explicit Prometheus(const std::string& dir)
+      : TestPrometheus(PROMETHEUS_BIN, dir, Config(dir)) {}
+  // No targets yet: SetTargets() adds them.
+  static std::string Config(const std::string& dir) {
+    testing::WriteFile(dir + "/targets.json", "[]");
+    return fmt::format(R"(
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: polar-loadd
+    file_sd_configs:
+      - files: ["{}/targets.json"]
+        refresh_interval: 1s
+)",
+                       dir);
+  }
 };
 
 struct Sim {
@@ -335,7 +283,7 @@ TEST(
     auto code = s.process->Wait(30s);
     ASSERT_TRUE(code) << "still running: " << s.process->Stderr();
     EXPECT_EQ(*code, 0) << s.process->Stderr();
-    json summary = json::parse(ReadFile(s.summary), nullptr, false);
+    json summary = json::parse(testing::ReadFile(s.summary), nullptr, false);
     ASSERT_FALSE(summary.is_discarded()) << s.summary;
     ASSERT_EQ(summary["scenarios"].size(), 1u) << summary.dump();
     const json& sc = summary["scenarios"][0];

@@ -32,13 +32,6 @@ double RateScale() {
   return s ? std::atof(s) : 1.0;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 std::unique_ptr<Process> StartLoadd(const std::string& config,
                                     const std::vector<std::string>& extra,
                                     std::map<std::string, std::string> env,
@@ -108,7 +101,7 @@ error_ratio = 0.0
   EXPECT_NE(out.find("result: PASS (2 of 2 thresholds held)"),
             std::string::npos)
       << out;
-  auto j = nlohmann::json::parse(ReadFile(dir + "/summary.json"));
+  auto j = nlohmann::json::parse(testing::ReadFile(dir + "/summary.json"));
   EXPECT_EQ(j["passed"], true);
   ASSERT_EQ(j["steps"].size(), 1u);
   const double count = j["steps"][0]["count"];
@@ -117,7 +110,7 @@ error_ratio = 0.0
   EXPECT_GT(j["steps"][0]["latency_seconds"]["p50"].get<double>(), 0);
   EXPECT_GE(j["steps"][0]["latency_seconds"]["p99"].get<double>(),
             j["steps"][0]["latency_seconds"]["p50"].get<double>());
-  const std::string junit = ReadFile(dir + "/junit.xml");
+  const std::string junit = testing::ReadFile(dir + "/junit.xml");
   EXPECT_NE(junit.find("tests=\"2\" failures=\"0\""), std::string::npos)
       << junit;
 }
@@ -144,7 +137,7 @@ error_ratio = 0.01
   EXPECT_NE(out.find("PASS ingest/ingest p99 latency"), std::string::npos);
   EXPECT_NE(out.find("(from LOAD_TEST_EVENT_INGEST_THRESHOLD)"),
             std::string::npos);
-  EXPECT_NE(ReadFile(dir + "/junit.xml").find("failures=\"1\""),
+  EXPECT_NE(testing::ReadFile(dir + "/junit.xml").find("failures=\"1\""),
             std::string::npos);
 }
 

@@ -29,6 +29,7 @@
 
 #include "tests/support/daemons.h"
 #include "tests/support/process.h"
+#include "tests/support/prometheus.h"
 
 namespace polar {
 namespace {
@@ -55,25 +56,6 @@ constexpr const char* kSlowIngestFault = R"({"latency":"1500ms"})";
 
 std::string SourceDir() { return POLAR_SOURCE_DIR; }
 
-std::string UrlEncode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Grafana's variables as the "All" choice and a short range: the data is
 // seconds old.
 std::string SubstituteGrafanaVariables(std::string expr) {
@@ -97,17 +79,19 @@ std::vector<std::string> NotYetProducedIn(const std::string& expr) {
   return names;
 }
 
-class Prometheus {
+// Prometheus scraping `targets` as job "polar-loadd" with the shipped rule
+// files.
+class Prometheus : public testing::TestPrometheus {
  public:
-  // Starts Prometheus scraping `targets` as job "polar-loadd" with the shipped
-  // rule files.
-  explicit Prometheus(const std::vector<std::string>& targets) {
-    dir_ = testing::TempDir();
+  explicit Prometheus(const std::vector<std::string>& targets)
+      : TestPrometheus(PROMETHEUS_BIN, testing::TempDir(), Config(targets)) {}
+
+ private:
+  static std::string Config(const std::vector<std::string>& targets) {
     std::string list;
     for (const auto& t : targets)
       list += (list.empty() ? "" : ", ") + ("\"" + t + "\"");
-    testing::WriteFile(dir_ + "/prometheus.yml",
-                       fmt::format(R"(
+    return fmt::format(R"(
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -118,50 +102,8 @@ scrape_configs:
     static_configs:
       - targets: [{1}]
 )",
-                                   SourceDir(), list));
-    process_ = std::make_unique<Process>(
-        PROMETHEUS_BIN,
-        std::vector<std::string>{"--config.file=" + dir_ + "/prometheus.yml",
-                                 "--storage.tsdb.path=" + dir_ + "/data",
-                                 "--web.listen-address=127.0.0.1:0"});
-    auto err = process_->WaitForStderr("msg=\"Listening on\"", 20s);
-    if (!err)
-      throw std::runtime_error("prometheus did not start: " +
-                               process_->Stderr());
-    std::smatch m;
-    std::regex re("msg=\"Listening on\" address=(127\\.0\\.0\\.1:[0-9]+)");
-    if (!std::regex_search(*err, m, re))
-      throw std::runtime_error("no listen address in: " + *err);
-    base_ = "http://" + m[1].str();
-    // The API answers 503 until the TSDB is open and the rules are loaded.
-    if (!process_->WaitForStderr("Server is ready to receive web requests",
-                                 20s))
-      throw std::runtime_error("prometheus did not become ready: " +
-                               process_->Stderr());
+                       SourceDir(), list);
   }
-  ~Prometheus() {
-    process_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  // GET /api/v1/<path>; the parsed `data`, or throws with Prometheus's error.
-  json Api(const std::string& path) const {
-    auto r = testing::HttpGet(base_ + "/api/v1/" + path, 10s);
-    auto body = json::parse(r.body, nullptr, false);
-    if (r.status != 200 || body.is_discarded() || body["status"] != "success")
-      throw std::runtime_error(path + ": HTTP " + std::to_string(r.status) +
-                               " " + r.error + " " + r.body);
-    return body["data"];
-  }
-  json Query(const std::string& expr) const {
-    return Api("query?query=" + UrlEncode(expr))["result"];
-  }
-  std::string Stderr() const { return process_->Stderr(); }
-
- private:
-  std::string dir_;
-  std::string base_;
-  std::unique_ptr<Process> process_;
 };
 
 // polar-loadd on `config`, listening.
@@ -205,7 +147,7 @@ std::vector<std::pair<std::string, std::string>> DashboardQueries() {
   for (const auto& entry : std::filesystem::directory_iterator(
            SourceDir() + "/grafana/dashboards")) {
     if (entry.path().extension() != ".json") continue;
-    json d = json::parse(ReadFile(entry.path()));
+    json d = json::parse(testing::ReadFile(entry.path()));
     for (const auto& panel : d["panels"]) {
       if (panel["type"] == "row") continue;
       for (const auto& t : panel["targets"]) {
@@ -230,7 +172,7 @@ std::vector<VariableQuery> DashboardVariables() {
   for (const auto& entry : std::filesystem::directory_iterator(
            SourceDir() + "/grafana/dashboards")) {
     if (entry.path().extension() != ".json") continue;
-    json d = json::parse(ReadFile(entry.path()));
+    json d = json::parse(testing::ReadFile(entry.path()));
     for (const auto& v : d["templating"]["list"]) {
       if (v["type"] != "query") continue;
       std::string q = v["query"]["query"];
@@ -441,7 +383,8 @@ TEST(
   // series API).
   for (const auto& v : DashboardVariables()) {
     std::string selector = SubstituteGrafanaVariables(v.selector);
-    json series = prom.Api("series?match%5B%5D=" + UrlEncode(selector));
+    json series =
+        prom.Api("series?match%5B%5D=" + testing::UrlEncode(selector));
     bool has_label = false;
     for (const auto& s : series) has_label = has_label || s.contains(v.label);
     auto pending = NotYetProducedIn(selector);

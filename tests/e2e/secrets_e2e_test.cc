@@ -28,13 +28,6 @@ using testing::NotifySocket;
 using testing::Process;
 using testing::TestHttpServer;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Tokens shaped like Polar's (polar_oat_ + 43 characters); each test uses its
 // own so a leak is attributable.
 const std::string kToken = "polar_oat_SecretFromTokenFile0123456789abcdefghijk";
@@ -214,8 +207,8 @@ error_ratio = 0.01
       {{"LOAD_TEST_API_TOKEN", kEnvToken}});
   ASSERT_EQ(loadd.Wait(30s), 1) << loadd.Stderr();  // the 401s fail it
   const std::string out = loadd.Stdout();
-  const std::string json = ReadFile(dir + "/summary.json");
-  const std::string junit = ReadFile(dir + "/junit.xml");
+  const std::string json = testing::ReadFile(dir + "/summary.json");
+  const std::string junit = testing::ReadFile(dir + "/junit.xml");
   EXPECT_NE(out.find("FAIL ingest/ingest error ratio"), std::string::npos)
       << out;
   EXPECT_NE(json.find("http_4xx"), std::string::npos) << json;

@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "tests/support/loopback.h"
+
 namespace polar::testing {
 namespace {
 
@@ -74,19 +76,9 @@ void Reset(int fd) {
 
 FaultServer::FaultServer(FaultMode mode, FaultServerOptions options)
     : options_(std::move(options)), mode_(static_cast<int>(mode)) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
-      listen(listen_fd_, 512) < 0) {
-    throw std::runtime_error("FaultServer: bind/listen failed");
-  }
-  socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
+  const LoopbackListener listener = ListenOnLoopback("FaultServer", 512, true);
+  listen_fd_ = listener.fd;
+  port_ = listener.port;
   thread_ = std::thread([this] { Run(); });
 }
 

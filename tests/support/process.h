@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace polar::testing {
@@ -68,5 +69,10 @@ double SumSeries(const std::map<std::string, double>& metrics,
 
 std::string TempDir();
 void WriteFile(const std::string& path, const std::string& content);
+// The whole file, or "" if it cannot be read.
+std::string ReadFile(const std::string& path);
+// Percent-encodes everything but RFC 3986's unreserved characters (for query
+// strings such as Prometheus's `query=`).
+std::string UrlEncode(std::string_view s);
 
 }  // namespace polar::testing

@@ -9,23 +9,16 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "tests/support/loopback.h"
+
 namespace polar::testing {
 
 ScriptedHttpServer::ScriptedHttpServer(Script script)
     : script_(std::move(script)) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
-      listen(listen_fd_, 128) < 0) {
-    throw std::runtime_error("ScriptedHttpServer: bind/listen failed");
-  }
-  socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
+  const LoopbackListener listener =
+      ListenOnLoopback("ScriptedHttpServer", 128, false);
+  listen_fd_ = listener.fd;
+  port_ = listener.port;
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 
