@@ -575,8 +575,42 @@ bool SplitUrl(std::string_view url, std::string* scheme, std::string* host) {
   return !host->empty();
 }
 
-void ParseWebhooks(Checker& c, const toml::table& root, WebhooksConfig& w,
-                   std::vector<std::string>& secrets) {
+// register_url's checks, for the file's key (`node` set) or the environment
+// variable that overrides it (`key` "env POLAR_LOADD_WEBHOOKS_REGISTER_URL").
+void CheckRegisterUrl(Checker& c, const toml::node* node,
+                      const std::string& key, const std::string& url,
+                      bool allow_loopback) {
+  std::string scheme, host;
+  if (!SplitUrl(url, &scheme, &host) ||
+      (scheme != "https" && scheme != "http")) {
+    c.Error(node, key, fmt::format("\"{}\" is not an https:// URL", url));
+    return;
+  }
+  HostKind kind = ClassifyHost(host);
+  bool loopback_ok = kind == HostKind::kLoopback && allow_loopback;
+  if (scheme == "http" && !loopback_ok) {
+    c.Error(node, key,
+            "Polar delivers only to https:// URLs; put TLS termination "
+            "(nginx, caddy) in front of webhooks.listen and register its "
+            "public https URL (http:// is allowed only for a loopback "
+            "polar-sim, with register_allow_loopback = true)");
+  } else if (kind == HostKind::kPrivate ||
+             (kind == HostKind::kLoopback && !loopback_ok)) {
+    c.Error(node, key,
+            fmt::format("Polar refuses endpoints on {} hosts; register "
+                        "the public URL it can reach{}",
+                        kind == HostKind::kLoopback ? "loopback" : "non-global",
+                        kind == HostKind::kLoopback
+                            ? " (for polar-sim started with "
+                              "--allow-loopback-webhooks, set "
+                              "register_allow_loopback = true)"
+                            : ""));
+  }
+}
+
+void ParseWebhooks(Checker& c, const toml::table& root, const EnvLookup& env,
+                   WebhooksConfig& w, std::vector<std::string>& secrets,
+                   std::vector<std::string>& notes) {
   const toml::table* t = SubTable(c, root, "webhooks");
   if (!t) return;
   const std::string p = "webhooks";
@@ -665,35 +699,8 @@ void ParseWebhooks(Checker& c, const toml::table& root, WebhooksConfig& w,
   const toml::node* url_node = t->get("register_url");
   if (auto v = c.String(*t, p, "register_url")) {
     w.register_url = *v;
-    std::string scheme, host;
-    if (!SplitUrl(*v, &scheme, &host) ||
-        (scheme != "https" && scheme != "http")) {
-      c.Error(url_node, "webhooks.register_url",
-              fmt::format("\"{}\" is not an https:// URL", *v));
-    } else {
-      HostKind kind = ClassifyHost(host);
-      bool loopback_ok =
-          kind == HostKind::kLoopback && w.register_allow_loopback;
-      if (scheme == "http" && !loopback_ok) {
-        c.Error(url_node, "webhooks.register_url",
-                "Polar delivers only to https:// URLs; put TLS termination "
-                "(nginx, caddy) in front of webhooks.listen and register its "
-                "public https URL (http:// is allowed only for a loopback "
-                "polar-sim, with register_allow_loopback = true)");
-      } else if (kind == HostKind::kPrivate ||
-                 (kind == HostKind::kLoopback && !loopback_ok)) {
-        c.Error(
-            url_node, "webhooks.register_url",
-            fmt::format("Polar refuses endpoints on {} hosts; register "
-                        "the public URL it can reach{}",
-                        kind == HostKind::kLoopback ? "loopback" : "non-global",
-                        kind == HostKind::kLoopback
-                            ? " (for polar-sim started with "
-                              "--allow-loopback-webhooks, set "
-                              "register_allow_loopback = true)"
-                            : ""));
-      }
-    }
+    CheckRegisterUrl(c, url_node, "webhooks.register_url", *v,
+                     w.register_allow_loopback);
     if (!w.secret.empty()) {
       c.Error(url_node, "webhooks.register_url",
               "with register_url the endpoint's secret comes from Polar's "
@@ -708,6 +715,35 @@ void ParseWebhooks(Checker& c, const toml::table& root, WebhooksConfig& w,
   if (w.register_allow_loopback && w.register_url.empty()) {
     c.Error(t->get("register_allow_loopback"),
             "webhooks.register_allow_loopback", "needs register_url");
+  }
+  // Several instances on one box share the file but each needs its own
+  // receiver port and the public URL in front of it (polar-loadd@.service).
+  // They override what the file says; without a [webhooks] table they do
+  // nothing (the table is what turns the receiver on).
+  if (auto v = env("POLAR_LOADD_WEBHOOKS_LISTEN")) {
+    std::string why;
+    if (auto addr = ParseListenAddress(*v, &why)) {
+      w.listen = *addr;
+      notes.push_back(fmt::format(
+          "POLAR_LOADD_WEBHOOKS_LISTEN overrides webhooks.listen: {}", *v));
+    } else {
+      c.Error(nullptr, "env POLAR_LOADD_WEBHOOKS_LISTEN", why);
+    }
+  }
+  if (auto v = env("POLAR_LOADD_WEBHOOKS_REGISTER_URL")) {
+    if (w.register_url.empty()) {
+      c.Error(nullptr, "env POLAR_LOADD_WEBHOOKS_REGISTER_URL",
+              "the file's [webhooks] table has no register_url to override "
+              "(its endpoint was created by hand, with secret_file)");
+    } else {
+      w.register_url = *v;
+      CheckRegisterUrl(c, nullptr, "env POLAR_LOADD_WEBHOOKS_REGISTER_URL", *v,
+                       w.register_allow_loopback);
+      notes.push_back(fmt::format(
+          "POLAR_LOADD_WEBHOOKS_REGISTER_URL overrides webhooks.register_url: "
+          "{}",
+          *v));
+    }
   }
 }
 
@@ -1550,7 +1586,7 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
     result.secrets.push_back(config->control.token);
   ParseDaemon(c, root, config->daemon);
   ParseCluster(c, root, env, config->cluster, result.notes);
-  ParseWebhooks(c, root, config->webhooks, result.secrets);
+  ParseWebhooks(c, root, env, config->webhooks, result.secrets, result.notes);
   if (config->webhooks.enabled && config->webhooks.listen.port != 0 &&
       config->webhooks.listen.port == config->metrics.listen.port &&
       config->webhooks.listen.host == config->metrics.listen.host) {

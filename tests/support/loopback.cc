@@ -16,9 +16,9 @@ std::string LoopbackListener::base_url() const {
 LoopbackListener ListenOnLoopback(const char* who, int backlog,
                                   bool nonblocking) {
   LoopbackListener l;
-  l.fd = socket(AF_INET,
-                SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0),
-                0);
+  l.fd =
+      socket(AF_INET,
+             SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
   if (l.fd < 0) throw std::runtime_error(std::string(who) + ": socket failed");
   int one = 1;
   setsockopt(l.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -194,6 +194,55 @@ TEST(ClusterConfig, MetricsListenAndTokenFileCanComeFromTheEnvironment) {
       << Errors(r);
 }
 
+TEST(ClusterConfig, EachInstanceGetsItsOwnWebhookReceiverFromTheEnvironment) {
+  const std::string webhooks = R"(
+[webhooks]
+listen = "127.0.0.1:9478"
+register_url = "http://127.0.0.1:9478/webhooks/polar"
+register_allow_loopback = true
+)";
+  ConfigResult r =
+      ParseConfig(Cfg(webhooks), "c.toml",
+                  Env({{"POLAR_LOADD_WEBHOOKS_LISTEN", "127.0.0.1:9481"},
+                       {"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
+                        "http://127.0.0.1:9481/webhooks/polar"}}));
+  ASSERT_TRUE(r.config) << Errors(r);
+  EXPECT_EQ(r.config->webhooks.listen.port, 9481);
+  EXPECT_EQ(r.config->webhooks.register_url,
+            "http://127.0.0.1:9481/webhooks/polar");
+  std::string notes;
+  for (const auto& n : r.notes) notes += n + "\n";
+  EXPECT_NE(notes.find("POLAR_LOADD_WEBHOOKS_LISTEN overrides"),
+            std::string::npos)
+      << notes;
+
+  // The variable's URL gets the file key's checks, naming the variable.
+  r = ParseConfig(Cfg(webhooks), "c.toml",
+                  Env({{"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
+                        "http://10.0.0.5/webhooks/polar"}}));
+  EXPECT_NE(Errors(r).find("env POLAR_LOADD_WEBHOOKS_REGISTER_URL: Polar "
+                           "delivers only to https:// URLs"),
+            std::string::npos)
+      << Errors(r);
+  r = ParseConfig(Cfg(webhooks), "c.toml",
+                  Env({{"POLAR_LOADD_WEBHOOKS_LISTEN", "nowhere"}}));
+  EXPECT_NE(Errors(r).find("env POLAR_LOADD_WEBHOOKS_LISTEN"),
+            std::string::npos)
+      << Errors(r);
+  // Not a way to turn a receiver on: without the table they change nothing.
+  r = ParseConfig(Cfg(""), "c.toml",
+                  Env({{"POLAR_LOADD_WEBHOOKS_LISTEN", "127.0.0.1:9481"}}));
+  ASSERT_TRUE(r.config) << Errors(r);
+  EXPECT_FALSE(r.config->webhooks.enabled);
+  // An endpoint made by hand has no URL to override.
+  r = ParseConfig(Cfg("[webhooks]\nsecret = \"whsec_dGVzdA==\"\n"), "c.toml",
+                  Env({{"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
+                        "https://hooks.example.net/polar"}}));
+  EXPECT_NE(Errors(r).find("has no register_url to override"),
+            std::string::npos)
+      << Errors(r);
+}
+
 // The arrival times of `shard` over [origin, origin + span), for a process
 // started at `start` (monotonic) whose wall time is wall0 + (start - origin).
 std::vector<double> ShardArrivals(const ScheduleSpec& full, ArrivalKind kind,
