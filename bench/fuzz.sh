@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Fuzzing: runs each libFuzzer target of tests/fuzz (clang, ASan + UBSan; preset `fuzz`) for RUNS
-# executions (default one million), one target after another, starting from its checked-in
-# corpus, and prints executions, exec/s, coverage and new inputs per target. Exits 1 if a target
-# crashed, leaked, timed out or ran out of memory; the input that did it is kept under
-# build-fuzz/findings/NAME/ and printed: copy it into tests/fuzz/corpus/NAME/ and it becomes a
-# regression test (ctest label `fuzz` replays the corpus in every build).
+# Fuzzing: runs each of the six libFuzzer targets of tests/fuzz (config, units, tzif, ingest_judge,
+# sim_request, webhook; clang, ASan + UBSan; preset `fuzz`) for RUNS executions (default one
+# million), one target after another, starting from its checked-in corpus, and prints executions,
+# exec/s, coverage and new inputs per target. Exits 1 if a target crashed, leaked, timed out or
+# ran out of memory; the input that did it is kept under build-fuzz/findings/NAME/ and printed:
+# copy it into tests/fuzz/corpus/NAME/ and it becomes a regression test (ctest label `fuzz`
+# replays the corpus in every build).
 #   bench/fuzz.sh                                   # every target, 1,000,000 executions each
 #   bench/fuzz.sh config units                      # some targets
 #   RUNS=20000 bench/fuzz.sh                        # a smoke run
 #   MAX_SECONDS=300 bench/fuzz.sh                   # also stop each target after 5 minutes
+#   JOBS=1 nice -n 15 bench/fuzz.sh                 # build with one job, on a shared box
 # New interesting inputs go to build-fuzz/findings/NAME/corpus (MERGE=1 merges them into
 # tests/fuzz/corpus/NAME, minimised, for a commit). Nothing listens on the network.
 set -euo pipefail
@@ -18,7 +20,7 @@ cd "$ROOT"
 RUNS=${RUNS:-1000000}
 MAX_SECONDS=${MAX_SECONDS:-0}
 MERGE=${MERGE:-0}
-ALL=(config units tzif ingest_judge sim_request)
+ALL=(config units tzif ingest_judge sim_request webhook)  # = POLAR_FUZZ_TARGETS in tests/fuzz/CMakeLists.txt
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ALL[@]}")
 
@@ -28,7 +30,7 @@ if ! command -v clang++ >/dev/null || ! compgen -G '/usr/lib/llvm-*/lib/clang/*/
 fi
 if [ "${BUILD:-1}" = 1 ]; then  # BUILD=0: use the binaries as they are
   [ -f build-fuzz/build.ninja ] || cmake --preset fuzz >/dev/null
-  cmake --build --preset fuzz -j "$(nproc)" >/dev/null
+  cmake --build --preset fuzz -j "${JOBS:-$(nproc)}" >/dev/null
 fi
 
 # The same sanitizer settings as the asan test preset; a leak fails the run too.
