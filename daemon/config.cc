@@ -1175,7 +1175,6 @@ void ParseSchedule(Checker& c, const toml::table& t, const std::string& p,
         continue;
       }
       c.OnlyKeys(*st, ip, {"rate", "for"});
-      RateStep step;
       auto r = c.RateValue(*st, ip, "rate");
       if (!r && !st->get("rate")) c.Error(st, ip + ".rate", "missing");
       auto d = c.DurationValue(*st, ip, "for", std::chrono::seconds(1),
