@@ -395,10 +395,9 @@ SimResponse CheckoutsApi::List(const SimRequest& request) {
     hits.push_back(&k);
   }
   json items = json::array();
-  for (int64_t i = (page - 1) * limit;
-       i < static_cast<int64_t>(hits.size()) && i < page * limit; ++i)
-    items.push_back(CheckoutJson(*hits[static_cast<std::size_t>(i)], org_,
-                                 CheckoutView::kFull));
+  const PageRange range = PageOf(page, limit, hits.size());
+  for (std::size_t i = range.begin; i < range.end; ++i)
+    items.push_back(CheckoutJson(*hits[i], org_, CheckoutView::kFull));
   int64_t total = static_cast<int64_t>(hits.size());
   return Json(
       200,

@@ -313,11 +313,9 @@ std::pair<std::vector<StoredEvent>, int64_t> EventStore::List(
                                         : a->timestamp > b->timestamp;
                    });
   std::vector<StoredEvent> page;
-  int64_t offset = (q.page - 1) * q.limit;
-  for (int64_t i = offset;
-       i < static_cast<int64_t>(hits.size()) && i < offset + q.limit; ++i) {
-    page.push_back(*hits[static_cast<std::size_t>(i)]);
-  }
+  const PageRange range = PageOf(q.page, q.limit, hits.size());
+  for (std::size_t i = range.begin; i < range.end; ++i)
+    page.push_back(*hits[i]);
   return {std::move(page), static_cast<int64_t>(hits.size())};
 }
 

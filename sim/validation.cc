@@ -294,4 +294,14 @@ SimResponse JsonDecodeError(std::string_view why) {
   return e.Response();
 }
 
+PageRange PageOf(int64_t page, int64_t limit, std::size_t total) {
+  if (page < 1 || limit < 1) return {total, total};
+  const auto skipped_pages = static_cast<uint64_t>(page - 1);
+  const auto per_page = static_cast<uint64_t>(limit);
+  // Past this test skipped_pages * per_page <= total: no overflow.
+  if (skipped_pages > total / per_page) return {total, total};
+  const std::size_t begin = skipped_pages * per_page;
+  return {begin, begin + std::min<uint64_t>(per_page, total - begin)};
+}
+
 }  // namespace polar::sim

@@ -648,9 +648,9 @@ SimResponse WebhookService::ListEndpoints(const SimRequest& request) {
     if (!ep->deleted) live.push_back(ep.get());
   }
   json items = json::array();
-  for (int64_t i = (page - 1) * limit;
-       i < static_cast<int64_t>(live.size()) && i < page * limit; ++i)
-    items.push_back(EndpointJson(*live[static_cast<std::size_t>(i)]));
+  const PageRange range = PageOf(page, limit, live.size());
+  for (std::size_t i = range.begin; i < range.end; ++i)
+    items.push_back(EndpointJson(*live[i]));
   int64_t total = static_cast<int64_t>(live.size());
   SimResponse r;
   r.body =
@@ -750,9 +750,9 @@ SimResponse WebhookService::DeleteEndpoint(const std::string& id) {
 SimResponse WebhookService::ListDeliveries(const SimRequest& request) {
   int64_t page = 1, limit = 10;
   if (const std::string* v = request.Query("page"))
-    page = std::max(1LL, std::atoll(v->c_str()));
+    page = std::max(1LL, std::strtoll(v->c_str(), nullptr, 10));
   if (const std::string* v = request.Query("limit"))
-    limit = std::clamp<int64_t>(std::atoll(v->c_str()), 1, 100);
+    limit = std::clamp<int64_t>(std::strtoll(v->c_str(), nullptr, 10), 1, 100);
   const std::string* endpoint_id = request.Query("endpoint_id");
   const std::string* succeeded = request.Query("succeeded");
   std::vector<std::string> types = request.QueryAll("event_type");
@@ -767,9 +767,9 @@ SimResponse WebhookService::ListDeliveries(const SimRequest& request) {
     hits.push_back(&*it);
   }
   json items = json::array();
-  for (int64_t i = (page - 1) * limit;
-       i < static_cast<int64_t>(hits.size()) && i < page * limit; ++i) {
-    const Delivery& d = *hits[static_cast<std::size_t>(i)];
+  const PageRange range = PageOf(page, limit, hits.size());
+  for (std::size_t i = range.begin; i < range.end; ++i) {
+    const Delivery& d = *hits[i];
     items.push_back(
         {{"created_at", FormatTimestamp(d.created_at)},
          {"modified_at", nullptr},

@@ -5,9 +5,11 @@
 // faults.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "sim/validation.h"
 #include "tests/unit/sim_harness.h"
 
 namespace polar::sim {
@@ -515,6 +517,50 @@ TEST(SimValidation, AQueryValueThatIsNotUtf8IsA422NotACrash) {
   json body = SimHarness::Body(out);
   ASSERT_FALSE(body.is_discarded()) << out.body;
   EXPECT_EQ(body["detail"][0]["input"], "2020\xef\xbf\xbd\xef\xbf\xbd");
+}
+
+// Regression (found by tests/fuzz/sim_request_fuzz.cc, an UBSan signed
+// overflow): the lists computed (page - 1) * limit from the query as is, so
+// page=2^62+1&limit=4 wrapped to offset 0 and answered page 1 again (and
+// larger pages could index before the list). A page past the end is empty.
+TEST(SimValidation, APagePastTheEndIsEmptyEvenWhenPageTimesLimitOverflows) {
+  SimHarness h([](SimOptions& o) { o.webhooks.allow_loopback = true; });
+  const std::string far = "limit=4&page=4611686018427387905";  // 2^62 + 1
+  h.CreateCheckout();
+  ASSERT_EQ(h.Call("POST", "/v1/events/ingest",
+                   {{"events", {Ev("c1", "generate.text", json::object())}}})
+                .status,
+            200);
+  ASSERT_TRUE(SimHarness::Eventually([&] {
+    return SimHarness::Body(h.Call("GET", "/v1/events/"))["items"].size() == 1;
+  }));
+  ASSERT_EQ(h.Call("POST", "/v1/webhooks/endpoints",
+                   {{"url", "https://hooks.polar.sh/x"},
+                    {"format", "raw"},
+                    {"events", {"order.paid"}}})
+                .status,
+            201);
+  for (const std::string path :
+       {"/v1/checkouts/", "/v1/events/", "/v1/webhooks/endpoints"}) {
+    SimResponse first = h.Call("GET", path + "?limit=4&page=1");
+    ASSERT_EQ(first.status, 200) << path << " " << first.body;
+    ASSERT_EQ(SimHarness::Body(first)["items"].size(), 1u) << path;
+    SimResponse r = h.Call("GET", path + "?" + far);
+    ASSERT_EQ(r.status, 200) << path << " " << r.body;
+    json body = SimHarness::Body(r);
+    EXPECT_EQ(body["items"], json::array()) << path;
+    EXPECT_EQ(body["pagination"], (json{{"total_count", 1}, {"max_page", 1}}))
+        << path;
+  }
+  // The same arithmetic at the extremes.
+  EXPECT_EQ(PageOf(INT64_MAX, 100, 5).begin, 5u);
+  EXPECT_EQ(PageOf(INT64_MAX, 100, 5).end, 5u);
+  EXPECT_EQ(PageOf(1, INT64_MAX, 5).begin, 0u);
+  EXPECT_EQ(PageOf(1, INT64_MAX, 5).end, 5u);
+  EXPECT_EQ(PageOf(2, 2, 3).begin, 2u);
+  EXPECT_EQ(PageOf(2, 2, 3).end, 3u);
+  EXPECT_EQ(PageOf(3, 2, 4).begin, 4u);
+  EXPECT_EQ(PageOf(3, 2, 4).end, 4u);
 }
 
 // ---- authentication and cross-cutting ----
