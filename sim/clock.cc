@@ -5,6 +5,19 @@
 #include <cstdio>
 
 namespace polar::sim {
+namespace {
+
+// Two ASCII digits, or -1. (std::stol took "1x", " 1" and "-1", and threw on
+// "`2": found by tests/fuzz/sim_request_fuzz.cc, an uncaught exception in an
+// ingest batch that took polar-sim down.)
+int TwoDigits(std::string_view s) {
+  if (s.size() != 2 || !std::isdigit(static_cast<unsigned char>(s[0])) ||
+      !std::isdigit(static_cast<unsigned char>(s[1])))
+    return -1;
+  return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+}  // namespace
 
 SysMicros NowMicros() {
   return std::chrono::time_point_cast<std::chrono::microseconds>(
@@ -20,8 +33,10 @@ bool ParseTimestamp(std::string_view input, SysMicros* out) {
                   &mi, &s, rest) < 6) {
     return false;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s < 0 ||
-      s >= 61) {
+  // !(s >= 0 && s < 61) also refuses "nan", which %lf reads and which would
+  // make the microsecond conversion below undefined.
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+      mi > 59 || !(s >= 0 && s < 61)) {
     return false;
   }
   std::string tz(rest);
@@ -29,8 +44,11 @@ bool ParseTimestamp(std::string_view input, SysMicros* out) {
   if (tz == "Z" || tz == "z") {
     offset = 0;
   } else if (tz.size() == 6 && (tz[0] == '+' || tz[0] == '-') && tz[3] == ':') {
-    offset =
-        (std::stol(tz.substr(1, 2)) * 60 + std::stol(tz.substr(4, 2))) * 60;
+    // pydantic refuses offsets of 24 hours or more and minutes past 59.
+    const int oh = TwoDigits(std::string_view(tz).substr(1, 2));
+    const int om = TwoDigits(std::string_view(tz).substr(4, 2));
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return false;
+    offset = (oh * 60L + om) * 60;
     if (tz[0] == '-') offset = -offset;
   } else {
     return false;  // naive datetimes are refused

@@ -45,6 +45,25 @@ TEST(SimClock, TimestampsRoundTripAndNaiveOnesAreRefused) {
   EXPECT_FALSE(ParseTimestamp("yesterday", &t));
 }
 
+// Regression (found by tests/fuzz/sim_request_fuzz.cc): the offset's digits
+// went to std::stol, which threw on "+`2:00" (an uncaught exception out of an
+// event ingest: polar-sim gone) and took "+1x:00", "+ 1:00" and "+-1:00".
+TEST(SimClock, AMalformedOffsetOrSecondIsRefusedNotThrown) {
+  SysMicros t;
+  for (const char* bad :
+       {"8055-01-01T00:00:00+`2:00", "2026-01-01T00:00:00+1x:00",
+        "2026-01-01T00:00:00+ 1:00", "2026-01-01T00:00:00+-1:00",
+        "2026-01-01T00:00:00+01:6x", "2026-01-01T00:00:00+24:00",
+        "2026-01-01T00:00:00+01:60", "2026-01-01T00:00:nanZ",
+        "2026-01-01T-1:00:00Z"}) {
+    bool parsed = true;
+    EXPECT_NO_THROW(parsed = ParseTimestamp(bad, &t)) << bad;
+    EXPECT_FALSE(parsed) << bad;
+  }
+  ASSERT_TRUE(ParseTimestamp("2026-01-01T00:00:00-23:59", &t));
+  EXPECT_EQ(FormatTimestamp(t), "2026-01-01T23:59:00.000000Z");
+}
+
 TEST(SimDistribution, EachKindSamplesWithinItsShape) {
   std::string error;
   std::mt19937_64 rng(1);
