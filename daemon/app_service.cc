@@ -24,10 +24,6 @@ constexpr Duration kStatusInterval = std::chrono::seconds(5);
 // flight after a reload; they go away at most this long after their last one.
 constexpr Duration kRetireCheck = std::chrono::milliseconds(250);
 
-bool SameListen(const ListenAddress& a, const ListenAddress& b) {
-  return a.host == b.host && a.port == b.port && a.ipv6 == b.ipv6;
-}
-
 }  // namespace
 
 void App::OnReady() {
@@ -56,7 +52,7 @@ void App::Reload() {
   for (const ConfigError& e : loaded.errors) problems.push_back(e.ToString());
   std::unique_ptr<HttpServer> server;
   if (loaded.config &&
-      !SameListen(loaded.config->metrics.listen, config_->metrics.listen)) {
+      loaded.config->metrics.listen != config_->metrics.listen) {
     // Bind the new address before touching anything, so a failure leaves the
     // old configuration whole.
     std::string error;

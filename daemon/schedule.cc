@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "daemon/floor_div.h"
+
 namespace polar {
 namespace {
 
@@ -10,12 +12,6 @@ constexpr int64_t kNsPerMinute = 60 * kNsPerSec;
 constexpr int64_t kNsPerHour = 60 * kNsPerMinute;
 constexpr int64_t kNsPerDay = 24 * kNsPerHour;
 constexpr int64_t kNsPerWeek = 7 * kNsPerDay;
-
-int64_t FloorDiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-int64_t FloorMod(int64_t a, int64_t b) { return a - FloorDiv(a, b) * b; }
 
 class ConstantSchedule final : public RateSchedule {
  public:

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "daemon/floor_div.h"
+
 namespace polar {
 namespace {
 
@@ -28,11 +30,6 @@ int64_t YearFromDays(int64_t z) {
   const int64_t mp = (5 * doy + 2) / 153;
   const int64_t m = mp < 10 ? mp + 3 : mp - 9;
   return yoe + era * 400 + (m <= 2 ? 1 : 0);
-}
-
-int64_t FloorDiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
 // Parses "[+-]hh[:mm[:ss]]" at text[*pos]; returns seconds.

@@ -29,6 +29,7 @@ struct ListenAddress {
   bool ipv6 = false;
   bool IsLoopback() const;
   std::string ToString() const;  // "127.0.0.1:9477" or "[::1]:9477"
+  bool operator==(const ListenAddress&) const = default;
 };
 std::optional<ListenAddress> ParseListenAddress(std::string_view text,
                                                 std::string* error);

@@ -35,10 +35,6 @@ constexpr std::size_t kMaxConnections = 256;
 constexpr Duration kRetryFirst = std::chrono::seconds(5);
 constexpr Duration kRetryMax = std::chrono::minutes(5);
 
-bool SameListen(const ListenAddress& a, const ListenAddress& b) {
-  return a.host == b.host && a.port == b.port && a.ipv6 == b.ipv6;
-}
-
 std::size_t HeaderBytes(const HttpServerRequest& request) {
   std::size_t n = 0;
   for (const auto& [name, value] : request.headers)
@@ -107,7 +103,7 @@ bool WebhookService::Prepare(const WebhooksConfig& config,
                              std::string* error) {
   server->reset();
   if (!config.enabled) return true;
-  if (server_ && config_.enabled && SameListen(config_.listen, config.listen))
+  if (server_ && config_.enabled && config_.listen == config.listen)
     return true;
   HttpServerOptions options;
   options.listen = config.listen;

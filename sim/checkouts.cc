@@ -13,11 +13,7 @@ namespace {
 // The expiry cron runs at minutes 0, 15, 30 and 45
 // (checkout.expire_open_checkouts).
 constexpr auto kSweepInterval = std::chrono::minutes(15);
-constexpr int64_t kMaxLimit = 100;
 
-SimResponse NotFoundError() {
-  return JsonError(404, "ResourceNotFound", "Not found");
-}
 SimResponse Expired() {
   return JsonError(410, "ExpiredCheckoutError",
                    "This checkout session has expired.");
@@ -367,7 +363,7 @@ SimResponse CheckoutsApi::List(const SimRequest& request) {
     }
   }
   if (!errors.empty()) return errors.Response();
-  limit = std::min(limit, kMaxLimit);
+  limit = std::min(limit, kMaxPageLimit);
   auto product_ids = request.QueryAll("product_id");
   auto customer_ids = request.QueryAll("customer_id");
   auto external_ids = request.QueryAll("external_customer_id");
@@ -415,7 +411,7 @@ SimResponse CheckoutsApi::Get(const std::string& id) {
   }
   std::lock_guard lock(mutex_);
   auto it = by_id_.find(id);
-  if (it == by_id_.end()) return NotFoundError();
+  if (it == by_id_.end()) return ResourceNotFound();
   return Json(200, CheckoutJson(*it->second, org_, CheckoutView::kFull));
 }
 
@@ -527,7 +523,7 @@ SimResponse CheckoutsApi::Update(const SimRequest& request,
   {
     std::lock_guard lock(mutex_);
     auto it = by_id_.find(id);
-    if (it == by_id_.end()) return NotFoundError();
+    if (it == by_id_.end()) return ResourceNotFound();
     Checkout& c = *it->second;
     if (c.lock_holders > 0) return Locked();
     if (c.status == CheckoutStatus::kOpen && c.expires_at < NowMicros())
@@ -552,7 +548,7 @@ SimResponse CheckoutsApi::Update(const SimRequest& request,
 SimResponse CheckoutsApi::ClientGet(const std::string& secret) {
   std::lock_guard lock(mutex_);
   Checkout* c = FindBySecretLocked(secret);
-  if (!c) return NotFoundError();
+  if (!c) return ResourceNotFound();
   // get_by_client_secret refuses anything past expires_at, whatever its status.
   if (c->expires_at < NowMicros()) {
     if (c->status == CheckoutStatus::kOpen)
@@ -577,7 +573,7 @@ SimResponse CheckoutsApi::ClientUpdate(const SimRequest& request,
     Checkout* c = FindBySecretLocked(secret);
     // Polar reads the row FOR UPDATE NOWAIT: a held lock answers first.
     if (c && c->lock_holders > 0) return Locked();
-    if (!c) return NotFoundError();
+    if (!c) return ResourceNotFound();
     if (c->expires_at < NowMicros()) {
       if (c->status == CheckoutStatus::kOpen)
         c->status = CheckoutStatus::kExpired;
@@ -611,7 +607,7 @@ SimResponse CheckoutsApi::ClientConfirm(const SimRequest& request,
     std::lock_guard lock(mutex_);
     Checkout* c = FindBySecretLocked(secret);
     if (c && c->lock_holders > 0) return Locked();
-    if (!c) return NotFoundError();
+    if (!c) return ResourceNotFound();
     if (c->expires_at < NowMicros()) {
       if (c->status == CheckoutStatus::kOpen)
         c->status = CheckoutStatus::kExpired;
@@ -668,7 +664,7 @@ SimResponse CheckoutsApi::FinishConfirm(const std::string& id) {
   {
     std::lock_guard lock(mutex_);
     auto it = by_id_.find(id);
-    if (it == by_id_.end()) return NotFoundError();
+    if (it == by_id_.end()) return ResourceNotFound();
     Checkout& c = *it->second;
     --c.lock_holders;
     if (c.status != CheckoutStatus::kOpen) return NotOpen(c);
@@ -766,7 +762,7 @@ SimResponse CheckoutsApi::ClientStream(const std::string& secret) {
   {
     std::lock_guard lock(mutex_);
     Checkout* c = FindBySecretLocked(secret);
-    if (!c) return NotFoundError();
+    if (!c) return ResourceNotFound();
     if (c->expires_at < NowMicros()) return Expired();
   }
   if (live_streams_->load() >= static_cast<int>(options_.max_streams)) {

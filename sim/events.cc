@@ -15,7 +15,6 @@ constexpr uint64_t kIdsPerJob = 5000;
 // 20,000 ingests/s cost ~100 job hand-offs/s instead of 20,000.
 constexpr auto kCoalesceWindow = std::chrono::milliseconds(10);
 // API_PAGINATION_MAX_LIMIT: larger limits are clamped, not refused.
-constexpr int64_t kMaxLimit = 100;
 
 bool MetadataMatches(const json& metadata, const std::string& key,
                      const std::vector<std::string>& values) {
@@ -581,7 +580,7 @@ SimResponse EventsApi::List(const SimRequest& request) {
   };
   int_param("page", &q.page);
   int_param("limit", &q.limit);
-  q.limit = std::min(q.limit, kMaxLimit);
+  q.limit = std::min(q.limit, kMaxPageLimit);
   q.external_customer_ids = request.QueryAll("external_customer_id");
   q.customer_ids = request.QueryAll("customer_id");
   q.names = request.QueryAll("name");

@@ -11,9 +11,10 @@
 #include <unordered_map>
 
 namespace polar::sim {
-namespace {
 
-struct Conn {
+// One request on a libmicrohttpd connection. Outside the anonymous namespace
+// because SimServer::Core, declared in the header, holds these.
+struct SimServer::Conn {
   SimRequest request;
   MHD_Connection* connection = nullptr;
   bool handled = false;        // the handler ran for this request
@@ -21,6 +22,10 @@ struct Conn {
   bool have_response = false;  // guarded by Core::mutex
   SimResponse response;        // guarded by Core::mutex until resumed
 };
+
+namespace {
+
+using Conn = SimServer::Conn;
 using ConnPtr = std::shared_ptr<Conn>;
 
 MHD_Result CollectHeader(void* cls, MHD_ValueKind, const char* key,
@@ -215,6 +220,10 @@ SimResponse NotFound() {
   r.status = 404;
   r.body = R"({"detail":"Not Found"})";
   return r;
+}
+
+SimResponse ResourceNotFound() {
+  return JsonError(404, "ResourceNotFound", "Not found");
 }
 
 SimResponse MethodNotAllowed() {

@@ -120,6 +120,7 @@ class SimServer {
   std::size_t held_connections() const;
 
   struct Core;
+  struct Conn;
 
  private:
   explicit SimServer(std::shared_ptr<Core> core) : core_(std::move(core)) {}
@@ -129,7 +130,10 @@ class SimServer {
 // Polar's error bodies (polar-api.md §6).
 SimResponse JsonError(int status, std::string_view error,
                       std::string_view detail);
-SimResponse NotFound();          // {"detail":"Not Found"}
+SimResponse NotFound();  // {"detail":"Not Found"}
+// 404 {"error":"ResourceNotFound","detail":"Not found"}: an id that names no
+// object of the route's kind.
+SimResponse ResourceNotFound();
 SimResponse MethodNotAllowed();  // {"detail":"Method Not Allowed"}
 
 }  // namespace polar::sim

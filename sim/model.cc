@@ -8,9 +8,6 @@
 namespace polar::sim {
 namespace {
 
-constexpr char kAlphabet[] =
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
 std::mt19937_64& ThreadRng() {
   static std::atomic<uint64_t> counter{0};
   thread_local std::mt19937_64 rng(
@@ -55,7 +52,7 @@ std::string NewId() {
 std::string RandomToken(std::string_view prefix, int n) {
   auto& rng = ThreadRng();
   std::string out(prefix);
-  for (int i = 0; i < n; ++i) out += kAlphabet[rng() % 62];
+  for (int i = 0; i < n; ++i) out += kBase62Alphabet[rng() % 62];
   return out;
 }
 

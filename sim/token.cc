@@ -5,9 +5,6 @@
 namespace polar::sim {
 namespace {
 
-constexpr char kAlphabet[] =
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
 uint64_t Mix(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -19,7 +16,7 @@ std::string Base62Checksum(std::string_view body) {
   uint32_t crc = Crc32(body);
   std::string out(6, '0');
   for (int i = 5; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = kAlphabet[crc % 62];
+    out[static_cast<std::size_t>(i)] = kBase62Alphabet[crc % 62];
     crc /= 62;
   }
   return out;
@@ -40,7 +37,7 @@ uint32_t Crc32(std::string_view data) {
 std::string MakeToken(std::string_view prefix, uint64_t seed) {
   std::string token(prefix);
   uint64_t state = seed;
-  for (int i = 0; i < 37; ++i) token += kAlphabet[Mix(state) % 62];
+  for (int i = 0; i < 37; ++i) token += kBase62Alphabet[Mix(state) % 62];
   token += Base62Checksum(token);
   return token;
 }

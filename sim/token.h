@@ -12,6 +12,11 @@
 
 namespace polar::sim {
 
+// The 62 characters of Polar's tokens and of their checksums, in base62 digit
+// order.
+inline constexpr char kBase62Alphabet[] =
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
 std::string MakeToken(std::string_view prefix, uint64_t seed);
 // True when `token` has the prefix, length and a checksum that matches.
 bool TokenChecksumValid(std::string_view token, std::string_view prefix);

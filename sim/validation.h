@@ -5,6 +5,7 @@
 // Plain values and pure functions; any thread.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -66,6 +67,11 @@ SimResponse JsonDecodeError(std::string_view why);
 // 2^63-1, so (page - 1) * limit is only computed once it is known to fit: a
 // page past the end is empty, as on Polar. (Multiplying first overflowed, found
 // by tests/fuzz/sim_request_fuzz.cc: page=2^62+1&limit=4 wrapped to page 1.)
+// Polar clamps `limit` to API_PAGINATION_MAX_LIMIT = 100 on every list route
+// (server/polar/kit/pagination.py, polar-api.md §1); larger values are not
+// refused.
+inline constexpr int64_t kMaxPageLimit = 100;
+
 struct PageRange {
   std::size_t begin = 0;
   std::size_t end = 0;

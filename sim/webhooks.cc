@@ -555,10 +555,6 @@ bool ValidateFormat(const json& body, bool required, ValidationErrors& errors) {
   return true;
 }
 
-SimResponse NotFoundError() {
-  return JsonError(404, "ResourceNotFound", "Not found");
-}
-
 SimResponse PathUuidError(const std::string& id) {
   ValidationErrors e;
   e.Add(Loc({"path", "id"}), "uuid_parsing", "Input should be a valid UUID",
@@ -640,7 +636,7 @@ SimResponse WebhookService::ListEndpoints(const SimRequest& request) {
     }
   }
   if (!errors.empty()) return errors.Response();
-  limit = std::min<int64_t>(limit, 100);
+  limit = std::min(limit, kMaxPageLimit);
   std::lock_guard lock(mutex_);
   std::vector<const Endpoint*> live;
   for (const std::string& id : endpoint_order_) {
@@ -666,7 +662,7 @@ SimResponse WebhookService::GetEndpoint(const std::string& id) {
   if (!IsUuid(id)) return PathUuidError(id);
   std::lock_guard lock(mutex_);
   auto it = endpoints_.find(id);
-  if (it == endpoints_.end() || it->second->deleted) return NotFoundError();
+  if (it == endpoints_.end() || it->second->deleted) return ResourceNotFound();
   SimResponse r;
   r.body = EndpointJson(*it->second)
                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -696,7 +692,7 @@ SimResponse WebhookService::UpdateEndpoint(const SimRequest& request,
   if (!errors.empty()) return errors.Response();
   std::lock_guard lock(mutex_);
   auto it = endpoints_.find(id);
-  if (it == endpoints_.end() || it->second->deleted) return NotFoundError();
+  if (it == endpoints_.end() || it->second->deleted) return ResourceNotFound();
   Endpoint& ep = *it->second;
   if (set_url) ep.url = body["url"].get<std::string>();
   if (set_format) ep.format = body["format"].get<std::string>();
@@ -720,7 +716,7 @@ SimResponse WebhookService::ResetSecret(const std::string& id) {
   if (!IsUuid(id)) return PathUuidError(id);
   std::lock_guard lock(mutex_);
   auto it = endpoints_.find(id);
-  if (it == endpoints_.end() || it->second->deleted) return NotFoundError();
+  if (it == endpoints_.end() || it->second->deleted) return ResourceNotFound();
   it->second->secret = RandomToken("whsec_", 43);
   it->second->modified_at = NowMicros();
   SimResponse r;
@@ -733,7 +729,7 @@ SimResponse WebhookService::DeleteEndpoint(const std::string& id) {
   if (!IsUuid(id)) return PathUuidError(id);
   std::lock_guard lock(mutex_);
   auto it = endpoints_.find(id);
-  if (it == endpoints_.end() || it->second->deleted) return NotFoundError();
+  if (it == endpoints_.end() || it->second->deleted) return ResourceNotFound();
   // Soft deletion, as Polar's; the entry is dropped so memory stays bounded.
   it->second->deleted = true;
   it->second->enabled = false;
@@ -752,7 +748,8 @@ SimResponse WebhookService::ListDeliveries(const SimRequest& request) {
   if (const std::string* v = request.Query("page"))
     page = std::max(1LL, std::strtoll(v->c_str(), nullptr, 10));
   if (const std::string* v = request.Query("limit"))
-    limit = std::clamp<int64_t>(std::strtoll(v->c_str(), nullptr, 10), 1, 100);
+    limit = std::clamp<int64_t>(std::strtoll(v->c_str(), nullptr, 10), 1,
+                                kMaxPageLimit);
   const std::string* endpoint_id = request.Query("endpoint_id");
   const std::string* succeeded = request.Query("succeeded");
   std::vector<std::string> types = request.QueryAll("event_type");

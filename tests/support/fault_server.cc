@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "tests/support/http_head.h"
 #include "tests/support/loopback.h"
 
 namespace polar::testing {
@@ -22,7 +23,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // An answer waiting for its time (FaultServerOptions::delay).
-struct Due {
+struct DueAnswer {
   Clock::time_point at;
   std::string bytes;
   uint64_t stream = 0;  // huge body bytes to send after `bytes`
@@ -30,33 +31,15 @@ struct Due {
   bool reset = false;
 };
 
-struct Connection {
+struct FaultConnection {
   std::string in;
-  std::deque<Due> due;
+  std::deque<DueAnswer> due;
   std::string out;
   uint64_t stream_left = 0;  // huge body bytes still to send after `out`
   bool close_after = false;  // FIN once `out` is written
   bool reset_after = false;  // RST once `out` is written
   bool done = false;         // no more requests are read on this connection
 };
-
-std::string Lower(std::string s) {
-  for (char& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-// The value of header `name` (lower case) in `head`, or "".
-std::string HeaderValue(const std::string& head, const std::string& name) {
-  std::string lower = Lower(head);
-  std::size_t pos = lower.find("\r\n" + name + ":");
-  if (pos == std::string::npos) return {};
-  std::size_t begin = pos + 3 + name.size();
-  std::size_t end = head.find("\r\n", begin);
-  std::string value = head.substr(begin, end - begin);
-  value.erase(0, value.find_first_not_of(' '));
-  return value;
-}
 
 constexpr const char* kBanner = "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
 
@@ -95,7 +78,7 @@ std::string FaultServer::base_url() const {
 void FaultServer::Run() {
   // One 64 KiB chunk of a huge JSON-looking body, written again and again.
   const std::string chunk(64 * 1024, ' ');
-  std::map<int, Connection> conns;
+  std::map<int, FaultConnection> conns;
   while (!stop_) {
     std::vector<pollfd> fds;
     fds.push_back({listen_fd_, POLLIN, 0});
@@ -117,7 +100,7 @@ void FaultServer::Run() {
         int fd =
             accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) break;
-        Connection c;
+        FaultConnection c;
         if (static_cast<FaultMode>(mode_.load()) == FaultMode::kGarbage) {
           c.due.push_back({Clock::now() + options_.delay, kBanner, 0, true});
           c.done = true;
@@ -129,7 +112,7 @@ void FaultServer::Run() {
     std::vector<int> closed;
     for (std::size_t i = 1; i < fds.size(); ++i) {
       const int fd = fds[i].fd;
-      Connection& c = conns[fd];
+      FaultConnection& c = conns[fd];
       if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
         char buf[65536];
         ssize_t n = read(fd, buf, sizeof buf);
@@ -151,7 +134,7 @@ void FaultServer::Run() {
         c.in.erase(0, end + 4 + length);
         const auto mode = static_cast<FaultMode>(mode_.load());
         ++requests_[static_cast<std::size_t>(mode)];
-        Due d;
+        DueAnswer d;
         d.at = Clock::now() + options_.delay;
         std::string& out = d.bytes;
         switch (mode) {
@@ -212,7 +195,7 @@ void FaultServer::Run() {
       }
       while (!c.due.empty() && c.due.front().at <= Clock::now() &&
              c.out.empty() && c.stream_left == 0) {
-        Due& d = c.due.front();
+        DueAnswer& d = c.due.front();
         c.out = std::move(d.bytes);
         c.stream_left = d.stream;
         c.close_after = c.close_after || d.close;

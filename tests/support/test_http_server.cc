@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "tests/support/http_head.h"
 #include "tests/support/loopback.h"
 
 namespace polar::testing {
@@ -22,40 +23,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Due {
+struct DuePiece {
   Clock::time_point at;
   std::string bytes;
   bool completes_answer = true;  // the last piece of an answer
 };
 
-struct Connection {
+struct ServerConnection {
   std::string in;
   std::string out;
   uint64_t answers_in_out = 0;  // answers whose bytes are in `out`
-  std::deque<Due> due;
+  std::deque<DuePiece> due;
 };
 
 std::string Chunk(const std::string& data) {
   char size[32];
   std::snprintf(size, sizeof size, "%zx\r\n", data.size());
   return size + data + "\r\n";
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(c));
-  return s;
-}
-
-// The value of header `name` (lower case) in `head`, or "".
-std::string HeaderValue(const std::string& head, const std::string& name) {
-  std::string lower = Lower(head);
-  std::size_t pos = lower.find("\r\n" + name + ":");
-  if (pos == std::string::npos) return {};
-  std::size_t begin = pos + 3 + name.size();
-  std::size_t end = head.find("\r\n", begin);
-  std::string value = head.substr(begin, end - begin);
-  value.erase(0, value.find_first_not_of(' '));
-  return value;
 }
 
 }  // namespace
@@ -80,7 +64,7 @@ std::string TestHttpServer::base_url() const {
 }
 
 void TestHttpServer::Run() {
-  std::map<int, Connection> conns;
+  std::map<int, ServerConnection> conns;
   while (!stop_) {
     std::vector<pollfd> fds;
     fds.push_back({listen_fd_, POLLIN, 0});
@@ -101,13 +85,13 @@ void TestHttpServer::Run() {
         int fd =
             accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) break;
-        conns.emplace(fd, Connection{});
+        conns.emplace(fd, ServerConnection{});
       }
     }
     std::vector<int> closed;
     for (std::size_t i = 1; i < fds.size(); ++i) {
       int fd = fds[i].fd;
-      Connection& c = conns[fd];
+      ServerConnection& c = conns[fd];
       if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
         char buf[65536];
         ssize_t n = read(fd, buf, sizeof buf);

@@ -13,19 +13,14 @@
 #include "daemon/config.h"
 #include "daemon/scheduler.h"
 #include "scenarios/shard.h"
+#include "tests/support/unit_fixtures.h"
 
 namespace polar {
 namespace {
 
-using namespace std::chrono_literals;
+using testing::FakeEnv;
 
-EnvLookup Env(std::map<std::string, std::string> vars = {}) {
-  return [vars](const char* name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using namespace std::chrono_literals;
 
 std::string Cfg(const std::string& cluster) {
   return R"([target]
@@ -45,14 +40,14 @@ std::string Errors(const ConfigResult& r) {
 }
 
 TEST(ClusterConfig, WithoutAClusterTableTheInstanceRunsEverything) {
-  ConfigResult r = ParseConfig(Cfg(""), "c.toml", Env());
+  ConfigResult r = ParseConfig(Cfg(""), "c.toml", FakeEnv());
   ASSERT_TRUE(r.config) << Errors(r);
   EXPECT_EQ(r.config->cluster.shard, (Shard{0, 1}));
 }
 
 TEST(ClusterConfig, ShardIndexOverCountIsReadFromTheFile) {
   ConfigResult r =
-      ParseConfig(Cfg("[cluster]\nshard = \"2/3\"\n"), "c.toml", Env());
+      ParseConfig(Cfg("[cluster]\nshard = \"2/3\"\n"), "c.toml", FakeEnv());
   ASSERT_TRUE(r.config) << Errors(r);
   EXPECT_EQ(r.config->cluster.shard, (Shard{2, 3}));
 }
@@ -61,25 +56,25 @@ TEST(ClusterConfig, TheEnvironmentOverridesTheFileInEveryForm) {
   const std::string file = Cfg("[cluster]\nshard = \"0/3\"\n");
   // "i/N"
   ConfigResult a =
-      ParseConfig(file, "c.toml", Env({{"POLAR_LOADD_SHARD", "1/4"}}));
+      ParseConfig(file, "c.toml", FakeEnv({{"POLAR_LOADD_SHARD", "1/4"}}));
   ASSERT_TRUE(a.config) << Errors(a);
   EXPECT_EQ(a.config->cluster.shard, (Shard{1, 4}));
   // A bare ordinal takes the file's count.
   ConfigResult b =
-      ParseConfig(file, "c.toml", Env({{"POLAR_LOADD_SHARD", "2"}}));
+      ParseConfig(file, "c.toml", FakeEnv({{"POLAR_LOADD_SHARD", "2"}}));
   ASSERT_TRUE(b.config) << Errors(b);
   EXPECT_EQ(b.config->cluster.shard, (Shard{2, 3}));
   // A StatefulSet pod name and the count from POLAR_LOADD_SHARDS, with only
   // `shards` in the file.
   ConfigResult c = ParseConfig(Cfg("[cluster]\nshards = 3\n"), "c.toml",
-                               Env({{"POLAR_LOADD_SHARD", "polar-loadd-4"},
-                                    {"POLAR_LOADD_SHARDS", "5"}}));
+                               FakeEnv({{"POLAR_LOADD_SHARD", "polar-loadd-4"},
+                                        {"POLAR_LOADD_SHARDS", "5"}}));
   ASSERT_TRUE(c.config) << Errors(c);
   EXPECT_EQ(c.config->cluster.shard, (Shard{4, 5}));
   // No [cluster] at all: the environment alone.
   ConfigResult d = ParseConfig(
       Cfg(""), "c.toml",
-      Env({{"POLAR_LOADD_SHARD", "1"}, {"POLAR_LOADD_SHARDS", "2"}}));
+      FakeEnv({{"POLAR_LOADD_SHARD", "1"}, {"POLAR_LOADD_SHARDS", "2"}}));
   ASSERT_TRUE(d.config) << Errors(d);
   EXPECT_EQ(d.config->cluster.shard, (Shard{1, 2}));
   EXPECT_FALSE(d.notes.empty());
@@ -87,7 +82,7 @@ TEST(ClusterConfig, TheEnvironmentOverridesTheFileInEveryForm) {
 
 TEST(ClusterConfig, FileMistakesAreReportedWithLineColumnAndKey) {
   ConfigResult r =
-      ParseConfig(Cfg("[cluster]\nshard = \"3/3\"\n"), "c.toml", Env());
+      ParseConfig(Cfg("[cluster]\nshard = \"3/3\"\n"), "c.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   EXPECT_NE(Errors(r).find("c.toml:4:9: cluster.shard: shard index 3 is not "
                            "below the count 3"),
@@ -95,20 +90,20 @@ TEST(ClusterConfig, FileMistakesAreReportedWithLineColumnAndKey) {
       << Errors(r);
 
   r = ParseConfig(Cfg("[cluster]\nshard = \"one of three\"\n"), "c.toml",
-                  Env());
+                  FakeEnv());
   EXPECT_NE(Errors(r).find("c.toml:4:9: cluster.shard: \"one of three\" is "
                            "not index/count"),
             std::string::npos)
       << Errors(r);
 
-  r = ParseConfig(Cfg("[cluster]\nshard = \"0/0\"\n"), "c.toml", Env());
+  r = ParseConfig(Cfg("[cluster]\nshard = \"0/0\"\n"), "c.toml", FakeEnv());
   EXPECT_NE(Errors(r).find("c.toml:4:9: cluster.shard: the shard count 0 is "
                            "out of range"),
             std::string::npos)
       << Errors(r);
 
   r = ParseConfig(Cfg("[cluster]\nshards = 3\nshard = \"1/3\"\nsize = 2\n"),
-                  "c.toml", Env({{"POLAR_LOADD_SHARD", "1"}}));
+                  "c.toml", FakeEnv({{"POLAR_LOADD_SHARD", "1"}}));
   const std::string all = Errors(r);
   EXPECT_NE(all.find("c.toml:4:10: cluster.shards: set shard"),
             std::string::npos)
@@ -118,7 +113,7 @@ TEST(ClusterConfig, FileMistakesAreReportedWithLineColumnAndKey) {
       << all;
 
   // A count without an index would make every instance shard 0.
-  r = ParseConfig(Cfg("[cluster]\nshards = 3\n"), "c.toml", Env());
+  r = ParseConfig(Cfg("[cluster]\nshards = 3\n"), "c.toml", FakeEnv());
   EXPECT_NE(Errors(r).find("c.toml:4:10: cluster.shards: 3 shards but no "
                            "index"),
             std::string::npos)
@@ -127,7 +122,7 @@ TEST(ClusterConfig, FileMistakesAreReportedWithLineColumnAndKey) {
 
 TEST(ClusterConfig, EnvironmentMistakesNameTheVariable) {
   auto errors = [](std::map<std::string, std::string> vars) {
-    return Errors(ParseConfig(Cfg(""), "c.toml", Env(std::move(vars))));
+    return Errors(ParseConfig(Cfg(""), "c.toml", FakeEnv(std::move(vars))));
   };
   EXPECT_NE(errors({{"POLAR_LOADD_SHARD", "2"}})
                 .find("c.toml: env POLAR_LOADD_SHARD: \"2\" gives the index "
@@ -159,7 +154,7 @@ rate = "1/s"
 product_id = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 customer_pool = 3
 )";
-  ConfigResult r = ParseConfig(text, "c.toml", Env());
+  ConfigResult r = ParseConfig(text, "c.toml", FakeEnv());
   EXPECT_NE(Errors(r).find("c.toml:9:17: scenarios.buy.customer_pool: 3 "
                            "customers cannot be split over 4 shards"),
             std::string::npos)
@@ -176,20 +171,20 @@ TEST(ClusterConfig, MetricsListenAndTokenFileCanComeFromTheEnvironment) {
   }
   ConfigResult r =
       ParseConfig(Cfg(""), "c.toml",
-                  Env({{"POLAR_LOADD_METRICS_LISTEN", "127.0.0.1:9479"},
-                       {"POLAR_LOADD_TOKEN_FILE", path}}));
+                  FakeEnv({{"POLAR_LOADD_METRICS_LISTEN", "127.0.0.1:9479"},
+                           {"POLAR_LOADD_TOKEN_FILE", path}}));
   ASSERT_TRUE(r.config) << Errors(r);
   EXPECT_EQ(r.config->metrics.listen.port, 9479);
   EXPECT_EQ(r.config->target.token, "polar_oat_from_credential");
   // An unreadable file is an error naming the variable, never a fallback to
   // the file's token.
   r = ParseConfig(Cfg(""), "c.toml",
-                  Env({{"POLAR_LOADD_TOKEN_FILE", path + ".missing"}}));
+                  FakeEnv({{"POLAR_LOADD_TOKEN_FILE", path + ".missing"}}));
   EXPECT_NE(Errors(r).find("env POLAR_LOADD_TOKEN_FILE: cannot read"),
             std::string::npos)
       << Errors(r);
   r = ParseConfig(Cfg(""), "c.toml",
-                  Env({{"POLAR_LOADD_METRICS_LISTEN", "nowhere"}}));
+                  FakeEnv({{"POLAR_LOADD_METRICS_LISTEN", "nowhere"}}));
   EXPECT_NE(Errors(r).find("env POLAR_LOADD_METRICS_LISTEN"), std::string::npos)
       << Errors(r);
 }
@@ -203,9 +198,9 @@ register_allow_loopback = true
 )";
   ConfigResult r =
       ParseConfig(Cfg(webhooks), "c.toml",
-                  Env({{"POLAR_LOADD_WEBHOOKS_LISTEN", "127.0.0.1:9481"},
-                       {"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
-                        "http://127.0.0.1:9481/webhooks/polar"}}));
+                  FakeEnv({{"POLAR_LOADD_WEBHOOKS_LISTEN", "127.0.0.1:9481"},
+                           {"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
+                            "http://127.0.0.1:9481/webhooks/polar"}}));
   ASSERT_TRUE(r.config) << Errors(r);
   EXPECT_EQ(r.config->webhooks.listen.port, 9481);
   EXPECT_EQ(r.config->webhooks.register_url,
@@ -218,26 +213,26 @@ register_allow_loopback = true
 
   // The variable's URL gets the file key's checks, naming the variable.
   r = ParseConfig(Cfg(webhooks), "c.toml",
-                  Env({{"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
-                        "http://10.0.0.5/webhooks/polar"}}));
+                  FakeEnv({{"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
+                            "http://10.0.0.5/webhooks/polar"}}));
   EXPECT_NE(Errors(r).find("env POLAR_LOADD_WEBHOOKS_REGISTER_URL: Polar "
                            "delivers only to https:// URLs"),
             std::string::npos)
       << Errors(r);
   r = ParseConfig(Cfg(webhooks), "c.toml",
-                  Env({{"POLAR_LOADD_WEBHOOKS_LISTEN", "nowhere"}}));
+                  FakeEnv({{"POLAR_LOADD_WEBHOOKS_LISTEN", "nowhere"}}));
   EXPECT_NE(Errors(r).find("env POLAR_LOADD_WEBHOOKS_LISTEN"),
             std::string::npos)
       << Errors(r);
   // Not a way to turn a receiver on: without the table they change nothing.
   r = ParseConfig(Cfg(""), "c.toml",
-                  Env({{"POLAR_LOADD_WEBHOOKS_LISTEN", "127.0.0.1:9481"}}));
+                  FakeEnv({{"POLAR_LOADD_WEBHOOKS_LISTEN", "127.0.0.1:9481"}}));
   ASSERT_TRUE(r.config) << Errors(r);
   EXPECT_FALSE(r.config->webhooks.enabled);
   // An endpoint made by hand has no URL to override.
   r = ParseConfig(Cfg("[webhooks]\nsecret = \"whsec_dGVzdA==\"\n"), "c.toml",
-                  Env({{"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
-                        "https://hooks.example.net/polar"}}));
+                  FakeEnv({{"POLAR_LOADD_WEBHOOKS_REGISTER_URL",
+                            "https://hooks.example.net/polar"}}));
   EXPECT_NE(Errors(r).find("has no register_url to override"),
             std::string::npos)
       << Errors(r);

@@ -5,17 +5,12 @@
 #include <map>
 
 #include "tests/support/process.h"
+#include "tests/support/unit_fixtures.h"
 
 namespace polar {
 namespace {
 
-EnvLookup Env(std::map<std::string, std::string> vars = {}) {
-  return [vars](const char* name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using testing::FakeEnv;
 
 constexpr const char* kValid = R"(
 [target]
@@ -34,7 +29,7 @@ external_customer_ids = ["a", "b"]
 )";
 
 TEST(Config, AValidFileFreezesIntoTheConfigStruct) {
-  ConfigResult r = ParseConfig(kValid, "test.toml", Env());
+  ConfigResult r = ParseConfig(kValid, "test.toml", FakeEnv());
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
   ASSERT_TRUE(r.config);
   EXPECT_EQ(r.config->target.base_url,
@@ -64,7 +59,7 @@ type = "event_ingestion"
 rate = "fast"
 batch_size = 0
 )";
-  ConfigResult r = ParseConfig(kBad, "bad.toml", Env());
+  ConfigResult r = ParseConfig(kBad, "bad.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 4u);
   std::map<std::string, ConfigError> by_key;
@@ -86,19 +81,20 @@ batch_size = 0
 }
 
 TEST(Config, SyntaxErrorsNameTheirPlace) {
-  ConfigResult r = ParseConfig("[target\nbase_url = 1\n", "broken.toml", Env());
+  ConfigResult r =
+      ParseConfig("[target\nbase_url = 1\n", "broken.toml", FakeEnv());
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].line, 1);
   EXPECT_EQ(r.errors[0].file, "broken.toml");
 }
 
 TEST(Config, LoadTestVariablesOverrideTheFile) {
-  ConfigResult r =
-      ParseConfig(kValid, "test.toml",
-                  Env({{"LOAD_TEST_HOST", "http://10.0.0.1:8000"},
-                       {"LOAD_TEST_API_TOKEN", "polar_oat_from_env"},
-                       {"LOAD_TEST_EVENT_BATCH_SIZE", "10"},
-                       {"LOAD_TEST_EVENT_EXTERNAL_CUSTOMER_IDS", "x, y,z"}}));
+  ConfigResult r = ParseConfig(
+      kValid, "test.toml",
+      FakeEnv({{"LOAD_TEST_HOST", "http://10.0.0.1:8000"},
+               {"LOAD_TEST_API_TOKEN", "polar_oat_from_env"},
+               {"LOAD_TEST_EVENT_BATCH_SIZE", "10"},
+               {"LOAD_TEST_EVENT_EXTERNAL_CUSTOMER_IDS", "x, y,z"}}));
   ASSERT_TRUE(r.config);
   EXPECT_EQ(r.config->target.base_url, "http://10.0.0.1:8000");
   EXPECT_EQ(r.config->target.token, "polar_oat_from_env");
@@ -109,8 +105,8 @@ TEST(Config, LoadTestVariablesOverrideTheFile) {
 }
 
 TEST(Config, ABadEnvironmentValueIsAnErrorNotAClamp) {
-  ConfigResult r = ParseConfig(kValid, "test.toml",
-                               Env({{"LOAD_TEST_EVENT_BATCH_SIZE", "lots"}}));
+  ConfigResult r = ParseConfig(
+      kValid, "test.toml", FakeEnv({{"LOAD_TEST_EVENT_BATCH_SIZE", "lots"}}));
   EXPECT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].key, "env LOAD_TEST_EVENT_BATCH_SIZE");
@@ -122,7 +118,7 @@ TEST(Config, TheTokenIsReadFromTokenFileWithoutItsNewline) {
   std::string text =
       "[target]\ntoken_file = \"" + dir +
       "/token\"\n[scenarios.a]\ntype = \"event_ingestion\"\nrate = \"1/s\"\n";
-  ConfigResult r = ParseConfig(text, "t.toml", Env());
+  ConfigResult r = ParseConfig(text, "t.toml", FakeEnv());
   ASSERT_TRUE(r.config) << r.errors[0].ToString();
   EXPECT_EQ(r.config->target.token, "polar_oat_filetoken");
 }
@@ -131,7 +127,7 @@ TEST(Config, AnUnreadableTokenFileIsAnErrorThatDoesNotLeakContents) {
   std::string text =
       "[target]\ntoken_file = \"/nonexistent/token\"\n[scenarios.a]\ntype = "
       "\"event_ingestion\"\nrate = \"1/s\"\n";
-  ConfigResult r = ParseConfig(text, "t.toml", Env());
+  ConfigResult r = ParseConfig(text, "t.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   bool found = false;
   for (const auto& e : r.errors) found = found || e.key == "target.token_file";
@@ -144,7 +140,7 @@ TEST(Config, ATokenFileThatNeverEndsIsAnErrorNotAHang) {
   std::string text =
       "[target]\ntoken_file = \"/dev/zero\"\n[scenarios.a]\ntype = "
       "\"event_ingestion\"\nrate = \"1/s\"\n";
-  ConfigResult r = ParseConfig(text, "t.toml", Env());
+  ConfigResult r = ParseConfig(text, "t.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   std::string message;
   for (const auto& e : r.errors)
@@ -153,7 +149,7 @@ TEST(Config, ATokenFileThatNeverEndsIsAnErrorNotAHang) {
 }
 
 TEST(Config, AConfigFileOverOneMebibyteIsRefused) {
-  ConfigResult r = LoadConfig("/dev/zero", Env());
+  ConfigResult r = LoadConfig("/dev/zero", FakeEnv());
   EXPECT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].ToString(),
@@ -168,14 +164,15 @@ TEST(Config, TheMetricsListenerDefaultsToLoopback) {
   std::string text =
       "[target]\ntoken = \"polar_oat_x\"\n[scenarios.a]\ntype = "
       "\"event_ingestion\"\nrate = \"1/s\"\n";
-  ConfigResult r = ParseConfig(text, "t.toml", Env());
+  ConfigResult r = ParseConfig(text, "t.toml", FakeEnv());
   ASSERT_TRUE(r.config) << r.errors[0].ToString();
   EXPECT_EQ(r.config->metrics.listen.ToString(), "127.0.0.1:9477");
 }
 
 TEST(Config, TheShippedConfigListensOnLoopbackOnly) {
-  ConfigResult r = LoadConfig(POLAR_SOURCE_DIR "/packaging/polar-loadd.toml",
-                              Env({{"LOAD_TEST_API_TOKEN", "polar_oat_test"}}));
+  ConfigResult r =
+      LoadConfig(POLAR_SOURCE_DIR "/packaging/polar-loadd.toml",
+                 FakeEnv({{"LOAD_TEST_API_TOKEN", "polar_oat_test"}}));
   ASSERT_TRUE(r.config) << r.errors[0].ToString();
   EXPECT_TRUE(r.config->metrics.listen.IsLoopback())
       << r.config->metrics.listen.ToString();
@@ -186,23 +183,23 @@ TEST(Config, ProductionIsRefusedUnlessAllowed) {
       "[target]\nbase_url = \"https://api.polar.sh\"\ntoken = "
       "\"t\"\n[scenarios.a]\ntype = "
       "\"event_ingestion\"\nrate = \"1/s\"\n";
-  EXPECT_FALSE(ParseConfig(text, "t.toml", Env()).config);
+  EXPECT_FALSE(ParseConfig(text, "t.toml", FakeEnv()).config);
   std::string allowed = text;
   allowed.insert(allowed.find("token"), "allow_production = true\n");
-  EXPECT_TRUE(ParseConfig(allowed, "t.toml", Env()).config);
+  EXPECT_TRUE(ParseConfig(allowed, "t.toml", FakeEnv()).config);
 }
 
 TEST(Config, TheHttpClientIsAutoByDefaultAndOnlyAutoOrCurl) {
-  ConfigResult r = ParseConfig(kValid, "test.toml", Env());
+  ConfigResult r = ParseConfig(kValid, "test.toml", FakeEnv());
   ASSERT_TRUE(r.config);
   EXPECT_EQ(r.config->target.http_client, "auto");
   std::string text = kValid;
   text.insert(text.find("timeout"), "http_client = \"curl\"\n");
-  r = ParseConfig(text, "test.toml", Env());
+  r = ParseConfig(text, "test.toml", FakeEnv());
   ASSERT_TRUE(r.config);
   EXPECT_EQ(r.config->target.http_client, "curl");
   text.replace(text.find("\"curl\""), 6, "\"h2c\"");
-  r = ParseConfig(text, "test.toml", Env());
+  r = ParseConfig(text, "test.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].key, "target.http_client");
@@ -212,7 +209,7 @@ TEST(Config, TheHttpClientIsAutoByDefaultAndOnlyAutoOrCurl) {
 TEST(Config, AMissingTokenIsAnError) {
   std::string text =
       "[scenarios.a]\ntype = \"event_ingestion\"\nrate = \"1/s\"\n";
-  ConfigResult r = ParseConfig(text, "t.toml", Env());
+  ConfigResult r = ParseConfig(text, "t.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].key, "target.token");
@@ -222,18 +219,18 @@ TEST(Config, TheShutdownGraceIsConfigurableAndBounded) {
   const std::string base =
       "[target]\ntoken = \"t\"\n[scenarios.a]\ntype = "
       "\"event_ingestion\"\nrate = \"1/s\"\n";
-  ConfigResult defaults = ParseConfig(base, "t.toml", Env());
+  ConfigResult defaults = ParseConfig(base, "t.toml", FakeEnv());
   ASSERT_TRUE(defaults.config);
   EXPECT_EQ(defaults.config->daemon.shutdown_grace, std::chrono::seconds(10));
 
   ConfigResult set = ParseConfig(
-      base + "[daemon]\nshutdown_grace = \"2500ms\"\n", "t.toml", Env());
+      base + "[daemon]\nshutdown_grace = \"2500ms\"\n", "t.toml", FakeEnv());
   ASSERT_TRUE(set.config);
   EXPECT_EQ(set.config->daemon.shutdown_grace, std::chrono::milliseconds(2500));
 
   ConfigResult bad =
       ParseConfig(base + "[daemon]\nshutdown_grace = \"1h\"\nwatchdog = true\n",
-                  "t.toml", Env());
+                  "t.toml", FakeEnv());
   EXPECT_FALSE(bad.config);
   ASSERT_EQ(bad.errors.size(), 2u);
   EXPECT_EQ(bad.errors[0].key, "daemon.watchdog");  // unknown keys first
@@ -246,18 +243,18 @@ TEST(Config, TheTimerSlackDefaultsToHalfAMillisecondAndIsBounded) {
   const std::string base =
       "[target]\ntoken = \"t\"\n[scenarios.a]\ntype = "
       "\"event_ingestion\"\nrate = \"1/s\"\n";
-  ConfigResult defaults = ParseConfig(base, "t.toml", Env());
+  ConfigResult defaults = ParseConfig(base, "t.toml", FakeEnv());
   ASSERT_TRUE(defaults.config);
   EXPECT_EQ(defaults.config->daemon.timer_slack,
             std::chrono::microseconds(500));
 
-  ConfigResult off =
-      ParseConfig(base + "[daemon]\ntimer_slack = \"0s\"\n", "t.toml", Env());
+  ConfigResult off = ParseConfig(base + "[daemon]\ntimer_slack = \"0s\"\n",
+                                 "t.toml", FakeEnv());
   ASSERT_TRUE(off.config);
   EXPECT_EQ(off.config->daemon.timer_slack, Duration::zero());
 
-  ConfigResult bad =
-      ParseConfig(base + "[daemon]\ntimer_slack = \"50ms\"\n", "t.toml", Env());
+  ConfigResult bad = ParseConfig(base + "[daemon]\ntimer_slack = \"50ms\"\n",
+                                 "t.toml", FakeEnv());
   EXPECT_FALSE(bad.config);
   ASSERT_EQ(bad.errors.size(), 1u);
   EXPECT_EQ(
@@ -269,7 +266,7 @@ TEST(Config, SecretsAreHandedBackEvenWhenTheFileIsInvalid) {
   // The caller registers them with the log redactor before printing errors.
   ConfigResult r = ParseConfig(
       "[target]\ntoken = \"polar_oat_abcdef\"\ntimeout = \"soon\"\n", "t.toml",
-      Env());
+      FakeEnv());
   EXPECT_FALSE(r.config);
   EXPECT_EQ(r.secrets, (std::vector<std::string>{"polar_oat_abcdef"}));
 }
@@ -277,7 +274,7 @@ TEST(Config, SecretsAreHandedBackEvenWhenTheFileIsInvalid) {
 TEST(Config, TheShippedExampleConfigIsValid) {
   ConfigResult r =
       LoadConfig(std::string(POLAR_SOURCE_DIR) + "/packaging/polar-loadd.toml",
-                 Env({{"LOAD_TEST_API_TOKEN", "polar_oat_x"}}));
+                 FakeEnv({{"LOAD_TEST_API_TOKEN", "polar_oat_x"}}));
   for (const auto& e : r.errors) ADD_FAILURE() << e.ToString();
   EXPECT_TRUE(r.config);
 }
@@ -299,7 +296,7 @@ from = "1/s"
 to = "600/min"
 over = "10m"
 )"),
-                       "t.toml", Env());
+                       "t.toml", FakeEnv());
   ASSERT_TRUE(r.config) << r.errors[0].ToString();
   const auto& s = r.config->scenarios[0];
   EXPECT_EQ(s.arrivals, ArrivalKind::kPoisson);
@@ -316,7 +313,7 @@ type = "steps"
 repeat = true
 steps = [{ rate = "5/s", for = "1m" }, { rate = "50/s", for = "30s" }]
 )"),
-                           "t.toml", Env());
+                           "t.toml", FakeEnv());
   ASSERT_TRUE(steps.config) << steps.errors[0].ToString();
   EXPECT_EQ(steps.config->scenarios[0].schedule.steps.size(), 2u);
   EXPECT_TRUE(steps.config->scenarios[0].schedule.repeat);
@@ -331,7 +328,7 @@ windows = [
   { days = "Sat,Sun", hours = "22:00-06:00", rate = "2/s" },
 ]
 )"),
-                            "t.toml", Env());
+                            "t.toml", FakeEnv());
   ASSERT_TRUE(weekly.config) << weekly.errors[0].ToString();
   const auto& w = weekly.config->scenarios[0].schedule;
   EXPECT_EQ(w.zone->name(), "Europe/Berlin");
@@ -349,7 +346,7 @@ time_zone = "UTC"
 rate = "10/s"
 hourly = [0, 0, 0, 0, 0, 0, 0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0, 0, 0, 2]
 )"),
-                           "t.toml", Env());
+                           "t.toml", FakeEnv());
   ASSERT_TRUE(daily.config) << daily.errors[0].ToString();
   EXPECT_DOUBLE_EQ(daily.config->scenarios[0].schedule.hourly[23], 2);
   EXPECT_DOUBLE_EQ(daily.config->scenarios[0].schedule.PeakRate(), 20);
@@ -364,7 +361,7 @@ time_zone = "Mars/Olympus"
 otherwise = "1/s"
 windows = [{ days = "Mon-Fry", hours = "9-17", rate = "5/s" }]
 )"),
-                       "t.toml", Env());
+                       "t.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   std::map<std::string, ConfigError> by_key;
   for (const auto& e : r.errors) by_key[e.key] = e;
@@ -384,7 +381,7 @@ type = "daily"
 rate = "1000/s"
 hourly = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 200]
 )"),
-                       "t.toml", Env());
+                       "t.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_NE(r.errors[0].message.find("100000/s"), std::string::npos);
@@ -399,7 +396,7 @@ p99 = "800ms"
 p50 = "100ms"
 error_ratio = 0.01
 )"),
-                       "t.toml", Env());
+                       "t.toml", FakeEnv());
   ASSERT_TRUE(r.config) << r.errors[0].ToString();
   const auto& s = r.config->scenarios[0];
   EXPECT_FALSE(s.honour_retry_after);
@@ -413,8 +410,8 @@ error_ratio = 0.01
 p99 = "800ms"
 )"),
                   "t.toml",
-                  Env({{"LOAD_TEST_EVENT_INGEST_THRESHOLD", "250"},
-                       {"LOAD_TEST_CHECKOUT_CREATE_THRESHOLD", "2000"}}));
+                  FakeEnv({{"LOAD_TEST_EVENT_INGEST_THRESHOLD", "250"},
+                           {"LOAD_TEST_CHECKOUT_CREATE_THRESHOLD", "2000"}}));
   ASSERT_TRUE(env.config) << env.errors[0].ToString();
   const auto& t = env.config->scenarios[0].thresholds;
   // The variable replaces the file's p99 on the ingest step; the checkout
@@ -426,14 +423,15 @@ p99 = "800ms"
 }
 
 TEST(ConfigThresholds, AnUnknownStepOrBadLimitIsAnError) {
-  auto r = ParseConfig(WithScenario(R"(rate = "1/s"
+  auto r =
+      ParseConfig(WithScenario(R"(rate = "1/s"
 [scenarios.ingest.thresholds.confirm]
 p99 = "1s"
 [scenarios.ingest.thresholds.ingest]
 p99 = "soon"
 error_ratio = 5
 )"),
-                       "t.toml", Env({{"LOAD_TEST_LIST_THRESHOLD", "abc"}}));
+                  "t.toml", FakeEnv({{"LOAD_TEST_LIST_THRESHOLD", "abc"}}));
   EXPECT_FALSE(r.config);
   std::map<std::string, ConfigError> by_key;
   for (const auto& e : r.errors) by_key[e.key] = e;
@@ -494,7 +492,7 @@ const ScenarioConfig& Named(const Config& c, const std::string& name) {
 }
 
 TEST(Config, CheckoutVisibilityAndIngestionKeysFreezeIntoTheirOptions) {
-  ConfigResult r = ParseConfig(kScenarios, "s.toml", Env());
+  ConfigResult r = ParseConfig(kScenarios, "s.toml", FakeEnv());
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
   const auto& c = Named(*r.config, "checkout");
   EXPECT_EQ(c.type, ScenarioType::kCheckout);
@@ -538,7 +536,7 @@ rate = "1/s"
 product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
 billing_address = false
 )",
-                               "d.toml", Env());
+                               "d.toml", FakeEnv());
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
   const CheckoutOptions& o = r.config->scenarios[0].checkout;
   EXPECT_DOUBLE_EQ(o.update_ratio, 0.5);
@@ -553,8 +551,8 @@ billing_address = false
 TEST(Config, TheLocustVariablesSetProductAndCustomerEmail) {
   ConfigResult r = ParseConfig(
       kScenarios, "s.toml",
-      Env({{"LOAD_TEST_PRODUCT_ID", "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"},
-           {"LOAD_TEST_CUSTOMER_EMAIL", "ops@acme.io"}}));
+      FakeEnv({{"LOAD_TEST_PRODUCT_ID", "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"},
+               {"LOAD_TEST_CUSTOMER_EMAIL", "ops@acme.io"}}));
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
   const auto& c = Named(*r.config, "checkout");
   EXPECT_EQ(c.checkout.product_id, "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c");
@@ -569,7 +567,8 @@ type = "checkout"
 rate = "1/s"
 )",
       "b.toml",
-      Env({{"LOAD_TEST_PRODUCT_ID", "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"}}));
+      FakeEnv(
+          {{"LOAD_TEST_PRODUCT_ID", "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c"}}));
   EXPECT_TRUE(bare.errors.empty());
 }
 
@@ -595,7 +594,7 @@ rate = "1/s"
 event_name = ""
 deadline = "0s"
 )",
-                               "bad.toml", Env());
+                               "bad.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   std::string all;
   for (const auto& e : r.errors) all += e.ToString() + "\n";
@@ -622,7 +621,7 @@ token = "t"
 type = "checkout"
 rate = "1/s"
 )",
-                                     "m.toml", Env());
+                                     "m.toml", FakeEnv());
   ASSERT_EQ(missing.errors.size(), 1u);
   EXPECT_NE(missing.errors[0].ToString().find(
                 "scenarios.c.product_id: missing; the id of the product"),
@@ -630,7 +629,7 @@ rate = "1/s"
       << missing.errors[0].ToString();
   ConfigResult bad_env =
       ParseConfig(kScenarios, "s.toml",
-                  Env({{"LOAD_TEST_CUSTOMER_EMAIL", "me@shop.test"}}));
+                  FakeEnv({{"LOAD_TEST_CUSTOMER_EMAIL", "me@shop.test"}}));
   ASSERT_FALSE(bad_env.errors.empty());
   EXPECT_EQ(bad_env.errors[0].key, "env LOAD_TEST_CUSTOMER_EMAIL");
 }
@@ -655,22 +654,22 @@ rate = "30/min"
   // 60 checkouts/min: 60 * (1 + 0.5 + 0.3 + 0.2) = 120 requests/min plus 30
   // batches: over 100; 6 confirms/min: at the limit, not over it.
   ConfigResult busy = ParseConfig(config("https://sandbox-api.polar.sh", "1/s"),
-                                  "w.toml", Env());
+                                  "w.toml", FakeEnv());
   ASSERT_TRUE(busy.config);
   ASSERT_EQ(busy.warnings.size(), 1u);
   EXPECT_NE(busy.warnings[0].find("at least 150/min"), std::string::npos)
       << busy.warnings[0];
   // 120 checkouts/min: 12 confirms/min, over sandbox's 6.
   ConfigResult confirms = ParseConfig(
-      config("https://sandbox-api.polar.sh", "2/s"), "w.toml", Env());
+      config("https://sandbox-api.polar.sh", "2/s"), "w.toml", FakeEnv());
   ASSERT_EQ(confirms.warnings.size(), 2u);
   EXPECT_NE(confirms.warnings[1].find("12.0/min"), std::string::npos)
       << confirms.warnings[1];
   ConfigResult quiet = ParseConfig(
-      config("https://sandbox-api.polar.sh", "10/min"), "w.toml", Env());
+      config("https://sandbox-api.polar.sh", "10/min"), "w.toml", FakeEnv());
   EXPECT_TRUE(quiet.warnings.empty());
   ConfigResult local =
-      ParseConfig(config("http://127.0.0.1:8000", "50/s"), "w.toml", Env());
+      ParseConfig(config("http://127.0.0.1:8000", "50/s"), "w.toml", FakeEnv());
   EXPECT_TRUE(local.warnings.empty()) << "no limits on a local stack";
 }
 
@@ -684,7 +683,7 @@ type = "checkout"
 rate = "1/min"
 product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
 )",
-                               "p.toml", Env());
+                               "p.toml", FakeEnv());
   EXPECT_FALSE(r.config);
 }
 

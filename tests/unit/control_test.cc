@@ -12,9 +12,12 @@
 #include "daemon/control_api.h"
 #include "daemon/scheduler.h"
 #include "tests/support/process.h"
+#include "tests/support/unit_fixtures.h"
 
 namespace polar {
 namespace {
+
+using testing::FakeEnv;
 
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -41,7 +44,7 @@ class LoopScenario final : public Scenario {
   std::size_t in_flight_ = 0;
 };
 
-struct Rig {
+struct ControlRig {
   prometheus::Registry registry;
   Metrics metrics{registry};
   SystemClock clock;
@@ -60,15 +63,10 @@ struct Rig {
   }
 };
 
-RunnerPlan ConstantPlan(double rate) {
-  RunnerPlan plan;
-  plan.schedule.kind = ScheduleKind::kConstant;
-  plan.schedule.rate = rate;
-  return plan;
-}
+using testing::ConstantPlan;
 
 TEST(RunnerControl, APausedScenarioProducesNoArrivalsAndResumesWithoutABurst) {
-  Rig rig;
+  ControlRig rig;
   ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(100), RunnerLimits{});
   runner.Start(rig.clock.Now());
@@ -106,7 +104,7 @@ TEST(RunnerControl, APausedScenarioProducesNoArrivalsAndResumesWithoutABurst) {
 }
 
 TEST(RunnerControl, ARateOverrideForAWhileEndsBackOnTheSchedule) {
-  Rig rig;
+  ControlRig rig;
   ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(20), RunnerLimits{});
   runner.Start(rig.clock.Now());
@@ -132,7 +130,7 @@ TEST(RunnerControl, ARateOverrideForAWhileEndsBackOnTheSchedule) {
 }
 
 TEST(RunnerControl, AnOverrideWithoutADurationLastsUntilCleared) {
-  Rig rig;
+  ControlRig rig;
   ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(10), RunnerLimits{});
   runner.Start(rig.clock.Now());
@@ -151,7 +149,7 @@ TEST(RunnerControl, AnOverrideWithoutADurationLastsUntilCleared) {
 }
 
 TEST(RunnerControl, AnOverrideSetWhilePausedTakesEffectOnResume) {
-  Rig rig;
+  ControlRig rig;
   ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(10), RunnerLimits{});
   runner.Start(rig.clock.Now());
@@ -169,7 +167,7 @@ TEST(RunnerControl, AnOverrideSetWhilePausedTakesEffectOnResume) {
 }
 
 TEST(RunnerControl, ABurstRespectsTheInFlightCapAndCountsTheRestAsDropped) {
-  Rig rig;
+  ControlRig rig;
   rig.scenario.hold = true;  // nothing finishes
   RunnerLimits limits;
   limits.max_in_flight = 50;
@@ -190,7 +188,7 @@ TEST(RunnerControl, ABurstRespectsTheInFlightCapAndCountsTheRestAsDropped) {
 }
 
 TEST(RunnerControl, ABurstIsBoundedAndStartsInSlicesNotAllAtOnce) {
-  Rig rig;
+  ControlRig rig;
   ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(0), RunnerLimits{});
   runner.Start(rig.clock.Now());
@@ -213,7 +211,7 @@ TEST(RunnerControl, ABurstIsBoundedAndStartsInSlicesNotAllAtOnce) {
 }
 
 TEST(RunnerControl, ARemovedRunnerDoesNotLeaveTheScenarioLookingPaused) {
-  Rig rig;
+  ControlRig rig;
   {
     ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
                           ConstantPlan(1), RunnerLimits{});
@@ -241,7 +239,7 @@ TEST(ControlToken, OnlyTheExactTokenMatches) {
 // ---- ControlApi without a process
 // ---------------------------------------------
 
-struct ApiRig : Rig {
+struct ApiRig : ControlRig {
   ScenarioRunner runner{
       loop, clock, scenario, series, ConstantPlan(10), RunnerLimits{}};
   ControlApi api{clock, metrics, [this](std::string_view name) {
@@ -376,16 +374,12 @@ type = "event_ingestion"
 rate = "1/s"
 )";
 
-EnvLookup NoEnv() {
-  return [](const char*) -> std::optional<std::string> { return std::nullopt; };
-}
-
 TEST(ControlConfig, TheTokenComesFromTheFileAndJoinsTheSecrets) {
   std::string dir = testing::TempDir();
   testing::WriteFile(dir + "/control", "0123456789abcdef0123\n");
   ConfigResult r = ParseConfig(
       std::string(kBase) + "[control]\ntoken_file = \"" + dir + "/control\"\n",
-      "t.toml", NoEnv());
+      "t.toml", FakeEnv());
   ASSERT_TRUE(r.config) << r.errors[0].ToString();
   EXPECT_EQ(r.config->control.token, "0123456789abcdef0123");
   EXPECT_NE(
@@ -394,7 +388,7 @@ TEST(ControlConfig, TheTokenComesFromTheFileAndJoinsTheSecrets) {
 }
 
 TEST(ControlConfig, NoControlTableMeansNoToken) {
-  ConfigResult r = ParseConfig(kBase, "t.toml", NoEnv());
+  ConfigResult r = ParseConfig(kBase, "t.toml", FakeEnv());
   ASSERT_TRUE(r.config);
   EXPECT_TRUE(r.config->control.token.empty());
 }
@@ -406,7 +400,8 @@ TEST(ControlConfig, AShortTokenBothKeysOrAnUnknownKeyAreErrors) {
            "[control]\ntokens = \"0123456789abcdef0123\"\n",
            "[control]\ntoken_file = \"/nonexistent/control-token\"\n",
        }) {
-    ConfigResult r = ParseConfig(std::string(kBase) + table, "t.toml", NoEnv());
+    ConfigResult r =
+        ParseConfig(std::string(kBase) + table, "t.toml", FakeEnv());
     EXPECT_FALSE(r.config) << table;
     ASSERT_FALSE(r.errors.empty());
     EXPECT_EQ(r.errors[0].key.rfind("control.", 0), 0u)

@@ -14,7 +14,7 @@ namespace polar {
 namespace {
 
 // A Transport that records requests and lets the test answer them.
-class FakeTransport final : public Transport {
+class RecordingTransport final : public Transport {
  public:
   struct Sent {
     Request request;
@@ -57,7 +57,7 @@ class EventIngestionTest : public ::testing::Test {
 
   prometheus::Registry registry_;
   Metrics metrics_;
-  FakeTransport transport_;
+  RecordingTransport transport_;
   FakeClock clock_;
 };
 
@@ -186,7 +186,8 @@ TEST_F(EventIngestionTest, LatencyIsMeasuredFromTheIntendedStart) {
   scenario->Start(Arrival{MonoTime{}, 0});
   transport_.Answer(0, 200, R"({"inserted":7,"duplicates":0})");
   auto m = testing::ParseMetrics(SerializeMetrics(registry_));
-  // intended -> done is 5 ms; sent -> done is 4 ms (see FakeTransport::Answer).
+  // intended -> done is 5 ms; sent -> done is 4 ms (see
+  // RecordingTransport::Answer).
   EXPECT_NEAR(testing::SumSeries(m, "polar_loadd_request_latency_seconds_sum"),
               0.005, 1e-9);
   EXPECT_NEAR(testing::SumSeries(m, "polar_loadd_request_service_seconds_sum"),

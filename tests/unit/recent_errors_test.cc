@@ -4,13 +4,14 @@
 #include <gtest/gtest.h>
 
 #include "exporters/log.h"
+#include "tests/support/unit_fixtures.h"
 
 namespace polar {
 namespace {
 
-using namespace std::chrono_literals;
+using testing::MonoAt;
 
-MonoTime At(Duration d) { return MonoTime{} + d; }
+using namespace std::chrono_literals;
 
 class RecentErrorsTest : public ::testing::Test {
  protected:
@@ -21,9 +22,9 @@ TEST_F(RecentErrorsTest, RepeatedFailuresOfOneKindAreOneEntryWithACount) {
   RecentErrors ring;
   for (int i = 0; i < 5; ++i) {
     ring.Record("ingest", "ingest", Outcome::kHttp5xx, 503,
-                At(std::chrono::seconds(i)), "", R"({"error":"busy"})");
+                MonoAt(std::chrono::seconds(i)), "", R"({"error":"busy"})");
   }
-  ring.Record("ingest", "ingest", Outcome::kTimeout, 0, At(10s),
+  ring.Record("ingest", "ingest", Outcome::kTimeout, 0, MonoAt(10s),
               "Operation timed out", "");
   auto all = ring.Snapshot();
   ASSERT_EQ(all.size(), 2u);
@@ -33,26 +34,27 @@ TEST_F(RecentErrorsTest, RepeatedFailuresOfOneKindAreOneEntryWithACount) {
   EXPECT_EQ(all[0].snippet, "Operation timed out");
   EXPECT_EQ(all[1].outcome, Outcome::kHttp5xx);
   EXPECT_EQ(all[1].count, 5u);
-  EXPECT_EQ(all[1].first_seen, At(0s));
-  EXPECT_EQ(all[1].last_seen, At(4s));
+  EXPECT_EQ(all[1].first_seen, MonoAt(0s));
+  EXPECT_EQ(all[1].last_seen, MonoAt(4s));
   EXPECT_EQ(all[1].snippet, R"(HTTP 503 body: {"error":"busy"})");
 }
 
 TEST_F(RecentErrorsTest, ADifferentStatusIsADifferentEntry) {
   RecentErrors ring;
-  ring.Record("s", "create", Outcome::kHttp4xx, 422, At(1s), "", "a");
-  ring.Record("s", "create", Outcome::kHttp4xx, 404, At(2s), "", "b");
-  ring.Record("s", "confirm", Outcome::kHttp4xx, 404, At(3s), "", "c");
+  ring.Record("s", "create", Outcome::kHttp4xx, 422, MonoAt(1s), "", "a");
+  ring.Record("s", "create", Outcome::kHttp4xx, 404, MonoAt(2s), "", "b");
+  ring.Record("s", "confirm", Outcome::kHttp4xx, 404, MonoAt(3s), "", "c");
   EXPECT_EQ(ring.Snapshot().size(), 3u);
 }
 
 TEST_F(RecentErrorsTest, WhenFullTheEntrySeenLongestAgoMakesRoom) {
   RecentErrors ring(3);
-  ring.Record("s", "a", Outcome::kHttp5xx, 500, At(1s), "", "");
-  ring.Record("s", "b", Outcome::kHttp5xx, 500, At(2s), "", "");
-  ring.Record("s", "c", Outcome::kHttp5xx, 500, At(3s), "", "");
-  ring.Record("s", "a", Outcome::kHttp5xx, 500, At(4s), "", "");  // a is fresh
-  ring.Record("s", "d", Outcome::kHttp5xx, 500, At(5s), "", "");  // b goes
+  ring.Record("s", "a", Outcome::kHttp5xx, 500, MonoAt(1s), "", "");
+  ring.Record("s", "b", Outcome::kHttp5xx, 500, MonoAt(2s), "", "");
+  ring.Record("s", "c", Outcome::kHttp5xx, 500, MonoAt(3s), "", "");
+  ring.Record("s", "a", Outcome::kHttp5xx, 500, MonoAt(4s), "",
+              "");  // a is fresh
+  ring.Record("s", "d", Outcome::kHttp5xx, 500, MonoAt(5s), "", "");  // b goes
   auto all = ring.Snapshot();
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0].step, "d");
@@ -66,7 +68,7 @@ TEST_F(RecentErrorsTest, SnippetsAreRedactedShortAndFreeOfControlCharacters) {
   RecentErrors ring;
   std::string body = "{\"detail\":\"bad token " + token + "\"}\n\t" +
                      std::string(1000, 'x') + token;
-  ring.Record("s", "a", Outcome::kHttp4xx, 401, At(1s), "", body);
+  ring.Record("s", "a", Outcome::kHttp4xx, 401, MonoAt(1s), "", body);
   const std::string snippet = ring.Snapshot()[0].snippet;
   EXPECT_EQ(snippet.find(token), std::string::npos);
   EXPECT_EQ(snippet.find("polar_oat_SECRET"), std::string::npos);
@@ -87,10 +89,10 @@ TEST_F(RecentErrorsTest, ASecretCutByTheSnippetEdgeLeavesNoPrefix) {
 
 TEST_F(RecentErrorsTest, TheSnippetFollowsTheLatestFailureAtMostOnceASecond) {
   RecentErrors ring;
-  ring.Record("s", "a", Outcome::kHttp5xx, 500, At(1000ms), "", "first");
-  ring.Record("s", "a", Outcome::kHttp5xx, 500, At(1500ms), "", "second");
+  ring.Record("s", "a", Outcome::kHttp5xx, 500, MonoAt(1000ms), "", "first");
+  ring.Record("s", "a", Outcome::kHttp5xx, 500, MonoAt(1500ms), "", "second");
   EXPECT_NE(ring.Snapshot()[0].snippet.find("first"), std::string::npos);
-  ring.Record("s", "a", Outcome::kHttp5xx, 500, At(2100ms), "", "third");
+  ring.Record("s", "a", Outcome::kHttp5xx, 500, MonoAt(2100ms), "", "third");
   EXPECT_NE(ring.Snapshot()[0].snippet.find("third"), std::string::npos);
   EXPECT_EQ(ring.Snapshot()[0].count, 3u);
 }

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "tests/support/unit_fixtures.h"
+
 namespace polar {
 namespace {
 
@@ -14,9 +16,9 @@ using namespace std::chrono_literals;
 
 // Answers on the loop (never inside Send) with whatever `answer` says; with
 // hold = true it keeps the callbacks until Release().
-class FakeTransport final : public Transport {
+class LoopTransport final : public Transport {
  public:
-  FakeTransport(EventLoop& loop, const Clock& clock)
+  LoopTransport(EventLoop& loop, const Clock& clock)
       : loop_(loop), clock_(clock) {}
   std::function<void(Response&)> answer = [](Response& r) { r.status = 200; };
   bool hold = false;
@@ -78,12 +80,12 @@ class FakeScenario final : public Scenario {
   std::size_t in_flight_ = 0;
 };
 
-struct Rig {
+struct RunnerRig {
   prometheus::Registry registry;
   Metrics metrics{registry};
   SystemClock clock;
   EventLoop loop;
-  FakeTransport transport{loop, clock};
+  LoopTransport transport{loop, clock};
   RetryAfterGate gate{transport};
   FakeScenario scenario{gate};
   ScenarioSeries& series = metrics.Scenario("fake");
@@ -97,15 +99,10 @@ struct Rig {
   }
 };
 
-RunnerPlan ConstantPlan(double rate) {
-  RunnerPlan plan;
-  plan.schedule.kind = ScheduleKind::kConstant;
-  plan.schedule.rate = rate;
-  return plan;
-}
+using testing::ConstantPlan;
 
 TEST(ScenarioRunner, A429WithRetryAfterPausesSendingAndCountsWhatItDidNotSend) {
-  Rig rig;
+  RunnerRig rig;
   bool first = true;
   rig.transport.answer = [&](Response& r) {
     if (first) {
@@ -137,7 +134,7 @@ TEST(ScenarioRunner, A429WithRetryAfterPausesSendingAndCountsWhatItDidNotSend) {
 }
 
 TEST(ScenarioRunner, RetryAfterIsIgnoredWhenTheScenarioSaysSo) {
-  Rig rig;
+  RunnerRig rig;
   rig.transport.answer = [](Response& r) {
     r.status = 429;
     r.retry_after = 10s;
@@ -155,7 +152,7 @@ TEST(ScenarioRunner, RetryAfterIsIgnoredWhenTheScenarioSaysSo) {
 }
 
 TEST(ScenarioRunner, ARetryAfterBeyondTheCapPausesOnlyForTheCap) {
-  Rig rig;
+  RunnerRig rig;
   rig.transport.answer = [](Response& r) {
     r.status = 429;
     r.retry_after = std::chrono::hours(1);
@@ -174,7 +171,7 @@ TEST(ScenarioRunner, ARetryAfterBeyondTheCapPausesOnlyForTheCap) {
 }
 
 TEST(ScenarioRunner, ArrivalsBeyondTheInFlightCapAreCountedNotQueued) {
-  Rig rig;
+  RunnerRig rig;
   rig.transport.hold = true;  // a frozen target: nothing comes back
   RunnerLimits limits;
   limits.max_in_flight = 5;
@@ -191,7 +188,7 @@ TEST(ScenarioRunner, ArrivalsBeyondTheInFlightCapAreCountedNotQueued) {
 }
 
 TEST(ScenarioRunner, TheGlobalCapIsCheckedAfterTheScenarioCap) {
-  Rig rig;
+  RunnerRig rig;
   RunnerLimits limits;
   limits.global_full = [] { return true; };
   ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
@@ -205,7 +202,7 @@ TEST(ScenarioRunner, TheGlobalCapIsCheckedAfterTheScenarioCap) {
 }
 
 TEST(ScenarioRunner, ReconfigureChangesTheRateAndKeepsCountersAndSequence) {
-  Rig rig;
+  RunnerRig rig;
   ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(50), RunnerLimits{});
   runner.Start(rig.clock.Now());
@@ -231,7 +228,7 @@ TEST(ScenarioRunner, ReconfigureChangesTheRateAndKeepsCountersAndSequence) {
 TEST(ScenarioRunner, ASuccessorStartsFromThePredecessorsRemainingWork) {
   // A reload at 10/s, 0.75 of the way through a gap: the successor's first
   // arrival comes 25 ms later, not at once (a burst) and not 100 ms later.
-  Rig rig;
+  RunnerRig rig;
   ScenarioRunner old(rig.loop, rig.clock, rig.scenario, rig.series,
                      ConstantPlan(10), RunnerLimits{});
   const MonoTime start = rig.clock.Now();
@@ -281,7 +278,7 @@ MonoTime WindowEnd(MonoTime t, Duration slack) {
 }
 
 TEST(ScenarioRunner, ArrivalsCloserThanTheTimerSlackStartTogetherAtItsEnd) {
-  Rig rig;
+  RunnerRig rig;
   RunnerLimits limits;
   limits.timer_slack = 2ms;
   // 5,000/s: ten arrivals per 2 ms window.
@@ -313,7 +310,7 @@ TEST(ScenarioRunner, ArrivalsCloserThanTheTimerSlackStartTogetherAtItsEnd) {
 }
 
 TEST(ScenarioRunner, AScheduleSlowerThanOnePerSlackIsSentOnTime) {
-  Rig rig;
+  RunnerRig rig;
   RunnerLimits limits;
   limits.timer_slack = 10ms;
   // 50/s is one arrival per 20 ms, more than the slack apart. The first is
@@ -335,7 +332,7 @@ TEST(ScenarioRunner, AScheduleSlowerThanOnePerSlackIsSentOnTime) {
 TEST(RetryAfterGate, A429OnAStreamPausesTheRunnerLikeOneOnARequest) {
   for (bool via_head : {true, false}) {
     SCOPED_TRACE(via_head ? "head" : "end");
-    Rig rig;
+    RunnerRig rig;
     StreamCapture inner;
     RetryAfterGate gate(inner);
     ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,

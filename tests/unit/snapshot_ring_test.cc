@@ -8,29 +8,31 @@
 #include <limits>
 #include <vector>
 
+#include "tests/support/unit_fixtures.h"
+
 namespace polar {
 namespace {
 
-using namespace std::chrono_literals;
+using testing::MonoAt;
 
-MonoTime At(Duration d) { return MonoTime{} + d; }
+using namespace std::chrono_literals;
 
 TEST(SnapshotRing, TheBaselineIsTheNewestSnapshotAtLeastAWindowOld) {
   SnapshotRing ring(1, 13);
   for (int i = 0; i <= 12; ++i) {
     const uint64_t v = static_cast<uint64_t>(i) * 10;
-    ring.Push(At(std::chrono::seconds(5 * i)), std::vector<uint64_t>{v});
+    ring.Push(MonoAt(std::chrono::seconds(5 * i)), std::vector<uint64_t>{v});
   }
   // Now is 62 s: the snapshot at 0 s is the newest one >= 60 s old... the one
   // at 0 s (62 - 60 = 2; 0 <= 2 < 5).
-  auto base = ring.Baseline(At(62s), 60s);
+  auto base = ring.Baseline(MonoAt(62s), 60s);
   ASSERT_TRUE(base);
-  EXPECT_EQ(base->at, At(0s));
+  EXPECT_EQ(base->at, MonoAt(0s));
   EXPECT_EQ(base->values[0], 0u);
   // At 66 s the one taken at 5 s is old enough.
-  base = ring.Baseline(At(66s), 60s);
+  base = ring.Baseline(MonoAt(66s), 60s);
   ASSERT_TRUE(base);
-  EXPECT_EQ(base->at, At(5s));
+  EXPECT_EQ(base->at, MonoAt(5s));
   EXPECT_EQ(base->values[0], 10u);
 }
 
@@ -38,24 +40,24 @@ TEST(SnapshotRing, OldSnapshotsAreOverwrittenSoMemoryStaysFixed) {
   SnapshotRing ring(2, 3);
   for (int i = 0; i < 10; ++i) {
     const auto v = static_cast<uint64_t>(i);
-    ring.Push(At(std::chrono::seconds(i)), std::vector<uint64_t>{v, 2 * v});
+    ring.Push(MonoAt(std::chrono::seconds(i)), std::vector<uint64_t>{v, 2 * v});
   }
   EXPECT_EQ(ring.size(), 3u);
   // Only 7, 8, 9 are left; a window reaching further back gets the oldest.
-  auto base = ring.Baseline(At(9s), 100s);
+  auto base = ring.Baseline(MonoAt(9s), 100s);
   ASSERT_TRUE(base);
-  EXPECT_EQ(base->at, At(7s));
+  EXPECT_EQ(base->at, MonoAt(7s));
   EXPECT_EQ(base->values[1], 14u);
   EXPECT_EQ(ring.Newest()->values[0], 9u);
 }
 
 TEST(SnapshotRing, AYoungRingGivesItsOldestSnapshotAndEmptyGivesNothing) {
   SnapshotRing ring(1, 13);
-  EXPECT_FALSE(ring.Baseline(At(10s), 60s));
-  ring.Push(At(3s), std::vector<uint64_t>{7});
-  auto base = ring.Baseline(At(10s), 60s);
+  EXPECT_FALSE(ring.Baseline(MonoAt(10s), 60s));
+  ring.Push(MonoAt(3s), std::vector<uint64_t>{7});
+  auto base = ring.Baseline(MonoAt(10s), 60s);
   ASSERT_TRUE(base);
-  EXPECT_EQ(base->at, At(3s));
+  EXPECT_EQ(base->at, MonoAt(3s));
 }
 
 TEST(SnapshotRing, DeltaCountsACounterResetFromZero) {

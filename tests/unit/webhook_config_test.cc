@@ -10,17 +10,16 @@
 
 #include "daemon/config.h"
 #include "tests/support/process.h"
+#include "tests/support/unit_fixtures.h"
 
 namespace polar {
 namespace {
 
+using testing::FakeEnv;
+
 using namespace std::chrono_literals;
 
-EnvLookup NoEnv() {
-  return [](const char*) -> std::optional<std::string> { return std::nullopt; };
-}
-
-constexpr std::string_view kBase = R"(
+constexpr std::string_view kWebhookBase = R"(
 [target]
 base_url = "http://127.0.0.1:8000"
 token = "polar_oat_secret"
@@ -33,12 +32,12 @@ type = "event_ingestion"
 rate = "1/s"
 )";
 
-constexpr std::string_view kSecret =
+constexpr std::string_view kConfigSecret =
     "whsec_Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1u";
 
 ConfigResult Parse(std::string_view webhooks) {
-  return ParseConfig(std::string(kBase) + std::string(webhooks), "test.toml",
-                     NoEnv());
+  return ParseConfig(std::string(kWebhookBase) + std::string(webhooks),
+                     "test.toml", FakeEnv());
 }
 
 std::string AllErrors(const ConfigResult& r) {
@@ -55,13 +54,13 @@ TEST(WebhookConfig, NoTableMeansNoReceiver) {
 
 TEST(WebhookConfig, DefaultsAreLoopbackAndPolarsOwnRules) {
   ConfigResult r = Parse(std::string("[webhooks]\nsecret = \"") +
-                         std::string(kSecret) + "\"\n");
+                         std::string(kConfigSecret) + "\"\n");
   ASSERT_TRUE(r.config) << AllErrors(r);
   const WebhooksConfig& w = r.config->webhooks;
   EXPECT_TRUE(w.enabled);
   EXPECT_EQ(w.listen.ToString(), "127.0.0.1:9478");
   EXPECT_EQ(w.secret_format, WebhookSecretFormat::kPolar);
-  EXPECT_EQ(w.key, kSecret);  // Polar's key: the whole string
+  EXPECT_EQ(w.key, kConfigSecret);  // Polar's key: the whole string
   EXPECT_EQ(w.tolerance, 5min);
   EXPECT_EQ(w.deadline, 10min);
   EXPECT_EQ(w.unmatched_after, 10s);
@@ -71,10 +70,11 @@ TEST(WebhookConfig, DefaultsAreLoopbackAndPolarsOwnRules) {
   EXPECT_EQ(w.max_expectations, 100'000u);
   EXPECT_TRUE(w.register_url.empty());
   // The secret goes to the redactor (with and without its prefix).
-  EXPECT_NE(std::find(r.secrets.begin(), r.secrets.end(), kSecret),
+  EXPECT_NE(std::find(r.secrets.begin(), r.secrets.end(), kConfigSecret),
             r.secrets.end());
-  EXPECT_NE(std::find(r.secrets.begin(), r.secrets.end(), kSecret.substr(6)),
-            r.secrets.end());
+  EXPECT_NE(
+      std::find(r.secrets.begin(), r.secrets.end(), kConfigSecret.substr(6)),
+      r.secrets.end());
 }
 
 TEST(WebhookConfig, EveryKeyIsRead) {
@@ -107,11 +107,12 @@ unmatched_after = "3s"
 
 TEST(WebhookConfig, TheSecretFileHoldsTheWholeWhsecString) {
   std::string dir = testing::TempDir();
-  testing::WriteFile(dir + "/webhook-secret", std::string(kSecret) + "\n");
+  testing::WriteFile(dir + "/webhook-secret",
+                     std::string(kConfigSecret) + "\n");
   ConfigResult r =
       Parse("[webhooks]\nsecret_file = \"" + dir + "/webhook-secret\"\n");
   ASSERT_TRUE(r.config) << AllErrors(r);
-  EXPECT_EQ(r.config->webhooks.key, kSecret);  // newline trimmed
+  EXPECT_EQ(r.config->webhooks.key, kConfigSecret);  // newline trimmed
   ConfigResult missing =
       Parse("[webhooks]\nsecret_file = \"" + dir + "/nope\"\n");
   EXPECT_FALSE(missing.config);
@@ -197,15 +198,15 @@ TEST(WebhookConfig, RegisterUrlsMustBePublicHttpsUnlessLoopbackIsAllowed) {
 }
 
 TEST(WebhookConfig, RegistrationTakesTheSecretFromPolarNotFromTheFile) {
-  ConfigResult r =
-      Parse(std::string("[webhooks]\nsecret = \"") + std::string(kSecret) +
-            "\"\nregister_url = \"https://a.example.org/w\"\n");
+  ConfigResult r = Parse(std::string("[webhooks]\nsecret = \"") +
+                         std::string(kConfigSecret) +
+                         "\"\nregister_url = \"https://a.example.org/w\"\n");
   EXPECT_FALSE(r.config);
   EXPECT_NE(AllErrors(r).find("comes from Polar"), std::string::npos)
       << AllErrors(r);
-  ConfigResult lonely =
-      Parse(std::string("[webhooks]\nsecret = \"") + std::string(kSecret) +
-            "\"\nregister_allow_loopback = true\n");
+  ConfigResult lonely = Parse(std::string("[webhooks]\nsecret = \"") +
+                              std::string(kConfigSecret) +
+                              "\"\nregister_allow_loopback = true\n");
   EXPECT_FALSE(lonely.config);
 }
 
@@ -222,7 +223,7 @@ secret = "whsec_Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1u"
 type = "event_ingestion"
 rate = "1/s"
 )",
-                               "test.toml", NoEnv());
+                               "test.toml", FakeEnv());
   EXPECT_FALSE(r.config);
   EXPECT_NE(AllErrors(r).find("webhooks.listen"), std::string::npos)
       << AllErrors(r);
@@ -240,7 +241,7 @@ TEST(WebhookConfig, TheShippedExampleDocumentsEveryKeyWithValidDefaults) {
   std::stringstream text;
   text << in.rdbuf();
   std::string dir = testing::TempDir();
-  testing::WriteFile(dir + "/webhook-secret", std::string(kSecret));
+  testing::WriteFile(dir + "/webhook-secret", std::string(kConfigSecret));
   std::string table;
   std::set<std::string> keys;
   std::map<std::string, std::string> set_keys;  // not commented out

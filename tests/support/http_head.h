@@ -1,0 +1,18 @@
+// Reading the head of an HTTP/1.1 request in the test servers (TestHttpServer,
+// FaultServer): header lookup with ASCII case folding.
+//
+// Pure functions; any thread. Test support only.
+#pragma once
+
+#include <string>
+
+namespace polar::testing {
+
+// `s` with A-Z folded to a-z; other bytes, UTF-8 included, unchanged.
+std::string LowerAscii(std::string s);
+
+// The value of header `name` (lower case) in `head`, a request head whose lines
+// end in CRLF, without leading spaces; "" when it is absent.
+std::string HeaderValue(const std::string& head, const std::string& name);
+
+}  // namespace polar::testing
