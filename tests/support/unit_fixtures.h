@@ -17,11 +17,12 @@ namespace polar::testing {
 
 // An EnvLookup that sees `vars` and nothing else.
 inline EnvLookup FakeEnv(std::map<std::string, std::string> vars = {}) {
-  return [vars = std::move(vars)](const char* name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
+  return
+      [vars = std::move(vars)](const char* name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        if (it == vars.end()) return std::nullopt;
+        return it->second;
+      };
 }
 
 inline RunnerPlan ConstantPlan(double rate) {
