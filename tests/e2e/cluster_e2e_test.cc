@@ -32,7 +32,7 @@
 #include "tests/support/process.h"
 #include "tests/support/prometheus.h"
 
-namespace polar {
+namespace polar::cluster_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -321,4 +321,4 @@ TEST(
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::cluster_e2e

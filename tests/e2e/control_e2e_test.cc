@@ -12,7 +12,7 @@
 #include "tests/support/daemons.h"
 #include "tests/support/test_http_server.h"
 
-namespace polar {
+namespace polar::control_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -394,4 +394,4 @@ TEST(StatusPageE2E, RecentErrorsShowTheResponseWithTheTokenRedacted) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::control_e2e

@@ -19,7 +19,7 @@
 #include "tests/support/daemons.h"
 #include "tests/support/process.h"
 
-namespace polar {
+namespace polar::engine_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -252,4 +252,4 @@ TEST(RateAccuracy, HoldsAThousandPerSecondWithinTwoPercentOverThreeSeconds) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::engine_e2e

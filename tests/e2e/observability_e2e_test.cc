@@ -31,7 +31,7 @@
 #include "tests/support/process.h"
 #include "tests/support/prometheus.h"
 
-namespace polar {
+namespace polar::observability_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -444,4 +444,4 @@ TEST(Observability, ALiveScrapeIsCleanUnderPromtoolCheckMetrics) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::observability_e2e

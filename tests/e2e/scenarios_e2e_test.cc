@@ -20,7 +20,7 @@
 
 #include "tests/support/daemons.h"
 
-namespace polar {
+namespace polar::scenarios_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -523,4 +523,4 @@ product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::scenarios_e2e

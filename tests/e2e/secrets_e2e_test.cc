@@ -20,7 +20,7 @@
 #include "tests/support/process.h"
 #include "tests/support/test_http_server.h"
 
-namespace polar {
+namespace polar::secrets_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -222,4 +222,4 @@ error_ratio = 0.01
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::secrets_e2e

@@ -15,7 +15,7 @@
 #include "tests/support/process.h"
 #include "tests/support/test_http_server.h"
 
-namespace polar {
+namespace polar::service_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -464,4 +464,4 @@ TEST(Service, TheTokenNeverAppearsInLogsEvenWhenTheTargetEchoesIt) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::service_e2e

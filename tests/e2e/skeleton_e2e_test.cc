@@ -10,7 +10,7 @@
 #include "tests/support/daemons.h"
 #include "tests/support/process.h"
 
-namespace polar {
+namespace polar::skeleton_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -132,4 +132,4 @@ TEST(Skeleton, ABadConfigExits78AndNamesFileLineAndKey) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::skeleton_e2e

@@ -39,7 +39,7 @@
 #include "tests/support/daemons.h"
 #include "tests/support/process.h"
 
-namespace polar {
+namespace polar::webhooks_e2e {
 namespace {
 
 using namespace std::chrono_literals;
@@ -892,4 +892,4 @@ unmatched_after = "1s"
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::webhooks_e2e
