@@ -2,6 +2,9 @@
 -- LOAD_TEST_EVENT_BATCH_SIZE), each with a unique external_id so every event is inserted.
 -- The token comes from the environment (POLAR_TOKEN); keep-alive is wrk's default.
 local token = os.getenv("POLAR_TOKEN") or ""
+-- Ids differ between wrk runs against one polar-sim (warm-up, then measurement): a repeated id is a
+-- duplicate, which polar-sim answers without storing and which would flatter the figure.
+local run_id = os.getenv("BENCH_RUN_ID") or tostring(os.time())
 local names = { "generate.text", "generate.text", "generate.text", "generate.image" }
 local counter = 0
 local thread_id = 0
@@ -22,9 +25,9 @@ function request()
   for i = 1, 7 do
     counter = counter + 1
     events[i] = string.format(
-      '{"name":"%s","external_customer_id":"loadtest-customer-%d","external_id":"bench-%d-%d",'
+      '{"name":"%s","external_customer_id":"loadtest-customer-%d","external_id":"bench-%s-%d-%d",'
         .. '"metadata":{"selectedMeterSlug":"v1:meter:pack","totalPrice":0.42}}',
-      names[(counter % 4) + 1], counter % 20, thread_id, counter)
+      names[(counter % 4) + 1], counter % 20, run_id, thread_id, counter)
   end
   return wrk.format(nil, "/v1/events/ingest", nil, '{"events":[' .. table.concat(events, ",") .. ']}')
 end
