@@ -14,7 +14,6 @@ constexpr uint64_t kIdsPerJob = 5000;
 // Requests arriving within this window share one event.ingested job, so
 // 20,000 ingests/s cost ~100 job hand-offs/s instead of 20,000.
 constexpr auto kCoalesceWindow = std::chrono::milliseconds(10);
-// API_PAGINATION_MAX_LIMIT: larger limits are clamped, not refused.
 
 bool MetadataMatches(const json& metadata, const std::string& key,
                      const std::vector<std::string>& values) {

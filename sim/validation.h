@@ -62,16 +62,16 @@ bool IsCountry(std::string_view code);
 // A body that is not JSON: FastAPI's json_invalid error.
 SimResponse JsonDecodeError(std::string_view why);
 
-// The items [begin, end) of page `page` (1-based) of `limit` items per page in
-// a list of `total`. Both come from the query string and may be as large as
-// 2^63-1, so (page - 1) * limit is only computed once it is known to fit: a
-// page past the end is empty, as on Polar. (Multiplying first overflowed, found
-// by tests/fuzz/sim_request_fuzz.cc: page=2^62+1&limit=4 wrapped to page 1.)
 // Polar clamps `limit` to API_PAGINATION_MAX_LIMIT = 100 on every list route
 // (server/polar/kit/pagination.py, polar-api.md §1); larger values are not
 // refused.
 inline constexpr int64_t kMaxPageLimit = 100;
 
+// The items [begin, end) of page `page` (1-based) of `limit` items per page in
+// a list of `total`. Both come from the query string and may be as large as
+// 2^63-1, so (page - 1) * limit is only computed once it is known to fit: a
+// page past the end is empty, as on Polar. (Multiplying first overflowed, found
+// by tests/fuzz/sim_request_fuzz.cc: page=2^62+1&limit=4 wrapped to page 1.)
 struct PageRange {
   std::size_t begin = 0;
   std::size_t end = 0;

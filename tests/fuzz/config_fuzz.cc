@@ -14,6 +14,7 @@
 #include "daemon/arrivals.h"
 #include "daemon/config.h"
 #include "tests/fuzz/fuzz_target.h"
+#include "tests/support/unit_fixtures.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
@@ -29,12 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (end == std::string_view::npos) break;
     pos = end + 1;
   }
-  const polar::EnvLookup lookup =
-      [&env](const char* name) -> std::optional<std::string> {
-    auto it = env.find(name);
-    if (it == env.end()) return std::nullopt;
-    return it->second;
-  };
+  const polar::EnvLookup lookup = polar::testing::FakeEnv(std::move(env));
 
   polar::ConfigResult r = polar::ParseConfig(text, "fuzz.toml", lookup);
   if (r.config && !r.errors.empty()) std::abort();  // all or nothing

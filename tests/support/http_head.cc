@@ -1,14 +1,8 @@
 #include "tests/support/http_head.h"
 
-#include <cctype>
+#include "exporters/webhook_envelope.h"
 
 namespace polar::testing {
-
-std::string LowerAscii(std::string s) {
-  for (char& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string HeaderValue(const std::string& head, const std::string& name) {
   std::string lower = LowerAscii(head);

@@ -1,5 +1,5 @@
 // Reading the head of an HTTP/1.1 request in the test servers (TestHttpServer,
-// FaultServer): header lookup with ASCII case folding.
+// FaultServer): header lookup, case-insensitive in the header's name.
 //
 // Pure functions; any thread. Test support only.
 #pragma once
@@ -7,9 +7,6 @@
 #include <string>
 
 namespace polar::testing {
-
-// `s` with A-Z folded to a-z; other bytes, UTF-8 included, unchanged.
-std::string LowerAscii(std::string s);
 
 // The value of header `name` (lower case) in `head`, a request head whose lines
 // end in CRLF, without leading spaces; "" when it is absent.

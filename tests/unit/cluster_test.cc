@@ -400,9 +400,7 @@ TEST(ShardRunner, TheRunnerRunsItsShareAndNumbersArrivalsGlobally) {
   EventLoop loop;
   SequenceScenario scenario;
   ScenarioSeries& series = metrics.Scenario("seq");
-  RunnerPlan plan;
-  plan.schedule.kind = ScheduleKind::kConstant;
-  plan.schedule.rate = 300;
+  RunnerPlan plan = testing::ConstantPlan(300);
   plan.shard = Shard{1, 3};
   ScenarioRunner runner(loop, clock, scenario, series, plan, RunnerLimits{});
   runner.Start(clock.Now());
