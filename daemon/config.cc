@@ -192,7 +192,7 @@ std::optional<std::string> ReadSecretFile(const std::string& path,
 }
 
 // Polar's production API takes real money; sandbox has tight rate limits
-// (polar-api.md §5, §9).
+// (docs/polar-api.md §5, §9).
 bool IsProductionHost(std::string_view url) {
   return url.find("://api.polar.sh") != std::string_view::npos;
 }
@@ -528,7 +528,7 @@ void ParseCluster(Checker& c, const toml::table& root, const EnvLookup& env,
 }
 
 // register_url's host: Polar refuses localhost and every non-global IP
-// literal (polar-api.md §4.1); polar-sim accepts loopback hosts with
+// literal (docs/polar-api.md §4.1); polar-sim accepts loopback hosts with
 // --allow-loopback-webhooks.
 enum class HostKind { kPublic, kLoopback, kPrivate };
 HostKind ClassifyHost(std::string host) {
@@ -987,7 +987,7 @@ void ParseEventVisibility(Checker& c, const toml::table& t,
     }
   }
   if (auto v = c.String(t, p, "event_name")) {
-    // Polar's limit on event names (polar-api.md §3.1).
+    // Polar's limit on event names (docs/polar-api.md §3.1).
     if (v->empty() || v->size() > 128) {
       c.Error(t.get("event_name"), p + ".event_name",
               "must be 1-128 characters");
@@ -1016,8 +1016,8 @@ void ParseEventVisibility(Checker& c, const toml::table& t,
 
 // Sandbox allows 100 requests/min per organization (and per client IP for
 // the anonymous checkout routes) and 6 confirms/min before a 30-minute block
-// (polar-api.md §5). A config that asks for more is valid (a staging copy of
-// sandbox may differ) but most likely a mistake: say so at start.
+// (docs/polar-api.md §5). A config that asks for more is valid (a staging copy
+// of sandbox may differ) but most likely a mistake: say so at start.
 void WarnAboutSandbox(const Config& config,
                       std::vector<std::string>& warnings) {
   if (config.target.base_url.find("://sandbox-api.polar.sh") ==

@@ -317,7 +317,7 @@ void HttpEngine::Launch(std::unique_ptr<Transfer> owned) {
   } else {
     // POSTFIELDS with an explicit size makes curl send Content-Length (never
     // chunked), which Polar requires for POST, PUT and PATCH (411 otherwise,
-    // polar-api.md §0).
+    // docs/polar-api.md §0).
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(t->request.body.size()));
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->request.body.data());

@@ -45,7 +45,7 @@ struct RunnerLimits {
   // On 429 with Retry-After, stop sending for that long (capped) and count
   // the arrivals not sent as dropped{reason="retry_after"}.
   bool honour_retry_after = true;
-  // Polar's longest block is 30 min (confirm, polar-api.md §5); a larger
+  // Polar's longest block is 30 min (confirm, docs/polar-api.md §5); a larger
   // Retry-After is more likely a misconfigured proxy than a plan.
   Duration max_retry_after = std::chrono::minutes(30);
   // Arrivals closer together than this are sent together: the timer is set

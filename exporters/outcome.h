@@ -3,8 +3,8 @@
 //
 // Owned by nobody (value type). Any thread may call these functions; they are
 // pure. The set is closed on purpose: labels come from fixed sets so the series
-// count is bounded by construction (design.md §3), and error detail goes to the
-// rate-limited log, never to a label.
+// count is bounded by construction (docs/metrics.md), and error detail goes to
+// the rate-limited log, never to a label.
 #pragma once
 
 #include <array>

@@ -1,7 +1,7 @@
 // The webhook envelope parser: Polar's raw payload
 // `{"type":"<event type>","timestamp":"<ISO-8601>","data":{...}}`
-// (polar-api.md §4.3) reduced to what the receiver needs: the event type (a
-// fixed label) and the correlation key of exporters/webhook_expectations.h.
+// (docs/polar-api.md §4.3) reduced to what the receiver needs: the event type
+// (a fixed label) and the correlation key of exporters/webhook_expectations.h.
 //
 // A pure function of the bytes (no state, any thread), so a fuzzer can call it
 // directly. It never throws: anything that is not the envelope is nullopt.

@@ -1,5 +1,5 @@
 // WebhookReceiver: judges one webhook delivery (Polar's Standard Webhooks
-// headers and raw envelope, polar-api.md §4.3) and answers it, without any
+// headers and raw envelope, docs/polar-api.md §4.3) and answers it, without any
 // HTTP of its own: the daemon's HTTP server hands it the headers and body
 // and sends back the status it returns.
 //

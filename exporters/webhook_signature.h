@@ -1,5 +1,5 @@
-// Webhook signatures as Polar sends them (polar-api.md §4.3): Standard Webhooks
-// headers, `webhook-signature: v1,<base64(HMAC-SHA256(key,
+// Webhook signatures as Polar sends them (docs/polar-api.md §4.3): Standard
+// Webhooks headers, `webhook-signature: v1,<base64(HMAC-SHA256(key,
 // "{webhook-id}.{webhook-timestamp}.{body}"))>`, possibly several entries
 // separated by spaces (a sender rotating its secret signs with both).
 //

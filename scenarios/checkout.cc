@@ -240,7 +240,7 @@ Outcome CheckoutScenario::Judge(const Flow& f, Step step,
   Outcome by_status = OutcomeFromStatus(response.status);
   if (by_status != Outcome::kOk) return by_status;
   // Polar answers create with 201 and everything else here with 200 (confirm
-  // too, polar-api.md §2.6).
+  // too, docs/polar-api.md §2.6).
   const long expected = step == Step::kCreate ? 201 : 200;
   if (response.status != expected) return Outcome::kCheckFailed;
   json& body = *out;
@@ -334,7 +334,7 @@ void CheckoutScenario::OnConfirmed(Flow& f, const Response& response) {
   f.confirmed = true;
   f.confirmed_at = response.done;
   if (context_.webhooks) {
-    // What one free checkout causes after confirm (polar-api.md §4.2); the
+    // What one free checkout causes after confirm (docs/polar-api.md §4.2); the
     // customer only when this address is new to Polar.
     for (const char* type :
          {"order.created", "order.updated", "order.paid", "checkout.updated"}) {

@@ -59,7 +59,7 @@ struct BillingAddress {
 
 struct CheckoutOptions {
   std::string product_id;  // LOAD_TEST_PRODUCT_ID; a free product completes
-                           // without a payment (polar-api.md §2.6)
+                           // without a payment (docs/polar-api.md §2.6)
   CreateForm create_form = CreateForm::kProducts;
   // The base address (LOAD_TEST_CUSTOMER_EMAIL). Each flow uses
   // base+<run>-<i>@domain, i < customer_pool, so Polar's e-mail check sees a

@@ -4,8 +4,8 @@
 // Built by MakeScenario() on the loop thread and used only there. Each batch
 // carries `batch_size` events for external customers picked from the
 // configured list with the seed's power-law split (PowerLawPicker), each with
-// a unique external_id (the dedup key, polar-api.md §3.1), so a correct target
-// reports inserted + duplicates == batch_size; duplicates are counted
+// a unique external_id (the dedup key, docs/polar-api.md §3.1), so a correct
+// target reports inserted + duplicates == batch_size; duplicates are counted
 // separately. Timestamps survive clock skew: by default events carry none and
 // Polar stamps them on arrival; with `timestamp_backdate` they carry the load
 // box's time minus that margin (Polar answers 422 to a timestamp in its

@@ -1,6 +1,6 @@
 // EventVisibilityScenario: a low-rate probe of how long an ingested event
 // takes to become visible in GET /v1/events/ (Polar's chain event.ingested ->
-// tinybird.ingest -> Tinybird, polar-api.md §3.3).
+// tinybird.ingest -> Tinybird, docs/polar-api.md §3.3).
 //
 // Built by MakeScenario() on the loop thread and used only there; it needs
 // ScenarioContext::timers. Each arrival ingests one tagged event (step

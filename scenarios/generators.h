@@ -55,8 +55,8 @@ std::string RandomCustomerName(Rng& rng);
 // Checks an e-mail address the way Polar's validator would before its DNS
 // lookup: one '@', a non-empty local part, a domain with a dot, and not a
 // special-use domain (example.com/.net/.org, .example, .test, .invalid,
-// .localhost, .local, .onion, .arpa), which Polar refuses (polar-api.md §2.2).
-// False with a reason in *why.
+// .localhost, .local, .onion, .arpa), which Polar refuses (docs/polar-api.md
+// §2.2). False with a reason in *why.
 bool CheckCustomerEmail(std::string_view email, std::string* why);
 
 // base "loadtest@polar.sh", tag "1a2b-7" -> "loadtest+1a2b-7@polar.sh"; a

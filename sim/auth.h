@@ -1,7 +1,7 @@
 // Auth: bearer-token authentication and scopes as Polar answers them
-// (polar-api.md §1): the seeded organization access tokens, RFC 6750 401/403
-// bodies for bad tokens and missing scopes, and Polar's own 401 when a route
-// needs a token and none was sent.
+// (docs/polar-api.md §1): the seeded organization access tokens, RFC 6750
+// 401/403 bodies for bad tokens and missing scopes, and Polar's own 401 when a
+// route needs a token and none was sent.
 //
 // Immutable after construction (tokens are fixed at start); any thread.
 #pragma once

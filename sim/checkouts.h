@@ -1,7 +1,7 @@
 // Checkouts: POST /v1/checkouts/, GET /v1/checkouts/, GET and PATCH
 // /v1/checkouts/{id}, and the client routes GET/PATCH
 // /v1/checkouts/client/{secret}, POST .../confirm and the SSE stream
-// GET .../stream (polar-api.md §2).
+// GET .../stream (docs/polar-api.md §2).
 //
 // The state machine is Polar's: open -> confirmed synchronously on confirm
 // (after ConfirmOptions' processing time, during which the checkout is locked

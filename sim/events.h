@@ -1,4 +1,5 @@
-// Usage events: POST /v1/events/ingest and GET /v1/events/ (polar-api.md §3).
+// Usage events: POST /v1/events/ingest and GET /v1/events/ (docs/polar-api.md
+// §3).
 //
 // DedupIndex remembers ingested external_ids (Polar's unique index on
 // (organization_id, external_id)); EventStore keeps the events for listing,

@@ -96,8 +96,8 @@ struct ServerOptions {
   uint16_t port = 8000;
   bool ipv6 = false;
   int threads = 2;
-  // Polar refuses bodies over 10 MiB (API_MAX_REQUEST_BODY_SIZE, polar-api.md
-  // §0) with 413.
+  // Polar refuses bodies over 10 MiB (API_MAX_REQUEST_BODY_SIZE,
+  // docs/polar-api.md §0) with 413.
   std::size_t max_body_bytes = 10 * 1024 * 1024;
 };
 
@@ -127,7 +127,7 @@ class SimServer {
   std::shared_ptr<Core> core_;
 };
 
-// Polar's error bodies (polar-api.md §6).
+// Polar's error bodies (docs/polar-api.md §6).
 SimResponse JsonError(int status, std::string_view error,
                       std::string_view detail);
 SimResponse NotFound();  // {"detail":"Not Found"}

@@ -1,4 +1,4 @@
-// RateLimiter: Polar's rate limits (polar-api.md §5) in the modes off,
+// RateLimiter: Polar's rate limits (docs/polar-api.md §5) in the modes off,
 // sandbox and production. Zones are checked in Polar's order: the confirm zone
 // (^/v1/checkouts/.+/confirm: 6/min and 20/h, then a 30-minute block, for the
 // default and pending_auth groups), then the catch-all ^/v1 zone (default

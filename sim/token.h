@@ -2,7 +2,7 @@
 // UUIDs.
 //
 // Pure functions of a seed, any thread. Tokens follow Polar's format
-// (polar-api.md §1): a prefix, 37 random [A-Za-z0-9] characters and a
+// (docs/polar-api.md §1): a prefix, 37 random [A-Za-z0-9] characters and a
 // 6-character base62 CRC32 checksum.
 #pragma once
 

@@ -1,6 +1,6 @@
 // Request validation in Polar's (FastAPI + pydantic v2) shape: errors collect
 // as {"type","loc","msg","input","ctx"?} and come back together as one 422
-// {"error":"RequestValidationError","detail":[...]} (polar-api.md §6).
+// {"error":"RequestValidationError","detail":[...]} (docs/polar-api.md §6).
 //
 // Plain values and pure functions; any thread.
 #pragma once
@@ -63,7 +63,7 @@ bool IsCountry(std::string_view code);
 SimResponse JsonDecodeError(std::string_view why);
 
 // Polar clamps `limit` to API_PAGINATION_MAX_LIMIT = 100 on every list route
-// (server/polar/kit/pagination.py, polar-api.md §1); larger values are not
+// (server/polar/kit/pagination.py, docs/polar-api.md §0); larger values are not
 // refused.
 inline constexpr int64_t kMaxPageLimit = 100;
 

@@ -236,7 +236,8 @@ int WebhookService::Send(const std::string& type, const json& data,
     }
   }
   // With no endpoint to deliver to, Polar's checkout stream still says
-  // "delivered" right away (polar-api.md §2, Realtime).
+  // "delivered" right away (docs/polar-api.md §2.6, the checkout
+  // stream).
   if (queued.empty() && on_delivered) on_delivered();
   return static_cast<int>(queued.size());
 }

@@ -1,9 +1,9 @@
 // Webhooks: the endpoint API (POST/GET/PATCH/DELETE /v1/webhooks/endpoints,
 // GET /v1/webhooks/deliveries) and delivery as Polar's worker does it
-// (polar-api.md §4): one webhook_event.send job per (event, endpoint) on the
-// `webhooks` queue; Standard Webhooks headers signed with HMAC-SHA256 keyed by
-// the UTF-8 bytes of the whole `whsec_...` secret; a 10 s timeout; 3xx counts
-// as failure; up to 10 attempts with dramatiq's jittered 2 s·2^n backoff
+// (docs/polar-api.md §4): one webhook_event.send job per (event, endpoint) on
+// the `webhooks` queue; Standard Webhooks headers signed with HMAC-SHA256 keyed
+// by the UTF-8 bytes of the whole `whsec_...` secret; a 10 s timeout; 3xx
+// counts as failure; up to 10 attempts with dramatiq's jittered 2 s·2^n backoff
 // (capped at 20 min, multiplied by the time scale); per-endpoint FIFO of first
 // attempts (an event waits, in 300 ms x pending steps times the time scale,
 // while older ones from the last real minute are unattempted); an endpoint

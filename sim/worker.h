@@ -1,4 +1,4 @@
-// Worker: polar-sim's model of Polar's Dramatiq worker (polar-api.md §7):
+// Worker: polar-sim's model of Polar's Dramatiq worker (docs/polar-api.md §7):
 // named queues, each served by its own threads (the configurable
 // concurrency), jobs that keep a thread busy for a time drawn from a per-actor
 // distribution, delayed jobs (retries, debounces), and the queue metrics Polar

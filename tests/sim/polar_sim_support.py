@@ -19,7 +19,10 @@ import time
 import uuid
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEFAULT_OPENAPI = REPO_ROOT.parent / "shared" / "polar" / "openapi-2026-10.json"
+# Polar's OpenAPI document for API version 2026-10, kept in the tree as test data (its
+# README says where it comes from and how to refresh it). POLAR_OPENAPI overrides it, e.g. to
+# try a newer copy before committing it.
+DEFAULT_OPENAPI = REPO_ROOT / "tests" / "data" / "polar" / "openapi-2026-10.json"
 
 
 def openapi_path():
@@ -27,11 +30,9 @@ def openapi_path():
     if not path.is_file():
         sys.stderr.write(
             f"polar-sim contract tests: Polar's OpenAPI document is missing at {path}.\n"
-            "It is not kept in this repository. Get it one of these ways:\n"
-            "  - clone this repository next to the project's shared/ folder, so that\n"
-            "    ../shared/polar/openapi-2026-10.json exists (as in CI), or\n"
-            "  - download https://api.polar.sh/2026-10/openapi.json (Polar serves\n"
-            "    /{version}/openapi.json) and set POLAR_OPENAPI=/path/to/that/file.\n")
+            "The repository carries it as tests/data/polar/openapi-2026-10.json; if\n"
+            "POLAR_OPENAPI is set, it must name an existing file (see\n"
+            "tests/data/polar/README.md for where the document comes from).\n")
         sys.exit(1)
     return path
 

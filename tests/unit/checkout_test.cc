@@ -520,9 +520,9 @@ struct FailureCase {
   const char* outcome;
 };
 
-// Polar's answers for a failed step (polar-api.md §1, §2.5, §2.6, §5, §6) and
-// the outcome each must be counted as. The flow ends there: no later step is
-// sent, and the flow's duration is recorded under the same outcome.
+// Polar's answers for a failed step (docs/polar-api.md §1, §2.5, §2.6, §5, §6)
+// and the outcome each must be counted as. The flow ends there: no later step
+// is sent, and the flow's duration is recorded under the same outcome.
 TEST_F(CheckoutTest, AFailedStepEndsTheFlowWithItsOutcome) {
   const FailureCase cases[] = {
       {"create", 401, Outcome::kOk, "http_4xx"},
