@@ -5,7 +5,7 @@ include(GNUInstallDirs)
 
 # The systemd unit: /usr/lib/systemd/system is searched by every systemd, merged /usr or not.
 install(FILES packaging/polar-loadd.service DESTINATION lib/systemd/system)
-# The instance template for several shards on one box (polar-loadd@0, @1, ...; README "Scaling out").
+# The instance template for several shards on one box (polar-loadd@0, @1, ...; docs/operations.md "Scaling out").
 install(FILES packaging/polar-loadd@.service DESTINATION lib/systemd/system)
 # The default config. Absolute: it belongs in /etc whatever the prefix, and dpkg keeps local edits
 # (it is listed in packaging/deb/conffiles).
@@ -18,7 +18,9 @@ install(FILES packaging/polar-loadd.toml DESTINATION /etc/polar-loadd)
 install(DIRECTORY grafana/dashboards DESTINATION share/polar-loadd OPTIONAL)
 install(DIRECTORY grafana/provisioning/ DESTINATION share/polar-loadd/grafana-provisioning OPTIONAL)
 install(DIRECTORY grafana/rules DESTINATION share/polar-loadd OPTIONAL PATTERN tests EXCLUDE)
-install(FILES README.md docs/metrics.md DESTINATION share/doc/polar-loadd)
+# The README and the manual beside it, so the README's links to docs/*.md work where it is installed.
+install(FILES README.md DESTINATION share/doc/polar-loadd)
+install(DIRECTORY docs/ DESTINATION share/doc/polar-loadd/docs FILES_MATCHING PATTERN "*.md" PATTERN "*.png")
 install(FILES grafana/README.md DESTINATION share/doc/polar-loadd RENAME grafana.md OPTIONAL)
 install(FILES packaging/prometheus.yml DESTINATION share/doc/polar-loadd/examples OPTIONAL)
 # Kubernetes manifests (StatefulSet, Services, scrape config): examples to copy, not installed into

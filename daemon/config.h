@@ -72,12 +72,12 @@ struct DaemonConfig {
   // (confirm, 5.5 s p99).
   Duration shutdown_grace = std::chrono::seconds(10);
   // RunnerLimits::timer_slack for every scenario: arrivals due within one
-  // window are sent in one wake-up (README, "Performance").
+  // window are sent in one wake-up (docs/performance.md).
   Duration timer_slack = std::chrono::microseconds(500);
 };
 
 // [cluster]: this instance's share when N copies run one load plan
-// (scenarios/shard.h; README "Scaling out").
+// (scenarios/shard.h; docs/operations.md "Scaling out").
 //   [cluster] shard = "1/3"   index/count, or
 //   [cluster] shards = 3      the count; the index comes from the environment.
 // POLAR_LOADD_SHARD overrides the file: "1/3", a bare ordinal "1" (the count

@@ -1,5 +1,6 @@
 // Shard: which share of the load this instance runs when N copies of
-// polar-loadd share one load plan with no coordinator (README, "Scaling out").
+// polar-loadd share one load plan with no coordinator (docs/operations.md,
+// "Scaling out").
 //
 // A small value type, frozen in Config ([cluster] shard = "i/N", or
 // POLAR_LOADD_SHARD); any thread may read it. Instance i of N runs 1/N of

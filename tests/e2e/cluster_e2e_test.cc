@@ -1,5 +1,5 @@
-// End to end for scaling out (README, "Scaling out"): three polar-loadd
-// processes, shards 0/3 (from the file), 1/3 and 2/3 (from
+// End to end for scaling out (docs/operations.md, "Scaling out"): three
+// polar-loadd processes, shards 0/3 (from the file), 1/3 and 2/3 (from
 // POLAR_LOADD_SHARD, as polar-loadd@.service and the StatefulSet set it), run
 // one load plan against one polar-sim while a real Prometheus (Debian's
 // package) scrapes all three.

@@ -300,7 +300,8 @@ class Faults : public ::testing::Test {
         "RSS {:.1f} -> peak {:.1f} -> {:.1f} MiB; fds {} -> peak {} -> {}",
         base.proc.rss_mib, peak.rss_mib, after.proc.rss_mib, base.proc.fds,
         peak.fds, after.proc.fds);
-    // The figures for the README's fault table, in every run's output.
+    // The figures for the fault table in docs/reliability.md, in every run's
+    // output.
     std::printf("fault matrix: %s\n", figures.c_str());
     SCOPED_TRACE(figures);
     EXPECT_LE(peak.rss_mib - base.proc.rss_mib, peak_mib);

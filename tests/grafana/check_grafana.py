@@ -14,8 +14,8 @@ summed or maxed again, and every rate of a polar_loadd counter is summed (rules 
 name used is listed in docs/metrics.md.
 
 Rules: every metric and recording rule name used is in docs/metrics.md; every alert has a
-severity, a summary, a description and a runbook_url `README.md#<anchor>` whose heading exists in
-README.md; the promtool tests in grafana/rules/tests/ check every alert both firing and not firing.
+severity, a summary, a description and a runbook_url `docs/runbooks.md#<anchor>` whose heading
+exists in docs/runbooks.md; the promtool tests in grafana/rules/tests/ check every alert both firing and not firing.
 """
 import json
 import re
@@ -263,8 +263,8 @@ def github_anchor(heading):
 
 def check_rules(source):
     documented = documented_names(source)
-    readme = (source / "README.md").read_text()
-    anchors = {github_anchor(h) for h in re.findall(r"^#+\s+(.*)$", readme, re.M)}
+    runbooks = (source / "docs/runbooks.md").read_text()
+    anchors = {github_anchor(h) for h in re.findall(r"^#+\s+(.*)$", runbooks, re.M)}
     alerts = {}
     for path in sorted((source / "grafana/rules").glob("*.yml")):
         doc = yaml.safe_load(path.read_text())
@@ -287,10 +287,11 @@ def check_rules(source):
                         if not ann.get(key):
                             fail(f"{where}: no {key} annotation")
                     url = ann.get("runbook_url", "")
-                    if url != f"README.md#{name.lower()}":
-                        fail(f"{where}: runbook_url should be README.md#{name.lower()}, is {url}")
+                    if url != f"docs/runbooks.md#{name.lower()}":
+                        fail(f"{where}: runbook_url should be docs/runbooks.md#{name.lower()}, "
+                             f"is {url}")
                     if name.lower() not in anchors:
-                        fail(f"{where}: README.md has no '### {name}' runbook section")
+                        fail(f"{where}: docs/runbooks.md has no '## {name}' runbook section")
                 check_quantiles(expr, where)
                 check_aggregation(expr, where)
                 check_documented(metric_names(expr), where, documented)

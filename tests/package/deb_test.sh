@@ -68,7 +68,7 @@ LOAD_TEST_API_TOKEN=polar_oat_package_test /usr/bin/polar-loadd --check-config \
   --config /etc/polar-loadd/polar-loadd.toml || fail "the installed config is not valid"
 out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/polar-loadd.service 2>&1) && [ -z "$out" ] ||
   fail "installed unit: $out"
-# The instance template (README, "Scaling out"): installed, verifies as an instance, and the shared
+# The instance template (docs/operations.md, "Scaling out"): installed, verifies as an instance, and the shared
 # config with the instance's POLAR_LOADD_SHARD is valid once it names a count.
 out=$(systemd-analyze verify --man=no polar-loadd@1.service 2>&1) && [ -z "$out" ] ||
   fail "installed template polar-loadd@.service: $out"
@@ -77,6 +77,8 @@ POLAR_LOADD_SHARD=1 POLAR_LOADD_SHARDS=3 LOAD_TEST_API_TOKEN=polar_oat_package_t
   fail "the installed config is not valid as shard 1 of 3"
 [ -f /usr/share/doc/polar-loadd/examples/kubernetes/statefulset.yaml ] || fail "no Kubernetes examples"
 [ -f /usr/share/doc/polar-loadd/README.md ] || fail "no README in /usr/share/doc/polar-loadd"
+# The manual the README links to, beside it (postinst points at docs/operations.md).
+[ -f /usr/share/doc/polar-loadd/docs/operations.md ] || fail "no docs/ in /usr/share/doc/polar-loadd"
 # grafana/README.md's layout: dashboards/, grafana-provisioning/, rules/ (without the promtool tests).
 for pair in dashboards:dashboards provisioning:grafana-provisioning rules:rules; do
   from=${pair%%:*}

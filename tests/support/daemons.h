@@ -16,8 +16,8 @@
 
 namespace polar::testing {
 
-// polar-sim's ready line (docs/sim.md): where it serves, its seeded tokens and
-// products.
+// polar-sim's ready line (docs/polar-sim.md): where it serves, its seeded
+// tokens and products.
 struct Sim {
   std::unique_ptr<Process> process;
   nlohmann::json ready;  // polar-sim's first stdout line
