@@ -5,8 +5,8 @@
 // one exception to "no globals": the secret set and the error limiter are
 // singletons guarded by a mutex, safe from any thread. LogLimiter itself is a
 // plain value object with the time passed in, so tests drive it with numbers.
-// The sinks that apply all this live in daemon/logging.h; this header does
-// not depend on spdlog.
+// The sinks that apply all this live in daemon/service/logging.h; this header
+// does not depend on spdlog.
 #pragma once
 
 #include <chrono>

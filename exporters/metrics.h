@@ -90,8 +90,8 @@ struct ScenarioSeries {
   prometheus::Gauge* target_rate = nullptr;
   prometheus::Gauge* in_flight = nullptr;
   prometheus::Histogram* schedule_lag = nullptr;
-  // Control API state (daemon/control_api.h): 1 while an operator has paused
-  // the scenario / overridden its rate, else 0.
+  // Control API state (daemon/status/control_api.h): 1 while an operator has
+  // paused the scenario / overridden its rate, else 0.
   prometheus::Gauge* paused = nullptr;
   prometheus::Gauge* rate_overridden = nullptr;
 };
@@ -157,8 +157,8 @@ class Metrics {
     return *last_reload_success_timestamp_;
   }
 
-  // Control API requests (daemon/control_api.h) by action and result; fixed
-  // sets, so children are created on first use.
+  // Control API requests (daemon/status/control_api.h) by action and result;
+  // fixed sets, so children are created on first use.
   prometheus::Counter& ControlAction(std::string_view action,
                                      std::string_view result);
 

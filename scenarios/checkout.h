@@ -26,7 +26,7 @@
 // intended start: the previous step's end plus the think time. The whole flow
 // (intended start to its last step) is polar_loadd_flow_duration_seconds by
 // outcome. With ScenarioContext::webhooks set, every flow registers the
-// webhooks its calls must cause (exporters/webhook_expectations.h).
+// webhooks its calls must cause (scenarios/webhook_expectations.h).
 #pragma once
 
 #include <cstdint>

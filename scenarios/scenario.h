@@ -14,10 +14,10 @@
 
 #include "exporters/clock.h"
 #include "exporters/metrics.h"
-#include "exporters/webhook_expectations.h"
 #include "scenarios/shard.h"
 #include "scenarios/timers.h"
 #include "scenarios/transport.h"
+#include "scenarios/webhook_expectations.h"
 
 namespace polar {
 

@@ -2,8 +2,8 @@
 // intervals, completion deadlines) without blocking, sleeping or owning a
 // thread.
 //
-// The daemon implements it on its EventLoop (daemon/loop_timers.h); tests use
-// FakeTimers below, which fires callbacks as a FakeClock is advanced, so a
+// The daemon implements it on its EventLoop (daemon/net/loop_timers.h); tests
+// use FakeTimers below, which fires callbacks as a FakeClock is advanced, so a
 // test of a 60 s deadline runs in microseconds. Loop thread only: callbacks
 // run on the thread that owns the implementation, never inside At() or
 // Cancel(), and may add or cancel timers (their own included).

@@ -8,8 +8,9 @@
 //
 // Until a checkout scenario announces expectations itself, the tests create
 // checkouts through polar-sim's API and announce them through the receiver's
-// test-only route (POLAR_LOADD_TEST_HOOKS=1, daemon/webhooks.h), stamping the
-// cause with the wall time taken just before their own API call.
+// test-only route (POLAR_LOADD_TEST_HOOKS=1,
+// daemon/webhooks/webhook_service.h), stamping the cause with the wall time
+// taken just before their own API call.
 //
 // Deliveries the test sends itself are signed here with OpenSSL's HMAC, not
 // with the daemon's code. Rates scale by POLAR_TEST_RATE_SCALE (asan: 0.25).

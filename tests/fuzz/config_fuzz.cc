@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/arrivals.h"
-#include "daemon/config.h"
+#include "daemon/config/config.h"
+#include "daemon/schedule/arrivals.h"
 #include "tests/fuzz/fuzz_target.h"
 #include "tests/support/unit_fixtures.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/tz.h"
+#include "daemon/schedule/tz.h"
 #include "tests/fuzz/fuzz_target.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

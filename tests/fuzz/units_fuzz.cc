@@ -4,8 +4,9 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/retry_after.h"
-#include "daemon/units.h"
+#include "daemon/net/listen_address.h"
+#include "daemon/net/retry_after.h"
+#include "daemon/schedule/units.h"
 #include "tests/fuzz/fuzz_target.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -15,11 +15,11 @@
 #include <string>
 #include <string_view>
 
-#include "exporters/webhook_correlator.h"
-#include "exporters/webhook_envelope.h"
-#include "exporters/webhook_metrics.h"
-#include "exporters/webhook_receiver.h"
-#include "exporters/webhook_signature.h"
+#include "daemon/webhooks/webhook_correlator.h"
+#include "daemon/webhooks/webhook_envelope.h"
+#include "daemon/webhooks/webhook_metrics.h"
+#include "daemon/webhooks/webhook_receiver.h"
+#include "daemon/webhooks/webhook_signature.h"
 #include "tests/fuzz/fuzz_target.h"
 
 namespace {

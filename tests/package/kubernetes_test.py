@@ -130,7 +130,9 @@ check(jobs == {svc["metadata"]["name"]} and job["job_name"] in jobs,
 
 # The environment: only variables the daemon reads; the shard from the pod name; the count equal
 # to the replicas.
-daemon_source = open(os.path.join(src, "daemon", "config.cc")).read()
+daemon_source = "".join(
+    open(os.path.join(d, f)).read() for d, _, files in os.walk(os.path.join(src, "daemon"))
+    for f in files if f.endswith(".cc"))
 env = {e["name"]: e for e in container["env"]}
 for name in env:
     check(f'"{name}"' in daemon_source, f"the daemon does not read {name}")

@@ -51,7 +51,7 @@ grep -qx 'Environment=POLAR_LOADD_TOKEN_FILE=%d/polar-token' "$template" ||
   fail "template: POLAR_LOADD_TOKEN_FILE=%d/polar-token missing"
 # Every POLAR_LOADD_* variable the template mentions is one the daemon reads.
 for var in $(grep -o 'POLAR_LOADD_[A-Z_]*' "$template" | sort -u); do
-  grep -q "\"$var\"" "$src/daemon/config.cc" || fail "template: the daemon does not read $var"
+  grep -rq --include='*.cc' "\"$var\"" "$src/daemon" || fail "template: the daemon does not read $var"
 done
 # The example config reads the token where LoadCredential=polar-token puts it.
 grep -q '^token_file = "/run/credentials/polar-loadd.service/polar-token"' \

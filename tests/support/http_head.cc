@@ -1,6 +1,6 @@
 #include "tests/support/http_head.h"
 
-#include "exporters/webhook_envelope.h"
+#include "daemon/webhooks/webhook_envelope.h"
 
 namespace polar::testing {
 

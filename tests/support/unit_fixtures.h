@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "daemon/config.h"
-#include "daemon/scheduler.h"
+#include "daemon/config/config.h"
+#include "daemon/schedule/scheduler.h"
 #include "exporters/clock.h"
 
 namespace polar::testing {

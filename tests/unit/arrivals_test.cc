@@ -1,7 +1,7 @@
 // Arrival processes on fake time: uniform spacing, Poisson statistics, and the
 // integrated-rate inversion that keeps schedule changes from bursting or
 // stalling.
-#include "daemon/arrivals.h"
+#include "daemon/schedule/arrivals.h"
 
 #include <gtest/gtest.h>
 

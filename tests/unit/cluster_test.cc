@@ -9,9 +9,9 @@
 #include <map>
 #include <set>
 
-#include "daemon/arrivals.h"
-#include "daemon/config.h"
-#include "daemon/scheduler.h"
+#include "daemon/config/config.h"
+#include "daemon/schedule/arrivals.h"
+#include "daemon/schedule/scheduler.h"
 #include "scenarios/shard.h"
 #include "tests/support/unit_fixtures.h"
 

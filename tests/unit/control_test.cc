@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "daemon/config.h"
-#include "daemon/control_api.h"
-#include "daemon/scheduler.h"
+#include "daemon/config/config.h"
+#include "daemon/schedule/scheduler.h"
+#include "daemon/status/control_api.h"
 #include "tests/support/process.h"
 #include "tests/support/unit_fixtures.h"
 

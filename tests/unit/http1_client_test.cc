@@ -1,4 +1,4 @@
-#include "daemon/http1_client.h"
+#include "daemon/net/http1_client.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "daemon/http_engine.h"
+#include "daemon/net/http_engine.h"
 #include "tests/support/scripted_http_server.h"
 
 namespace polar {

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "daemon/http_engine.h"
+#include "daemon/net/http_engine.h"
 #include "tests/support/test_http_server.h"
 
 namespace polar {

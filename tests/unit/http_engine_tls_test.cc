@@ -9,7 +9,7 @@
 #include <regex>
 #include <set>
 
-#include "daemon/http_engine.h"
+#include "daemon/net/http_engine.h"
 #include "tests/support/fault_server.h"
 #include "tests/support/process.h"
 

@@ -1,6 +1,6 @@
 // Lifecycle: what polar-loadd tells systemd, driven by a real event loop and a
 // recording Notifier (the process-level tests use a real NOTIFY_SOCKET).
-#include "daemon/lifecycle.h"
+#include "daemon/service/lifecycle.h"
 
 #include <gtest/gtest.h>
 #include <time.h>

@@ -10,8 +10,8 @@
 
 #include <sstream>
 
-#include "daemon/config.h"
-#include "daemon/logging.h"
+#include "daemon/config/config.h"
+#include "daemon/service/logging.h"
 #include "scenarios/scenario.h"
 #include "tests/support/process.h"
 

@@ -1,7 +1,7 @@
 // ParseRetryAfter: both forms of RFC 9110's Retry-After, and the values a
 // broken or hostile target may send (huge numbers, far dates, junk), which
 // must come back as a sane wait or nothing, never as an overflowed one.
-#include "daemon/retry_after.h"
+#include "daemon/net/retry_after.h"
 
 #include <gtest/gtest.h>
 

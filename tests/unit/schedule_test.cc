@@ -1,11 +1,11 @@
 // Rate schedules on fake time: every schedule type, window edges, overnight
 // windows, time zones and the DST nights. Instants are UTC Unix seconds
 // checked with zdump/python.
-#include "daemon/schedule.h"
+#include "daemon/schedule/schedule.h"
 
 #include <gtest/gtest.h>
 
-#include "daemon/arrivals.h"
+#include "daemon/schedule/arrivals.h"
 
 namespace polar {
 namespace {

@@ -1,6 +1,6 @@
 // ScenarioRunner on a real event loop with a fake transport: Retry-After
 // pauses, in-flight caps, and reconfiguration without losing counters.
-#include "daemon/scheduler.h"
+#include "daemon/schedule/scheduler.h"
 
 #include <gtest/gtest.h>
 

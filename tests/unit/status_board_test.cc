@@ -1,7 +1,7 @@
 // StatusBoard: GET /api/status's numbers come from the last minute (snapshot
 // deltas), not from everything since the start; background series appear
 // generically from the registry; errors carry redacted snippets.
-#include "daemon/status_board.h"
+#include "daemon/status/status_board.h"
 
 #include <gtest/gtest.h>
 

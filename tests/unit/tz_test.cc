@@ -1,6 +1,6 @@
 // TimeZone: the TZif reader and POSIX TZ rules against offsets known from
 // tzdata (zdump), including DST switch instants and zones south of the equator.
-#include "daemon/tz.h"
+#include "daemon/schedule/tz.h"
 
 #include <gtest/gtest.h>
 

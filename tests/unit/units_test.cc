@@ -1,6 +1,8 @@
-#include "daemon/units.h"
+#include "daemon/schedule/units.h"
 
 #include <gtest/gtest.h>
+
+#include "daemon/net/listen_address.h"
 
 namespace polar {
 namespace {

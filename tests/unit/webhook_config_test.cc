@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 #include "tests/support/process.h"
 #include "tests/support/unit_fixtures.h"
 

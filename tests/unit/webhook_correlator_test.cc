@@ -1,7 +1,7 @@
 // Correlation of webhooks with the daemon's own calls, on a fake clock:
 // latency from the cause, loss after the deadline, early arrivals, unmatched
 // deliveries, and the memory bounds.
-#include "exporters/webhook_correlator.h"
+#include "daemon/webhooks/webhook_correlator.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The envelope parser: Polar's raw payload reduced to a fixed type label and
-// the correlation key of exporters/webhook_expectations.h.
-#include "exporters/webhook_envelope.h"
+// the correlation key of scenarios/webhook_expectations.h.
+#include "daemon/webhooks/webhook_envelope.h"
 
 #include <gtest/gtest.h>
 

@@ -1,14 +1,14 @@
 // The receiver's verdicts for one delivery at a time, on a fake clock: what is
 // accepted, what is refused with which status, replays against retries, size
 // limits, labels from a fixed set, and the bounded id memory.
-#include "exporters/webhook_receiver.h"
+#include "daemon/webhooks/webhook_receiver.h"
 
 #include <gtest/gtest.h>
 
 #include <deque>
 
+#include "daemon/webhooks/webhook_signature.h"
 #include "exporters/metrics.h"
-#include "exporters/webhook_signature.h"
 #include "tests/support/process.h"
 
 namespace polar {

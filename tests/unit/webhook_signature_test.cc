@@ -2,7 +2,7 @@
 // Standard Webhooks specification's published vector, and HMACs computed at
 // test time by Python's hmac/base64 modules (Debian's /usr/bin/python3), not by
 // our code.
-#include "exporters/webhook_signature.h"
+#include "daemon/webhooks/webhook_signature.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,682 @@
+#include "daemon/net/http1_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "daemon/net/retry_after.h"
+
+namespace polar {
+namespace {
+
+// Header sections above this are garbage, not an answer from Polar (whose
+// largest header blocks are well under 2 KiB).
+constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
+// Deadlines are checked this often while exchanges are on the wire; timeouts
+// are seconds long, so 50 ms of slack is noise.
+constexpr auto kSweepEvery = std::chrono::milliseconds(50);
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+char Lower(char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool ContainsNoCase(std::string_view text, std::string_view needle) {
+  if (needle.size() > text.size()) return false;
+  for (std::size_t i = 0; i + needle.size() <= text.size(); ++i) {
+    if (EqualsNoCase(text.substr(i, needle.size()), needle)) return true;
+  }
+  return false;
+}
+
+std::string_view Trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
+    v.remove_prefix(1);
+  }
+  while (!v.empty() &&
+         (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) {
+    v.remove_suffix(1);
+  }
+  return v;
+}
+
+}  // namespace
+
+// One TCP connection and the exchange on it, if any.
+struct Http1Client::Conn {
+  enum class State { kConnecting, kIdle, kBusy };
+  enum class Phase {
+    kStatus,
+    kHeaders,
+    kBody,
+    kChunkSize,
+    kChunkData,
+    kChunkEnd,
+    kTrailers,
+    kUntilClose,
+    kDone
+  };
+
+  int fd = -1;
+  State state = State::kConnecting;
+  bool reused = false;      // carried an exchange before this one
+  bool want_write = false;  // EPOLLOUT registered
+  std::string out;          // request bytes not yet written
+  std::size_t out_offset = 0;
+  std::string in;  // received bytes not yet parsed
+  std::optional<Exchange> exchange;
+  Response response;
+  MonoTime deadline{};
+  // Parser state of the current answer.
+  Phase phase = Phase::kStatus;
+  bool got_bytes = false;
+  bool close_after = false;
+  bool chunked = false;
+  bool has_length = false;
+  std::size_t remaining = 0;
+  std::size_t header_bytes = 0;
+
+  void ResetParser() {
+    phase = Phase::kStatus;
+    got_bytes = false;
+    close_after = false;
+    chunked = false;
+    has_length = false;
+    remaining = 0;
+    header_bytes = 0;
+  }
+};
+
+std::optional<Http1Target> PlainHttpTarget(std::string_view base_url) {
+  constexpr std::string_view kScheme = "http://";
+  if (base_url.substr(0, kScheme.size()) != kScheme) return std::nullopt;
+  std::string_view rest = base_url.substr(kScheme.size());
+  std::size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  Http1Target target;
+  if (slash != std::string_view::npos) {
+    target.path_prefix = std::string(rest.substr(slash));
+    while (!target.path_prefix.empty() && target.path_prefix.back() == '/') {
+      target.path_prefix.pop_back();
+    }
+  }
+  if (authority.find('@') != std::string_view::npos) return std::nullopt;
+  std::string host;
+  std::string_view port_text;
+  bool ipv6 = false;
+  if (!authority.empty() && authority.front() == '[') {
+    std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = std::string(authority.substr(1, close - 1));
+    ipv6 = true;
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return std::nullopt;
+      port_text = authority.substr(close + 2);
+    }
+  } else {
+    std::size_t colon = authority.rfind(':');
+    host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+    }
+  }
+  unsigned port = 80;
+  if (!port_text.empty()) {
+    auto [ptr, ec] = std::from_chars(port_text.data(),
+                                     port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || ptr != port_text.data() + port_text.size() ||
+        port == 0 || port > 65535) {
+      return std::nullopt;
+    }
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  if (ipv6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&target.address);
+    if (inet_pton(AF_INET6, host.c_str(), &a->sin6_addr) != 1) {
+      return std::nullopt;
+    }
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(port));
+    target.address_length = sizeof(sockaddr_in6);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&target.address);
+    if (inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1) {
+      return std::nullopt;
+    }
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(port));
+    target.address_length = sizeof(sockaddr_in);
+  }
+  target.host_header = std::string(authority);
+  return target;
+}
+
+Http1Client::Http1Client(EventLoop& loop, const Clock& clock,
+                         Http1Options options)
+    : loop_(loop), clock_(clock), options_(std::move(options)) {
+  std::string common = "Host: " + options_.target.host_header + "\r\n";
+  if (!options_.user_agent.empty()) {
+    common += "User-Agent: " + options_.user_agent + "\r\n";
+  }
+  common += "Accept: application/json\r\n";
+  header_anon_ = common;
+  header_auth_ = common + "Authorization: Bearer " + options_.token + "\r\n";
+}
+
+Http1Client::~Http1Client() {
+  if (sweep_timer_) loop_.Cancel(sweep_timer_);
+  // Exchanges still queued or on the wire are abandoned without callbacks:
+  // the daemon is shutting down (or a reload retired this engine after its
+  // drain gave up).
+  for (auto& conn : connections_) {
+    loop_.Unwatch(conn->fd);
+    close(conn->fd);
+  }
+}
+
+void Http1Client::Send(Request request, ResponseCallback done) {
+  queue_.push_back(Exchange{std::move(request), std::move(done), false});
+  sending_ = true;
+  Pump();
+  sending_ = false;
+}
+
+void Http1Client::Pump() {
+  // Not re-entrant: a delivery inside the loop below (a refused connection)
+  // may call back into Pump(); the outer loop carries on instead, so a long
+  // queue against a dead target never recurses.
+  if (pumping_) return;
+  pumping_ = true;
+  while (!queue_.empty() && active_ < options_.connections) {
+    Conn* conn = nullptr;
+    if (!idle_.empty()) {
+      conn = idle_.back();
+      idle_.pop_back();
+    } else {
+      conn = OpenConnection();
+      if (!conn) break;  // the failure was delivered; try the next one
+    }
+    Exchange exchange = std::move(queue_.front());
+    queue_.pop_front();
+    Assign(conn, std::move(exchange));
+  }
+  pumping_ = false;
+}
+
+Http1Client::Conn* Http1Client::OpenConnection() {
+  const Http1Target& t = options_.target;
+  int fd = socket(t.address.ss_family,
+                  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&t.address),
+                t.address_length) < 0 &&
+        errno != EINPROGRESS) {
+      err = errno;
+    }
+  }
+  if (err != 0) {
+    // Refused at once (loopback answers RST synchronously) or out of fds:
+    // the first queued exchange fails as a connect error.
+    if (fd >= 0) close(fd);
+    Exchange exchange = std::move(queue_.front());
+    queue_.pop_front();
+    Response r;
+    r.transport = Outcome::kConnectError;
+    r.intended = exchange.request.intended;
+    r.sent = r.done = clock_.Now();
+    r.error = std::string("connect: ") + std::strerror(err);
+    ++active_;  // Deliver() decrements
+    Deliver(std::move(exchange), std::move(r));
+    return nullptr;
+  }
+  auto owned = std::make_unique<Conn>();
+  Conn* conn = owned.get();
+  conn->fd = fd;
+  conn->state = Conn::State::kConnecting;
+  conn->want_write = true;
+  connections_.push_back(std::move(owned));
+  loop_.Watch(fd, EPOLLIN | EPOLLOUT,
+              [this, conn](uint32_t events) { OnEvents(conn, events); });
+  return conn;
+}
+
+void Http1Client::Assign(Conn* conn, Exchange exchange) {
+  ++active_;
+  const Request& req = exchange.request;
+  const bool body_method = req.method == Method::kPost ||
+                           req.method == Method::kPut ||
+                           req.method == Method::kPatch ||
+                           (req.method == Method::kDelete && !req.body.empty());
+  std::string& out = conn->out;
+  out.clear();
+  conn->out_offset = 0;
+  out += MethodName(req.method);
+  out += ' ';
+  out += options_.target.path_prefix;
+  out += req.path;
+  out += " HTTP/1.1\r\n";
+  out += req.authenticated ? header_auth_ : header_anon_;
+  if (body_method) {
+    // Always a Content-Length, never chunked: Polar answers 411 without one.
+    out += "Content-Type: application/json\r\nContent-Length: ";
+    char digits[24];
+    auto [end, ec] =
+        std::to_chars(digits, digits + sizeof digits, req.body.size());
+    out.append(digits, end);
+    out += "\r\n\r\n";
+    out += req.body;
+  } else {
+    out += "\r\n";
+  }
+  conn->response = Response{};
+  conn->response.intended = req.intended;
+  conn->response.sent = clock_.Now();
+  conn->ResetParser();
+  conn->exchange = std::move(exchange);
+  const Duration budget = conn->state == Conn::State::kConnecting
+                              ? options_.connect_timeout
+                              : options_.timeout;
+  conn->deadline = conn->response.sent + budget;
+  ArmSweep();
+  if (conn->state == Conn::State::kIdle) {
+    conn->state = Conn::State::kBusy;
+    WriteSome(conn);
+  }
+  // A connecting socket writes once the kernel reports it connected.
+}
+
+void Http1Client::WriteSome(Conn* conn) {
+  while (conn->out_offset < conn->out.size()) {
+    ssize_t n = send(conn->fd, conn->out.data() + conn->out_offset,
+                     conn->out.size() - conn->out_offset, MSG_NOSIGNAL);
+    if (n > 0) {
+      conn->out_offset += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!conn->want_write) {
+        conn->want_write = true;
+        loop_.Watch(conn->fd, EPOLLIN | EPOLLOUT,
+                    [this, conn](uint32_t events) { OnEvents(conn, events); });
+      }
+      return;
+    }
+    Fail(conn, Outcome::kInvalidResponse,
+         std::string("send: ") + std::strerror(errno));
+    return;
+  }
+  if (conn->want_write) {
+    conn->want_write = false;
+    loop_.Watch(conn->fd, EPOLLIN,
+                [this, conn](uint32_t events) { OnEvents(conn, events); });
+  }
+}
+
+void Http1Client::OnEvents(Conn* conn, uint32_t events) {
+  if (conn->fd < 0) return;  // closed earlier in this batch
+  if (conn->state == Conn::State::kConnecting) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      Fail(conn, Outcome::kConnectError,
+           std::string("connect: ") + std::strerror(err));
+      return;
+    }
+    conn->state = Conn::State::kBusy;
+    conn->deadline = conn->response.sent + options_.timeout;
+    WriteSome(conn);
+    return;
+  }
+  if ((events & EPOLLOUT) && conn->state == Conn::State::kBusy) {
+    WriteSome(conn);
+    if (conn->fd < 0) return;
+  }
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ReadSome(conn);
+}
+
+void Http1Client::ReadSome(Conn* conn) {
+  char buffer[kReadChunk];
+  while (true) {
+    ssize_t n = recv(conn->fd, buffer, sizeof buffer, 0);
+    if (n > 0) {
+      if (conn->state != Conn::State::kBusy) {
+        // Bytes nobody asked for on an idle connection: the peer is confused.
+        Close(conn);
+        return;
+      }
+      conn->got_bytes = true;
+      conn->in.append(buffer, static_cast<std::size_t>(n));
+      if (!Parse(conn)) return;
+      if (static_cast<std::size_t>(n) < sizeof buffer) return;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    // End of stream or a reset.
+    const int err = n < 0 ? errno : 0;
+    if (conn->state != Conn::State::kBusy) {
+      Close(conn);  // an idle keep-alive connection the server closed
+      return;
+    }
+    if (conn->phase == Conn::Phase::kUntilClose && err == 0) {
+      Complete(conn);  // the body ends with the connection
+      return;
+    }
+    Fail(conn, Outcome::kInvalidResponse,
+         err ? std::string("recv: ") + std::strerror(err)
+             : std::string("connection closed before the response ended"));
+    return;
+  }
+}
+
+bool Http1Client::Parse(Conn* conn) {
+  using Phase = Conn::Phase;
+  Response& r = conn->response;
+  std::string& in = conn->in;
+  std::size_t pos = 0;
+  auto fail = [&](const char* why) {
+    Fail(conn, Outcome::kInvalidResponse, why);
+    return false;
+  };
+  while (true) {
+    switch (conn->phase) {
+      case Phase::kStatus:
+      case Phase::kHeaders:
+      case Phase::kTrailers: {
+        std::size_t eol = in.find("\r\n", pos);
+        if (eol == std::string::npos) {
+          if (in.size() - pos + conn->header_bytes > kMaxHeaderBytes) {
+            return fail("response header section too large");
+          }
+          in.erase(0, pos);
+          return true;
+        }
+        std::string_view line(in.data() + pos, eol - pos);
+        conn->header_bytes += line.size() + 2;
+        pos = eol + 2;
+        if (conn->header_bytes > kMaxHeaderBytes) {
+          return fail("response header section too large");
+        }
+        if (conn->phase == Phase::kStatus) {
+          // "HTTP/1.1 200 OK"
+          if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." ||
+              line[8] != ' ') {
+            return fail("malformed status line");
+          }
+          int status = 0;
+          auto [p, ec] =
+              std::from_chars(line.data() + 9, line.data() + 12, status);
+          if (ec != std::errc() || p != line.data() + 12 || status < 100) {
+            return fail("malformed status code");
+          }
+          r.status = status;
+          r.http_version = line[7] == '0' ? 10 : 11;  // as curl reports it
+          conn->close_after = line[7] == '0';  // HTTP/1.0 closes by default
+          conn->phase = Phase::kHeaders;
+          continue;
+        }
+        if (conn->phase == Phase::kTrailers) {
+          if (line.empty()) {
+            conn->phase = Phase::kDone;
+            continue;
+          }
+          continue;  // trailer fields are ignored
+        }
+        if (!line.empty()) {
+          std::size_t colon = line.find(':');
+          if (colon == std::string_view::npos) {
+            return fail("malformed header line");
+          }
+          std::string_view name = line.substr(0, colon);
+          std::string_view value = Trim(line.substr(colon + 1));
+          if (EqualsNoCase(name, "content-length")) {
+            std::size_t length = 0;
+            auto [p, ec] = std::from_chars(value.data(),
+                                           value.data() + value.size(), length);
+            if (ec != std::errc() || p != value.data() + value.size()) {
+              return fail("malformed Content-Length");
+            }
+            conn->has_length = true;
+            conn->remaining = length;
+          } else if (EqualsNoCase(name, "transfer-encoding")) {
+            conn->chunked = ContainsNoCase(value, "chunked");
+          } else if (EqualsNoCase(name, "connection")) {
+            if (ContainsNoCase(value, "close")) conn->close_after = true;
+            if (ContainsNoCase(value, "keep-alive")) conn->close_after = false;
+          } else if (EqualsNoCase(name, "retry-after")) {
+            r.retry_after = ParseRetryAfter(value, clock_.WallNow());
+          }
+          continue;
+        }
+        // End of the header section.
+        if (r.status < 200) {
+          // 100 Continue and friends: the real answer follows.
+          conn->ResetParser();
+          conn->got_bytes = true;
+          continue;
+        }
+        if (r.status == 204 || r.status == 304) {
+          conn->phase = Phase::kDone;
+        } else if (conn->chunked) {
+          conn->phase = Phase::kChunkSize;
+        } else if (conn->has_length) {
+          if (conn->remaining > options_.max_response_bytes) {
+            return fail("response body over the size limit");
+          }
+          r.body.reserve(conn->remaining);
+          conn->phase = conn->remaining ? Phase::kBody : Phase::kDone;
+        } else {
+          conn->phase = Phase::kUntilClose;
+          conn->close_after = true;
+        }
+        continue;
+      }
+      case Phase::kBody:
+      case Phase::kChunkData:
+      case Phase::kUntilClose: {
+        std::size_t available = in.size() - pos;
+        std::size_t take = conn->phase == Phase::kUntilClose
+                               ? available
+                               : std::min(available, conn->remaining);
+        if (r.body.size() + take > options_.max_response_bytes) {
+          return fail("response body over the size limit");
+        }
+        r.body.append(in, pos, take);
+        pos += take;
+        if (conn->phase == Phase::kUntilClose) {
+          in.clear();
+          return true;
+        }
+        conn->remaining -= take;
+        if (conn->remaining > 0) {
+          in.erase(0, pos);
+          return true;
+        }
+        conn->phase =
+            conn->phase == Phase::kBody ? Phase::kDone : Phase::kChunkEnd;
+        continue;
+      }
+      case Phase::kChunkSize: {
+        std::size_t eol = in.find("\r\n", pos);
+        if (eol == std::string::npos) {
+          if (in.size() - pos > 1024) return fail("malformed chunk size");
+          in.erase(0, pos);
+          return true;
+        }
+        std::string_view line(in.data() + pos, eol - pos);
+        line = line.substr(0, line.find(';'));  // chunk extensions
+        line = Trim(line);
+        std::size_t size = 0;
+        auto [p, ec] =
+            std::from_chars(line.data(), line.data() + line.size(), size, 16);
+        if (line.empty() || ec != std::errc() ||
+            p != line.data() + line.size()) {
+          return fail("malformed chunk size");
+        }
+        pos = eol + 2;
+        conn->remaining = size;
+        conn->phase = size == 0 ? Phase::kTrailers : Phase::kChunkData;
+        continue;
+      }
+      case Phase::kChunkEnd: {
+        if (in.size() - pos < 2) {
+          in.erase(0, pos);
+          return true;
+        }
+        if (in.compare(pos, 2, "\r\n") != 0) return fail("malformed chunk end");
+        pos += 2;
+        conn->phase = Phase::kChunkSize;
+        continue;
+      }
+      case Phase::kDone: {
+        in.erase(0, pos);
+        if (!in.empty()) {
+          // Bytes after the answer that nobody asked for: the next exchange
+          // could not be told apart from them, so this connection is done.
+          conn->close_after = true;
+          in.clear();
+        }
+        Complete(conn);
+        return false;
+      }
+    }
+  }
+}
+
+void Http1Client::Complete(Conn* conn) {
+  Exchange exchange = std::move(*conn->exchange);
+  conn->exchange.reset();
+  Response response = std::move(conn->response);
+  response.transport = Outcome::kOk;
+  response.done = clock_.Now();
+  if (conn->close_after) {
+    Close(conn);
+  } else {
+    conn->state = Conn::State::kIdle;
+    conn->reused = true;
+    idle_.push_back(conn);
+  }
+  Deliver(std::move(exchange), std::move(response));
+}
+
+void Http1Client::Fail(Conn* conn, Outcome outcome, std::string error) {
+  std::optional<Exchange> exchange = std::move(conn->exchange);
+  conn->exchange.reset();
+  const bool stale =
+      conn->reused && !conn->got_bytes && outcome == Outcome::kInvalidResponse;
+  Response response = std::move(conn->response);
+  Close(conn);
+  if (!exchange) return;
+  if (stale && !exchange->retried) {
+    // The server closed an idle keep-alive connection as we reused it: no
+    // answer was started, so send the request again on a new connection.
+    --active_;
+    exchange->retried = true;
+    queue_.push_front(std::move(*exchange));
+    Pump();
+    return;
+  }
+  response.transport = outcome;
+  response.done = clock_.Now();
+  response.error = std::move(error);
+  response.status = 0;
+  response.http_version = 0;
+  response.body.clear();
+  Deliver(std::move(*exchange), std::move(response));
+}
+
+void Http1Client::Close(Conn* conn) {
+  if (conn->fd < 0) return;
+  loop_.Unwatch(conn->fd);
+  close(conn->fd);
+  conn->fd = -1;
+  idle_.erase(std::remove(idle_.begin(), idle_.end(), conn), idle_.end());
+  auto it = std::find_if(connections_.begin(), connections_.end(),
+                         [conn](const auto& c) { return c.get() == conn; });
+  if (it != connections_.end()) {
+    // The Conn may be on the call stack (its own event handler): free it only
+    // after this loop turn.
+    closed_.push_back(std::move(*it));
+    connections_.erase(it);
+  }
+  if (!drain_posted_) {
+    drain_posted_ = true;
+    loop_.Post([this, alive = std::weak_ptr<bool>(alive_)] {
+      if (alive.expired()) return;
+      drain_posted_ = false;
+      closed_.clear();
+    });
+  }
+}
+
+void Http1Client::Deliver(Exchange exchange, Response response) {
+  --active_;
+  if (sending_ || pumping_) {
+    // Send() must never run a callback before it returns, and Pump() must
+    // not be re-entered through one: run these after the current callback.
+    deferred_.emplace_back(std::move(exchange), std::move(response));
+    if (deferred_.size() == 1) {
+      loop_.Post([this, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.expired()) return;
+        auto batch = std::move(deferred_);
+        deferred_.clear();
+        Pump();
+        for (auto& [ex, resp] : batch) ex.done(std::move(resp));
+      });
+    }
+    return;
+  }
+  // Refill the wire before running the callback, so a slow callback never
+  // delays queued sends.
+  Pump();
+  exchange.done(std::move(response));
+}
+
+void Http1Client::ArmSweep() {
+  if (sweep_timer_) return;
+  sweep_timer_ = loop_.AddTimerAfter(kSweepEvery, [this] {
+    sweep_timer_ = 0;
+    Sweep();
+  });
+}
+
+void Http1Client::Sweep() {
+  const MonoTime now = clock_.Now();
+  std::vector<Conn*> late;
+  bool busy = false;
+  for (auto& conn : connections_) {
+    if (!conn->exchange) continue;
+    busy = true;
+    if (now >= conn->deadline) late.push_back(conn.get());
+  }
+  for (Conn* conn : late) {
+    if (conn->fd < 0 || !conn->exchange) continue;
+    const bool connecting = conn->state == Conn::State::kConnecting;
+    conn->reused = false;  // a timeout is never retried
+    Fail(conn, Outcome::kTimeout,
+         connecting ? "connect timed out" : "request timed out");
+  }
+  if (busy || active_ > 0) ArmSweep();
+}
+
+}  // namespace polar

@@ -1,0 +1,158 @@
+// App: builds the daemon's object graph from a frozen Config and runs it until
+// told to stop.
+//
+// Owned by main(); everything it owns lives on the one event-loop thread that
+// calls Run(). The object graph: Clock -> EventLoop -> HttpEngine (Transport)
+// -> scenarios -> ScenarioRunners, plus the metrics HttpServer (which also
+// serves the status page and the control API: StatusBoard, ControlApi), the
+// webhook receiver (WebhookService, with [webhooks]) and the Lifecycle that
+// talks to systemd. SIGTERM/SIGINT stop the schedule and drain
+// in-flight requests for up to daemon.shutdown_grace, then Run() returns 0.
+// SIGHUP reloads the config file: all or nothing, keeping the registry (so
+// every counter and histogram carries on) and retiring replaced scenarios and
+// engines only once their requests in flight have finished. A reload ends
+// every rate override (they last "until the next reload" at most) and keeps
+// every pause of a scenario that is still configured: load an operator
+// stopped only comes back when someone resumes it.
+// In one-shot mode (RunOptions::once) the schedule stops by itself after
+// `duration`, and Run() prints the summary, writes the requested files and
+// returns 0 when every threshold holds, 1 when one fails.
+#pragma once
+
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/net/event_loop.h"
+#include "daemon/net/http_engine.h"
+#include "daemon/net/http_server.h"
+#include "daemon/net/loop_timers.h"
+#include "daemon/schedule/scheduler.h"
+#include "daemon/service/lifecycle.h"
+#include "daemon/status/control_api.h"
+#include "daemon/status/status_board.h"
+#include "daemon/webhooks/webhook_service.h"
+#include "exporters/metrics.h"
+#include "exporters/summary.h"
+#include "scenarios/scenario.h"
+
+namespace polar {
+
+// How to run: forever (the service) or once for a fixed duration (CI).
+struct RunOptions {
+  bool once = false;
+  Duration duration = std::chrono::minutes(1);
+  std::string summary_json;  // empty: not written
+  std::string junit;         // empty: not written
+  // Progress lines on stderr during one-shot runs of at least 10 s.
+  Duration progress_every = std::chrono::seconds(5);
+};
+
+class App {
+ public:
+  explicit App(std::shared_ptr<const Config> config, RunOptions run = {});
+  ~App();
+
+  // Binds listeners, starts the schedules and runs the loop. Returns the
+  // process exit code.
+  int Run();
+
+ private:
+  // What a reload replaced: kept until nothing of it is in flight.
+  struct Retired {
+    std::unique_ptr<HttpEngine> engine;  // null when the target did not change
+    std::string base_url;                // the engine's target, for the log
+    std::vector<std::unique_ptr<Scenario>> scenarios;
+    // The replaced scenarios' Retry-After gates (their requests in flight
+    // answer through them), detached from the runners that are gone.
+    std::vector<std::unique_ptr<RetryAfterGate>> gates;
+  };
+
+  bool Setup(std::string* error);
+  std::unique_ptr<HttpServer> StartMetricsServer(const ListenAddress& listen,
+                                                 std::string* error);
+  // The webhook receiver for `config` ([webhooks]): created on first use and
+  // kept; false with *error when its listener cannot be bound.
+  bool PrepareWebhooks(const WebhooksConfig& config,
+                       std::unique_ptr<HttpServer>* server, std::string* error);
+  WebhookExpectations* Expectations();
+  void StartScenarios(MonoTime start);
+  // app_http.cc: the metrics listener's routes: /metrics, the status page
+  // (/, /status.css, /status.js), GET /api/status and the control API.
+  HttpServerResponse HandleHttp(const HttpServerRequest& request);
+  ScenarioRunner* FindRunner(std::string_view name);
+  // Logs where the status page is and whether the control API is on.
+  void LogControlSurface();
+  std::string RenderStatus();
+  // app_service.cc: READY=1 and the status timer; SIGHUP; the test hook.
+  void OnReady();
+  void Reload();
+  void Apply(std::shared_ptr<const Config> next,
+             std::unique_ptr<HttpServer> server,
+             std::unique_ptr<HttpServer> webhook_server);
+  void CollectRetired();
+  // Requests admitted and unanswered, on the current and retired engines.
+  std::size_t InFlight() const;
+  std::string StatusLine();
+  void RefreshStatus();
+  void InstallTestHooks();
+  void BeginShutdown(const char* why);
+  void CheckDrained();
+  // Every second: loop utilisation, engine queue, process_* metrics.
+  void SampleEverySecond();
+  // One-shot runs: progress lines, the summary and the verdict.
+  void PrintProgress();
+  RunSummary BuildSummary() const;
+  int FinishOnce();
+
+  std::shared_ptr<const Config> config_;
+  RunOptions run_;
+  SystemClock clock_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<LoopTimers> timers_;  // the scenarios' waits, on loop_
+  std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<Lifecycle> lifecycle_;
+  std::unique_ptr<HttpEngine> engine_;
+  std::unique_ptr<HttpServer> metrics_server_;
+  std::unique_ptr<ControlApi> control_;
+  std::unique_ptr<StatusBoard> status_board_;
+  // Null until [webhooks] is first configured; then kept
+  // (daemon/webhooks/webhook_service.h).
+  std::unique_ptr<WebhookService> webhooks_;
+  std::vector<std::unique_ptr<RetryAfterGate>> gates_;  // one per scenario
+  std::vector<std::unique_ptr<Scenario>> scenarios_;
+  std::vector<std::unique_ptr<ScenarioRunner>> runners_;
+  std::vector<Retired> retired_;
+  EventLoop::TimerId retire_timer_ = 0;
+  EventLoop::TimerId status_timer_ = 0;
+  // The status line's window: totals at its start.
+  RequestTotals status_totals_;
+  MonoTime status_since_{};
+  bool status_has_window_ = false;
+  bool last_reload_failed_ = false;
+  // For the status page: the last reload's result ("none" before the first),
+  // when it happened and how many problems a failed one had.
+  std::string last_reload_result_ = "none";
+  MonoTime last_reload_at_{};
+  std::size_t last_reload_problems_ = 0;
+  WallTime started_wall_{};
+  bool stopping_ = false;
+  MonoTime drain_deadline_{};
+  MonoTime started_{};
+  MonoTime schedule_stopped_{};
+};
+
+// The engine settings a [target] table asks for; a reload builds a new engine
+// only when these change.
+EngineOptions MakeEngineOptions(const TargetConfig& target);
+
+// The scenario factory: one explicit switch from config type to implementation.
+std::unique_ptr<Scenario> MakeScenario(const ScenarioConfig& config,
+                                       ScenarioContext context);
+
+}  // namespace polar

@@ -1,0 +1,466 @@
+#include "daemon/webhooks/webhook_service.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "daemon/schedule/units.h"
+#include "daemon/webhooks/webhook_types.h"
+#include "exporters/log.h"
+
+namespace polar {
+namespace {
+
+constexpr std::string_view kPath = "/webhooks/polar";
+constexpr std::string_view kTestExpectPath = "/_test/webhooks/expect";
+constexpr std::string_view kEndpoints = "/v1/webhooks/endpoints";
+
+// libmicrohttpd's per-connection pool holds the request line and headers and
+// its read buffer: 64 KiB of headers (the highest webhooks.max_header_bytes)
+// twice over, so the receiver's own check, which counts the delivery, is
+// what refuses oversized headers.
+constexpr std::size_t kConnectionMemory = 160 * 1024;
+
+// Deliveries that the sender holds a connection open for: Polar's production
+// worker runs 16 threads on the webhooks queue; 256 leaves room for several
+// senders and for retries while a connection is still closing.
+constexpr std::size_t kMaxConnections = 256;
+
+// Registration retries: 5 s, doubling, at most 5 min apart. A 4xx (bad URL,
+// missing webhooks:write scope) will not fix itself, but retrying slowly
+// costs one request per 5 min and picks up a fixed token after a reload.
+constexpr Duration kRetryFirst = std::chrono::seconds(5);
+constexpr Duration kRetryMax = std::chrono::minutes(5);
+
+std::size_t HeaderBytes(const HttpServerRequest& request) {
+  std::size_t n = 0;
+  for (const auto& [name, value] : request.headers)
+    n += name.size() + value.size() + 4;  // ": " and CRLF
+  return n;
+}
+
+WebhookCorrelatorOptions CorrelatorOptions(const WebhooksConfig& c) {
+  WebhookCorrelatorOptions o;
+  o.deadline = c.deadline;
+  o.max_expectations = c.max_expectations;
+  o.unmatched_after = c.unmatched_after;
+  return o;
+}
+
+WebhookReceiverOptions ReceiverOptions(const WebhooksConfig& c) {
+  WebhookReceiverOptions o;
+  o.tolerance = c.tolerance;
+  o.max_body_bytes = c.max_body_bytes;
+  o.max_header_bytes = c.max_header_bytes;
+  o.remember_ids = c.remember_ids;
+  return o;
+}
+
+// The start of a response body for a log line, printable ASCII only.
+std::string Excerpt(const std::string& body) {
+  std::string out;
+  for (char c : body.substr(0, 200)) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
+  return out;
+}
+
+}  // namespace
+
+WebhookService::WebhookService(EventLoop& loop, const Clock& clock,
+                               prometheus::Registry& registry,
+                               TransportGetter transport)
+    : loop_(loop),
+      clock_(clock),
+      transport_(std::move(transport)),
+      metrics_(registry),
+      correlator_(metrics_, WebhookCorrelatorOptions{}),
+      receiver_(clock, metrics_, correlator_, WebhookReceiverOptions{}) {
+  const char* hooks = std::getenv("POLAR_LOADD_TEST_HOOKS");
+  test_hooks_ = hooks && std::string_view(hooks) == "1";
+  if (test_hooks_) {
+    if (const char* n = std::getenv("POLAR_LOADD_TEST_WEBHOOK_FAIL_FIRST"))
+      fail_first_ = std::strtol(n, nullptr, 10);
+    spdlog::warn(
+        "test hooks enabled: {} on the webhook listener; the first {} "
+        "accepted deliveries are answered 503",
+        kTestExpectPath, fail_first_);
+  }
+  tick_timer_ = loop_.AddTimerAfter(std::chrono::seconds(1), [this] {
+    tick_timer_ = 0;
+    Tick();
+  });
+}
+
+WebhookService::~WebhookService() {
+  if (tick_timer_) loop_.Cancel(tick_timer_);
+  if (retry_timer_) loop_.Cancel(retry_timer_);
+}
+
+bool WebhookService::Prepare(const WebhooksConfig& config,
+                             std::unique_ptr<HttpServer>* server,
+                             std::string* error) {
+  server->reset();
+  if (!config.enabled) return true;
+  if (server_ && config_.enabled && config_.listen == config.listen)
+    return true;
+  HttpServerOptions options;
+  options.listen = config.listen;
+  options.max_body_bytes = config.max_body_bytes;
+  options.max_connections = kMaxConnections;
+  options.connection_memory_bytes = kConnectionMemory;
+  // A sender that stalls mid-request frees its slot after 10 s (Polar's own
+  // delivery timeout is 10 s, so it has given up by then anyway).
+  options.connection_timeout_seconds = 10;
+  *server = HttpServer::Start(
+      loop_, options,
+      [this](const HttpServerRequest& request) { return Handle(request); },
+      error);
+  if (!*server) {
+    *error = "webhooks.listen: " + *error;
+    return false;
+  }
+  return true;
+}
+
+void WebhookService::Apply(const WebhooksConfig& config,
+                           std::unique_ptr<HttpServer> server) {
+  if (!config.enabled) {
+    if (config_.enabled) {
+      spdlog::info("webhook receiver stopped ([webhooks] removed)");
+      server_.reset();
+      correlator_.Disable();
+      ++generation_;
+      if (retry_timer_) loop_.Cancel(retry_timer_);
+      retry_timer_ = 0;
+      if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
+      endpoint_id_.clear();
+    }
+    config_ = config;
+    return;
+  }
+  const bool was_enabled = config_.enabled;
+  const std::string old_url = was_enabled ? config_.register_url : "";
+  if (server) {
+    server_ = std::move(server);  // the old listener, if any, closes here
+    spdlog::info("webhook receiver on http://{}{}",
+                 server_->address().ToString(), kPath);
+  }
+  server_->set_max_body_bytes(config.max_body_bytes);
+  correlator_.SetOptions(CorrelatorOptions(config));
+  receiver_.SetOptions(ReceiverOptions(config));
+  config_ = config;
+  if (config.register_url.empty()) {
+    if (!old_url.empty()) {
+      ++generation_;
+      if (retry_timer_) loop_.Cancel(retry_timer_);
+      retry_timer_ = 0;
+      if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
+      endpoint_id_.clear();
+    }
+    receiver_.SetKey(config.key);
+  } else if (config.register_url != old_url) {
+    StartRegistration();
+  }
+  SyncCorrelator();
+}
+
+void WebhookService::SyncCorrelator() {
+  // Without a key every delivery is refused, so a webhook that "never
+  // arrives" then says nothing about Polar: while registration is pending
+  // or failing (e.g. Polar refuses the URL), calls are not announced and
+  // nothing can turn lost. Without this, a box whose registration failed
+  // counted every expected webhook as lost after the deadline and paged
+  // PolarLoaddWebhookLoss.
+  if (config_.enabled && receiver_.has_key() && !stopped_) {
+    correlator_.Enable();
+  } else {
+    correlator_.Disable();
+  }
+}
+
+void WebhookService::Stop() {
+  stopped_ = true;
+  ++generation_;
+  if (retry_timer_) loop_.Cancel(retry_timer_);
+  retry_timer_ = 0;
+  if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
+  endpoint_id_.clear();
+}
+
+WebhookExpectations* WebhookService::expectations() {
+  return config_.enabled ? &correlator_ : nullptr;
+}
+
+const ListenAddress* WebhookService::address() const {
+  return server_ && config_.enabled ? &server_->address() : nullptr;
+}
+
+void WebhookService::Tick() {
+  correlator_.Expire(clock_.Now());
+  tick_timer_ = loop_.AddTimerAfter(std::chrono::seconds(1), [this] {
+    tick_timer_ = 0;
+    Tick();
+  });
+}
+
+HttpServerResponse WebhookService::Handle(const HttpServerRequest& request) {
+  HttpServerResponse response;
+  if (request.path != kPath) {
+    if (test_hooks_ && request.path == kTestExpectPath)
+      return HandleTestExpect(request);
+    response.status = 404;
+    response.body = "not found; Polar's webhooks go to POST /webhooks/polar\n";
+    return response;
+  }
+  if (request.method != "POST") {
+    response.status = 405;
+    response.headers.emplace_back("Allow", "POST");
+    return response;
+  }
+  WebhookDelivery delivery;
+  delivery.id = request.Header("webhook-id");
+  delivery.timestamp = request.Header("webhook-timestamp");
+  delivery.signature = request.Header("webhook-signature");
+  delivery.body = request.body;
+  delivery.body_too_large = request.body_too_large;
+  delivery.header_bytes = HeaderBytes(request);
+  WebhookAnswer answer = receiver_.Handle(delivery);
+  response.status = answer.status;
+  // Polar stores the first 2 KiB of the answer with the delivery: the
+  // verdict shows up in its delivery log.
+  response.body = std::string(WebhookVerdictName(answer.verdict)) + "\n";
+  if (answer.status >= 400) {
+    // Error details go to the log, rate-limited per verdict; nothing from
+    // the request is quoted.
+    uint64_t suppressed = 0;
+    std::string key =
+        fmt::format("webhooks/{}", WebhookVerdictName(answer.verdict));
+    if (AllowErrorLog(key, clock_.Now(), &suppressed)) {
+      std::string why;
+      switch (answer.verdict) {
+        case WebhookVerdict::kBadSignature:
+          why = receiver_.has_key()
+                    ? "no v1 signature matched the key from webhooks.secret "
+                      "(is it this endpoint's secret, in the right "
+                      "secret_format?)"
+                    : "no key yet (the endpoint registration has not "
+                      "completed)";
+          break;
+        case WebhookVerdict::kStale:
+          why = fmt::format(
+              "webhook-timestamp is more than {} from this machine's clock "
+              "(NTP?)",
+              FormatDuration(config_.tolerance));
+          break;
+        case WebhookVerdict::kReplayed:
+          why =
+              "a delivery with the same webhook-id and timestamp was already "
+              "accepted";
+          break;
+        default:
+          why = fmt::format(
+              "HTTP {}: body over webhooks.max_body_bytes, headers over "
+              "max_header_bytes, missing webhook-id/webhook-timestamp, or a "
+              "body that is not Polar's envelope",
+              answer.status);
+          break;
+      }
+      ScopedLogFields fields(
+          {{"POLAR_EVENT", "webhook_rejected"},
+           {"POLAR_WEBHOOK_VERDICT",
+            std::string(WebhookVerdictName(answer.verdict))}});
+      spdlog::warn("webhook rejected ({}, type {}): {}{}",
+                   WebhookVerdictName(answer.verdict),
+                   WebhookTypeName(answer.type), why,
+                   SuppressedSuffix(suppressed));
+    }
+  } else if (fail_first_ > 0) {
+    --fail_first_;
+    response.status = 503;
+    response.body = "test hook: answer withheld\n";
+  }
+  return response;
+}
+
+HttpServerResponse WebhookService::HandleTestExpect(
+    const HttpServerRequest& request) {
+  HttpServerResponse response;
+  response.content_type = "application/json";
+  if (request.method != "POST") {
+    response.status = 405;
+    response.headers.emplace_back("Allow", "POST");
+    return response;
+  }
+  nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() ||
+      !body.contains("expectations") || !body["expectations"].is_array()) {
+    response.status = 400;
+    response.body = R"({"error":"expected {\"expectations\":[...]}"})";
+    return response;
+  }
+  const MonoTime now = clock_.Now();
+  const WallTime wall_now = clock_.WallNow();
+  int accepted = 0;
+  for (const auto& e : body["expectations"]) {
+    if (!e.is_object() || !e.contains("type") || !e["type"].is_string() ||
+        !e.contains("key") || !e["key"].is_string() ||
+        !e.contains("caused_at_unix_ms") ||
+        !e["caused_at_unix_ms"].is_number()) {
+      continue;
+    }
+    WallTime caused_wall{std::chrono::duration_cast<WallTime::duration>(
+        std::chrono::milliseconds(e["caused_at_unix_ms"].get<int64_t>()))};
+    MonoTime caused =
+        now - std::chrono::duration_cast<Duration>(wall_now - caused_wall);
+    correlator_.Expect(e["type"].get<std::string>(),
+                       e["key"].get<std::string>(), caused);
+    ++accepted;
+  }
+  response.body = fmt::format(R"({{"accepted":{}}})", accepted);
+  return response;
+}
+
+// ---- Registration -----------------------------------------------------------
+
+void WebhookService::StartRegistration() {
+  ++generation_;
+  if (retry_timer_) loop_.Cancel(retry_timer_);
+  retry_timer_ = 0;
+  retry_delay_ = Duration::zero();
+  if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
+  endpoint_id_.clear();
+  receiver_.SetKey("");
+  SyncCorrelator();
+  metrics_.registered().Set(0);
+  // Endpoints with our URL left by an earlier run (a crash skips the delete
+  // at stop) would keep delivering with a secret we no longer know: every
+  // one a bad_signature. They are ours by definition (they point at this
+  // receiver), so they go first; then ours is created.
+  const uint64_t generation = generation_;
+  const std::string url = config_.register_url;
+  Request list;
+  list.method = Method::kGet;
+  list.path = std::string(kEndpoints) + "?limit=100";
+  list.intended = clock_.Now();
+  transport_().Send(std::move(list), [this, generation,
+                                      url](Response&& response) {
+    if (generation != generation_) return;
+    if (response.transport == Outcome::kOk && response.status == 200) {
+      auto body = nlohmann::json::parse(response.body, nullptr, false);
+      if (body.is_object() && body.contains("items") &&
+          body["items"].is_array()) {
+        for (const auto& item : body["items"]) {
+          if (item.is_object() && item.value("url", "") == url &&
+              item.contains("id") && item["id"].is_string()) {
+            spdlog::info(
+                "deleting webhook endpoint {} left by an earlier run for {}",
+                item["id"].get<std::string>(), url);
+            DeleteEndpoint(item["id"].get<std::string>(), url);
+          }
+        }
+      }
+    } else {
+      spdlog::warn(
+          "listing webhook endpoints failed (HTTP {}{}{}); endpoints left by "
+          "an earlier run, if any, stay",
+          response.status, response.error.empty() ? "" : ", ", response.error);
+    }
+    CreateEndpoint();
+  });
+}
+
+void WebhookService::CreateEndpoint() {
+  nlohmann::json events = nlohmann::json::array();
+  for (WebhookType type : CorrelatedWebhookTypes())
+    events.push_back(std::string(WebhookTypeName(type)));
+  nlohmann::json body = {{"url", config_.register_url},
+                         {"format", "raw"},
+                         {"events", events},
+                         {"name", "polar-loadd"}};
+  Request request;
+  request.method = Method::kPost;
+  request.path = std::string(kEndpoints);
+  request.body = body.dump();
+  request.intended = clock_.Now();
+  const uint64_t generation = generation_;
+  transport_().Send(std::move(request),
+                    [this, generation](Response&& response) {
+                      OnCreated(std::move(response), generation);
+                    });
+}
+
+void WebhookService::OnCreated(Response&& response, uint64_t generation) {
+  std::string id, secret;
+  if (response.transport == Outcome::kOk && response.status == 201) {
+    auto body = nlohmann::json::parse(response.body, nullptr, false);
+    if (body.is_object() && body.contains("id") && body["id"].is_string() &&
+        body.contains("secret") && body["secret"].is_string()) {
+      id = body["id"].get<std::string>();
+      secret = body["secret"].get<std::string>();
+    }
+  }
+  // Polar's answer carries the secret in clear: from here on no log line may
+  // show it.
+  if (!secret.empty()) RegisterSecret(secret);
+  if (generation != generation_) {
+    // Stopped, or the URL changed while this was in flight: the endpoint is
+    // not wanted any more.
+    if (!id.empty()) DeleteEndpoint(id, "");
+    return;
+  }
+  if (id.empty() || secret.empty()) {
+    spdlog::warn(
+        "registering the webhook endpoint {} failed (HTTP {}{}{}): {}; "
+        "retrying",
+        config_.register_url, response.status,
+        response.error.empty() ? "" : ", ", response.error,
+        Excerpt(response.body));
+    ScheduleRetry(generation);
+    return;
+  }
+  endpoint_id_ = id;
+  endpoint_url_ = config_.register_url;
+  receiver_.SetKey(secret);  // Polar's form: the UTF-8 bytes of the string
+  SyncCorrelator();
+  metrics_.registered().Set(1);
+  retry_delay_ = Duration::zero();
+  spdlog::info("webhook endpoint {} registered in Polar for {}", id,
+               config_.register_url);
+}
+
+void WebhookService::ScheduleRetry(uint64_t generation) {
+  retry_delay_ = retry_delay_ == Duration::zero()
+                     ? kRetryFirst
+                     : std::min<Duration>(retry_delay_ * 2, kRetryMax);
+  retry_timer_ = loop_.AddTimerAfter(retry_delay_, [this, generation] {
+    retry_timer_ = 0;
+    if (generation == generation_) CreateEndpoint();
+  });
+}
+
+void WebhookService::DeleteEndpoint(const std::string& id,
+                                    const std::string& url) {
+  Request request;
+  request.method = Method::kDelete;
+  request.path = std::string(kEndpoints) + "/" + id;
+  request.intended = clock_.Now();
+  transport_().Send(std::move(request), [this, id, url](Response&& response) {
+    if (response.transport == Outcome::kOk &&
+        (response.status == 204 || response.status == 404)) {
+      spdlog::info("webhook endpoint {}{}{} deleted", id,
+                   url.empty() ? "" : " for ", url);
+      if (endpoint_id_.empty()) metrics_.registered().Set(0);
+    } else {
+      spdlog::warn(
+          "deleting webhook endpoint {} failed (HTTP {}{}{}); delete it in "
+          "Polar's dashboard",
+          id, response.status, response.error.empty() ? "" : ", ",
+          response.error);
+    }
+  });
+}
+
+}  // namespace polar

@@ -1,0 +1,184 @@
+#include "daemon/webhooks/webhook_signature.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <memory>
+
+namespace polar {
+namespace {
+
+constexpr std::string_view kPrefix = "whsec_";
+constexpr char kAlphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// HMAC-SHA256 over the concatenation of `parts`, without copying the body
+// into one buffer. The EVP_MAC is fetched once (OpenSSL's fetch walks the
+// provider tables; a per-call fetch would cost more than the MAC itself).
+bool HmacSha256(std::string_view key,
+                std::initializer_list<std::string_view> parts,
+                std::array<unsigned char, 32>* out) {
+  static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (!mac) return false;
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(
+      EVP_MAC_CTX_new(mac), &EVP_MAC_CTX_free);
+  if (!ctx) return false;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end()};
+  // OpenSSL refuses a null key pointer even for a zero length.
+  static const unsigned char kEmpty = 0;
+  const auto* key_bytes =
+      key.empty() ? &kEmpty
+                  : reinterpret_cast<const unsigned char*>(key.data());
+  if (EVP_MAC_init(ctx.get(), key_bytes, key.size(), params) != 1) return false;
+  for (std::string_view part : parts) {
+    if (EVP_MAC_update(ctx.get(),
+                       reinterpret_cast<const unsigned char*>(part.data()),
+                       part.size()) != 1)
+      return false;
+  }
+  std::size_t len = 0;
+  return EVP_MAC_final(ctx.get(), out->data(), &len, out->size()) == 1 &&
+         len == out->size();
+}
+
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+}  // namespace
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
+                 (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                 static_cast<uint8_t>(bytes[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (std::size_t rest = bytes.size() - i; rest > 0) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    if (rest == 2) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v = Base64Value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> WebhookKeyFromSecret(std::string_view secret,
+                                                WebhookSecretFormat format,
+                                                std::string* error) {
+  if (format == WebhookSecretFormat::kPolar) {
+    if (secret.size() < 32) {
+      *error =
+          "is shorter than 32 characters (Polar's secrets are \"whsec_\" + 43 "
+          "characters, and it refuses shorter custom ones)";
+      return std::nullopt;
+    }
+    return std::string(secret);
+  }
+  std::string_view body = secret;
+  if (body.substr(0, kPrefix.size()) == kPrefix)
+    body.remove_prefix(kPrefix.size());
+  auto key = Base64Decode(body);
+  if (!key) {
+    *error =
+        "is not base64 after the optional \"whsec_\" prefix (secret_format = "
+        "\"standard\"); for the secret exactly as Polar shows it, use "
+        "secret_format = \"polar\"";
+    return std::nullopt;
+  }
+  if (key->size() < 24 || key->size() > 64) {
+    *error = "decodes to " + std::to_string(key->size()) +
+             " bytes; a Standard Webhooks key has 24-64";
+    return std::nullopt;
+  }
+  return key;
+}
+
+std::string SignWebhook(std::string_view key, std::string_view id,
+                        std::string_view timestamp, std::string_view body) {
+  std::array<unsigned char, 32> mac{};
+  if (!HmacSha256(key, {id, ".", timestamp, ".", body}, &mac)) return "";
+  return "v1," + Base64Encode(std::string_view(
+                     reinterpret_cast<const char*>(mac.data()), mac.size()));
+}
+
+bool VerifyWebhookSignature(std::string_view key, std::string_view id,
+                            std::string_view timestamp, std::string_view body,
+                            std::string_view signature_header) {
+  if (key.empty()) return false;
+  std::array<unsigned char, 32> mac{};
+  if (!HmacSha256(key, {id, ".", timestamp, ".", body}, &mac)) return false;
+  const std::string expected = Base64Encode(
+      std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+  bool any = false;
+  std::size_t pos = 0;
+  while (pos < signature_header.size()) {
+    std::size_t end = signature_header.find(' ', pos);
+    if (end == std::string_view::npos) end = signature_header.size();
+    std::string_view entry = signature_header.substr(pos, end - pos);
+    pos = end + 1;
+    std::size_t comma = entry.find(',');
+    if (comma == std::string_view::npos || entry.substr(0, comma) != "v1")
+      continue;
+    std::string_view candidate = entry.substr(comma + 1);
+    // The length is public (a SHA-256 in base64 is always 44 characters);
+    // only the content is compared in constant time. Every entry is
+    // compared, so a match's position does not show in the timing either.
+    if (candidate.size() == expected.size() &&
+        CRYPTO_memcmp(candidate.data(), expected.data(), expected.size()) ==
+            0) {
+      any = true;
+    }
+  }
+  return any;
+}
+
+std::optional<int64_t> ParseWebhookTimestamp(std::string_view text) {
+  if (text.empty() || text.size() > 12) return std::nullopt;
+  int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+}  // namespace polar
