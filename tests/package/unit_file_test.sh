@@ -30,7 +30,7 @@ for name in polar-loadd.service polar-loadd@.service; do
 
   # The settings the daemon and the docs rely on.
   for want in 'Type=notify' 'WatchdogSec=' 'ExecReload=/bin/kill -HUP $MAINPID' \
-    'Restart=on-failure' 'RestartPreventExitStatus=78' 'DynamicUser=yes' \
+    'Restart=on-failure' 'RestartPreventExitStatus=64 78' 'DynamicUser=yes' \
     'LoadCredential=polar-token' 'LoadCredential=webhook-secret' 'ProtectSystem=strict'; do
     # A line that starts with $want.
     awk -v w="$want" 'index($0, w) == 1 { found = 1 } END { exit !found }' "$file" ||
@@ -59,4 +59,36 @@ grep -q '^token_file = "/run/credentials/polar-loadd.service/polar-token"' \
 # The stop timeout leaves room for the default shutdown_grace (10 s).
 stop=$(sed -nE 's/^TimeoutStopSec=([0-9]+)s$/\1/p' "$unit")
 [ -n "$stop" ] && [ "$stop" -gt 10 ] || fail "TimeoutStopSec must exceed the 10 s default shutdown_grace"
+# A failure that comes back at once (exit 69, a port held by another program) must trip the start
+# limit instead of restarting forever: StartLimitBurst starts, RestartSec apart, fit in
+# StartLimitIntervalSec with room for each start (allow 5 s of start-up each).
+for file in "$unit" "$template"; do
+  interval=$(sed -nE 's/^StartLimitIntervalSec=([0-9]+)s$/\1/p' "$file")
+  burst=$(sed -nE 's/^StartLimitBurst=([0-9]+)$/\1/p' "$file")
+  restart=$(sed -nE 's/^RestartSec=([0-9]+)s$/\1/p' "$file")
+  [ -n "$interval" ] && [ -n "$burst" ] && [ -n "$restart" ] ||
+    fail "$(basename "$file"): StartLimitIntervalSec=Ns, StartLimitBurst=N and RestartSec=Ns expected"
+  [ $((burst * (restart + 5))) -lt "$interval" ] ||
+    fail "$(basename "$file"): $burst starts ${restart} s apart do not fit in ${interval} s: the limit never trips"
+  grep -q '^RestartPreventExitStatus=.*\b69\b' "$file" &&
+    fail "$(basename "$file"): 69 is retried a few times (a port can come free), not prevented"
+done
+
+# The encrypted-credentials drop-in (shipped as an example) clears LoadCredential= and must name
+# again every credential the units load, or they would silently be gone; with it the units still
+# verify.
+dropin=$src/packaging/credentials-encrypted.conf
+loaded=$(sed -nE 's/^LoadCredential=([a-z-]+)$/\1/p' "$unit" | sort)
+relisted=$(sed -nE 's/^LoadCredential(Encrypted)?=([a-z-]+)$/\2/p' "$dropin" | sort)
+[ "$loaded" = "$relisted" ] ||
+  fail "credentials-encrypted.conf names [$(echo $relisted)], the unit loads [$(echo $loaded)]"
+grep -qx 'LoadCredential=' "$dropin" || fail "credentials-encrypted.conf does not clear LoadCredential="
+for name in polar-loadd.service polar-loadd@.service; do
+  mkdir -p "$tmp/$name.d"
+  cp "$dropin" "$tmp/$name.d/"
+  instance=${name/@./@0.}
+  if ! out=$(cd "$tmp" && systemd-analyze verify --man=no "$instance" 2>&1) || [ -n "$out" ]; then
+    fail "$name with credentials-encrypted.conf: systemd-analyze verify is not clean: $out"
+  fi
+done
 echo "unit file OK"
