@@ -20,11 +20,10 @@ endif()
 # .deb is made from: fortified libc calls, a stack protector, a GOT made read-only after start-up
 # (full RELRO; lintian reports their absence). PIE is already GCC's default on Debian. Not under the
 # sanitizers, which intercept the same libc calls, nor at -O0, where _FORTIFY_SOURCE does nothing.
-# -fno-ident: no compiler banner in a .comment section of every object.
 if(NOT POLAR_SANITIZE AND NOT POLAR_FUZZ)
   target_compile_options(polar_options INTERFACE
     $<$<CONFIG:Release,RelWithDebInfo,MinSizeRel>:-U_FORTIFY_SOURCE>
     $<$<CONFIG:Release,RelWithDebInfo,MinSizeRel>:-D_FORTIFY_SOURCE=2>
-    -fstack-protector-strong -fno-ident)
+    -fstack-protector-strong)
   target_link_options(polar_options INTERFACE -Wl,-z,relro -Wl,-z,now)
 endif()
