@@ -249,6 +249,10 @@ RequestTotals Metrics::Totals() const {
       if (static_cast<Outcome>(i) != Outcome::kOk) totals.failed += n;
     }
   }
+  for (const auto& [name, series] : scenarios_) {
+    totals.arrivals += series.arrivals->Value();
+    for (const auto* dropped : series.dropped) totals.dropped += dropped->Value();
+  }
   return totals;
 }
 

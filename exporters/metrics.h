@@ -100,7 +100,9 @@ struct ScenarioSeries {
 // one-line status systemd shows; the time series are in the registry).
 struct RequestTotals {
   double requests = 0;
-  double failed = 0;  // every outcome but ok
+  double failed = 0;    // every outcome but ok
+  double arrivals = 0;  // every scenario's, dropped ones included
+  double dropped = 0;   // arrivals that could not start, whatever the reason
 };
 
 class Metrics {
