@@ -80,8 +80,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Library dependencies come from dpkg-shlibdeps on the built binaries.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# /bin/kill for ExecReload= (procps); systemd to run the unit, but the binaries work without it.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "procps")
+# systemd to run the unit, but the binaries work without it. (ExecReload= is polar-loadd --reload,
+# not /bin/kill: no procps.)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "systemd")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "prometheus, grafana")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -251,7 +251,8 @@ RequestTotals Metrics::Totals() const {
   }
   for (const auto& [name, series] : scenarios_) {
     totals.arrivals += series.arrivals->Value();
-    for (const auto* dropped : series.dropped) totals.dropped += dropped->Value();
+    for (const auto* dropped : series.dropped)
+      totals.dropped += dropped->Value();
   }
   return totals;
 }

@@ -62,8 +62,8 @@ void StepRecorder::LogFailure(Outcome outcome, const Response& response) {
     detail += " HTTP " + std::to_string(response.status);
   if (!response.error.empty()) detail += " " + response.error;
   if (!response.body.empty()) detail += " body: " + Excerpt(response.body);
-  spdlog::warn("scenario {} step {}: {}:{}{}", scenario_name_, step_name_,
-               outcome_name, detail, SuppressedSuffix(suppressed));
+  SPDLOG_WARN("scenario {} step {}: {}:{}{}", scenario_name_, step_name_,
+              outcome_name, detail, SuppressedSuffix(suppressed));
 }
 
 }  // namespace polar

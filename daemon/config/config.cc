@@ -21,8 +21,22 @@ namespace {
 // tree.
 class Checker {
  public:
-  Checker(std::string file, std::vector<ConfigError>* errors)
-      : file_(std::move(file)), errors_(errors) {}
+  Checker(std::string file, std::vector<ConfigError>* errors,
+          SecretReader read_secret, std::vector<std::string>* notes)
+      : file_(std::move(file)),
+        errors_(errors),
+        read_secret_(std::move(read_secret)),
+        notes_(notes) {}
+
+  // Reads a token or secret file through the reader LoadConfig was given (the
+  // daemon's, or --check-config's that knows the credential store); a note
+  // says where it came from when that is not the path itself.
+  std::optional<std::string> Secret(const std::string& path, std::string* why) {
+    std::string note;
+    auto secret = read_secret_(path, why, &note);
+    if (secret && !note.empty()) notes_->push_back(std::move(note));
+    return secret;
+  }
 
   void Error(const toml::node* node, std::string key, std::string message) {
     ConfigError e;
@@ -134,6 +148,8 @@ class Checker {
  private:
   std::string file_;
   std::vector<ConfigError>* errors_;
+  SecretReader read_secret_;
+  std::vector<std::string>* notes_;
 };
 
 const toml::table* SubTable(Checker& c, const toml::table& root,
@@ -145,51 +161,8 @@ const toml::table* SubTable(Checker& c, const toml::table& root,
   return nullptr;
 }
 
-// Reads at most `limit` bytes of `path` into *out; false if it cannot be
-// opened or holds more. Bounded so a path that names /dev/zero or a huge log
-// file costs a clear error, not all of the box's memory (the daemon reads
-// these on its event loop, at start and on every SIGHUP).
-bool ReadBounded(const std::string& path, std::size_t limit, std::string* out,
-                 bool* too_large) {
-  *too_large = false;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out->assign(limit + 1, '\0');
-  in.read(out->data(), static_cast<std::streamsize>(limit + 1));
-  out->resize(static_cast<std::size_t>(in.gcount()));
-  if (out->size() > limit) {
-    out->clear();
-    *too_large = true;
-    return false;
-  }
-  return true;
-}
-
-// A Polar token is ~50 bytes, a webhook secret ~40: 64 KiB is generous.
-constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 // The shipped config is ~5 KiB.
 constexpr std::size_t kMaxConfigFileBytes = 1024 * 1024;
-
-std::optional<std::string> ReadSecretFile(const std::string& path,
-                                          std::string* why) {
-  std::string secret;
-  bool too_large = false;
-  if (!ReadBounded(path, kMaxSecretFileBytes, &secret, &too_large)) {
-    *why = too_large ? fmt::format("{} is larger than {} KiB; not a token",
-                                   path, kMaxSecretFileBytes / 1024)
-                     : fmt::format("cannot read {}", path);
-    return std::nullopt;
-  }
-  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' ||
-                             secret.back() == ' ' || secret.back() == '\t')) {
-    secret.pop_back();
-  }
-  if (secret.empty()) {
-    *why = fmt::format("{} is empty", path);
-    return std::nullopt;
-  }
-  return secret;
-}
 
 // Polar's production API takes real money; sandbox has tight rate limits
 // (docs/polar-api.md §5, §9).
@@ -261,7 +234,7 @@ void ParseTarget(Checker& c, const toml::table& root, const EnvLookup& env,
   } else if (auto file = env("POLAR_LOADD_TOKEN_FILE");
              file && !file->empty()) {
     std::string why;
-    if (auto secret = ReadSecretFile(*file, &why)) {
+    if (auto secret = c.Secret(*file, &why)) {
       target.token = *secret;
       target.token_source = fmt::format("POLAR_LOADD_TOKEN_FILE {}", *file);
       notes.push_back(fmt::format(
@@ -274,7 +247,7 @@ void ParseTarget(Checker& c, const toml::table& root, const EnvLookup& env,
     target.token_source = "target.token";
   } else if (auto file = t ? c.String(*t, p, "token_file") : std::nullopt) {
     std::string why;
-    if (auto secret = ReadSecretFile(*file, &why)) {
+    if (auto secret = c.Secret(*file, &why)) {
       target.token = *secret;
       target.token_source = fmt::format("token_file {}", *file);
     } else {
@@ -350,7 +323,7 @@ void ParseControl(Checker& c, const toml::table& root, ControlConfig& control) {
     where = t->get("token");
   } else if (auto file = c.String(*t, p, "token_file")) {
     std::string why;
-    if (auto secret = ReadSecretFile(*file, &why)) {
+    if (auto secret = c.Secret(*file, &why)) {
       control.token = *secret;
       control.token_source = fmt::format("control.token_file {}", *file);
       where = t->get("token_file");
@@ -677,7 +650,7 @@ void ParseWebhooks(Checker& c, const toml::table& root, const EnvLookup& env,
     w.secret = *v;
   } else if (auto file = c.String(*t, p, "secret_file")) {
     std::string why;
-    if (auto secret = ReadSecretFile(*file, &why)) {
+    if (auto secret = c.Secret(*file, &why)) {
       w.secret = *secret;
     } else {
       c.Error(file_node, "webhooks.secret_file", why);
@@ -1558,7 +1531,7 @@ EnvLookup ProcessEnvironment() {
 }
 
 ConfigResult ParseConfig(std::string_view text, const std::string& path,
-                         const EnvLookup& env) {
+                         const EnvLookup& env, SecretReader read_secret) {
   ConfigResult result;
   toml::table root;
   try {
@@ -1573,7 +1546,9 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
     result.errors.push_back(std::move(error));
     return result;
   }
-  Checker c(path, &result.errors);
+  if (!read_secret)
+    read_secret = DaemonSecretReader(env("CREDENTIALS_DIRECTORY"));
+  Checker c(path, &result.errors, std::move(read_secret), &result.notes);
   c.OnlyKeys(root, "",
              {"target", "metrics", "control", "daemon", "cluster", "webhooks",
               "scenarios"});
@@ -1612,7 +1587,8 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
   return result;
 }
 
-ConfigResult LoadConfig(const std::string& path, const EnvLookup& env) {
+ConfigResult LoadConfig(const std::string& path, const EnvLookup& env,
+                        SecretReader read_secret) {
   std::string text;
   bool too_large = false;
   if (!ReadBounded(path, kMaxConfigFileBytes, &text, &too_large)) {
@@ -1624,7 +1600,7 @@ ConfigResult LoadConfig(const std::string& path, const EnvLookup& env) {
                   : "cannot open the config file"});
     return result;
   }
-  return ParseConfig(text, path, env);
+  return ParseConfig(text, path, env, std::move(read_secret));
 }
 
 }  // namespace polar

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/config/secret_files.h"
 #include "daemon/net/listen_address.h"
 #include "daemon/schedule/arrivals.h"
 #include "daemon/schedule/schedule.h"
@@ -154,10 +155,15 @@ struct ConfigResult {
 using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
 EnvLookup ProcessEnvironment();
 
-ConfigResult LoadConfig(const std::string& path, const EnvLookup& env);
+// Token and secret files are read with `read_secret`; empty, the daemon's
+// (DaemonSecretReader with $CREDENTIALS_DIRECTORY from `env`). --check-config
+// passes CredentialStoreReader, which reads a systemd credential from the
+// store the unit loads it from (daemon/config/secret_files.h).
+ConfigResult LoadConfig(const std::string& path, const EnvLookup& env,
+                        SecretReader read_secret = {});
 // The same, from text in memory; `path` is only used in messages and to resolve
 // nothing else.
 ConfigResult ParseConfig(std::string_view text, const std::string& path,
-                         const EnvLookup& env);
+                         const EnvLookup& env, SecretReader read_secret = {});
 
 }  // namespace polar

@@ -1,6 +1,7 @@
 #include "daemon/config/secret_files.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,8 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-
-#include <fmt/format.h>
 
 extern char** environ;
 
@@ -56,7 +55,7 @@ std::optional<std::string> SystemdCredsDecrypt(const std::string& name,
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   const std::string name_arg = "--name=" + name;
   const char* argv[] = {"systemd-creds", "decrypt", name_arg.c_str(),
-                        path.c_str(), "-", nullptr};
+                        path.c_str(),    "-",       nullptr};
   pid_t pid = 0;
   int rc = posix_spawnp(&pid, "systemd-creds", &actions, nullptr,
                         const_cast<char* const*>(argv), environ);
@@ -70,8 +69,7 @@ std::optional<std::string> SystemdCredsDecrypt(const std::string& name,
   std::string plain;
   char buf[4096];
   ssize_t n;
-  while ((n = read(out[0], buf, sizeof buf)) > 0 ||
-         (n < 0 && errno == EINTR)) {
+  while ((n = read(out[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
     if (n > 0 && plain.size() <= kMaxSecretFileBytes)
       plain.append(buf, static_cast<std::size_t>(n));
   }
@@ -130,7 +128,35 @@ std::optional<std::string> ReadSecretFile(const std::string& path,
   return secret;
 }
 
+SecretReader DaemonSecretReader(
+    std::optional<std::string> credentials_directory) {
+  return [dir = std::move(credentials_directory)](
+             const std::string& path, std::string* why,
+             std::string* note) -> std::optional<std::string> {
+    if (!path.starts_with(kCredentialsDirectoryPrefix))
+      return ReadSecretFile(path, why, note);
+    if (!dir || dir->empty()) {
+      *why = fmt::format(
+          "{} names a credential of the systemd unit that runs polar-loadd, "
+          "but $CREDENTIALS_DIRECTORY is not set (not started by systemd with "
+          "LoadCredential=); `polar-loadd --check-config` reads it from the "
+          "credential store instead",
+          path);
+      return std::nullopt;
+    }
+    std::string own = *dir;
+    while (own.size() > 1 && own.back() == '/') own.pop_back();
+    return ReadSecretFile(
+        own + "/" + path.substr(kCredentialsDirectoryPrefix.size()), why, note);
+  };
+}
+
 std::optional<std::string> CredentialName(std::string_view path) {
+  if (path.starts_with(kCredentialsDirectoryPrefix)) {
+    std::string_view name = path.substr(kCredentialsDirectoryPrefix.size());
+    if (!ValidCredentialName(name)) return std::nullopt;
+    return std::string(name);
+  }
   if (!path.starts_with(kCredentialsRoot)) return std::nullopt;
   std::string_view rest = path.substr(kCredentialsRoot.size());
   const auto slash = rest.find('/');
@@ -165,16 +191,20 @@ std::vector<std::string> EncryptedCredentialStoreDirs() {
 
 SecretReader CredentialStoreReader(CredentialStoreOptions options) {
   if (!options.decrypt) options.decrypt = SystemdCredsDecrypt;
-  return [options = std::move(options)](const std::string& path,
-                                        std::string* why,
-                                        std::string* note)
-             -> std::optional<std::string> {
+  return [options = std::move(options)](
+             const std::string& path, std::string* why,
+             std::string* note) -> std::optional<std::string> {
     auto name = CredentialName(path);
     std::string own = options.credentials_directory;
     while (own.size() > 1 && own.back() == '/') own.pop_back();
-    // Not a credential path, or this process's own credential: as it is.
-    if (!name || (!own.empty() && path.starts_with(own + "/"))) {
-      return ReadSecretFile(path, why, note);
+    // Not a credential path, or this process's own credential (under the
+    // unit, $CREDENTIALS_DIRECTORY set): as the daemon reads it.
+    if (!name ||
+        (!own.empty() && (path.starts_with(own + "/") ||
+                          path.starts_with(kCredentialsDirectoryPrefix)))) {
+      std::optional<std::string> dir;
+      if (!own.empty()) dir = own;
+      return DaemonSecretReader(dir)(path, why, note);
     }
     auto source =
         FindCredentialSource(*name, options.plain_dirs, options.encrypted_dirs);

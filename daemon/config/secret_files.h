@@ -41,13 +41,25 @@ bool ReadBounded(const std::string& path, std::size_t limit, std::string* out,
 using SecretReader = std::function<std::optional<std::string>(
     const std::string& path, std::string* why, std::string* note)>;
 
-// The reader the daemon uses: the file at `path`, at most 64 KiB, not empty.
+// The file at `path`, at most 64 KiB, not empty.
 std::optional<std::string> ReadSecretFile(const std::string& path,
                                           std::string* why,
                                           std::string* note = nullptr);
 
-// The credential NAME when `path` is /run/credentials/UNIT/NAME (any unit),
-// else nullopt.
+// A secret path may start with "${CREDENTIALS_DIRECTORY}/": the folder where
+// systemd puts the credentials of the unit that runs us, whichever unit that
+// is (/run/credentials/polar-loadd.service or .../polar-loadd@2.service), so
+// one config file serves the service and every instance of the template.
+inline constexpr std::string_view kCredentialsDirectoryPrefix =
+    "${CREDENTIALS_DIRECTORY}/";
+
+// The reader the daemon uses: expands the prefix with `credentials_directory`
+// ($CREDENTIALS_DIRECTORY; an error when it is unset), then ReadSecretFile.
+SecretReader DaemonSecretReader(
+    std::optional<std::string> credentials_directory);
+
+// The credential NAME when `path` is /run/credentials/UNIT/NAME (any unit) or
+// ${CREDENTIALS_DIRECTORY}/NAME, else nullopt.
 std::optional<std::string> CredentialName(std::string_view path);
 
 // Where systemd would load the credential `name` from, searching `plain_dirs`
@@ -73,15 +85,15 @@ struct CredentialStoreOptions {
   std::vector<std::string> encrypted_dirs = EncryptedCredentialStoreDirs();
   // Decrypts an encrypted credential file; the default runs
   // `systemd-creds decrypt --name=NAME PATH -`.
-  std::function<std::optional<std::string>(const std::string& name,
-                                           const std::string& path,
-                                           std::string* why)>
+  std::function<std::optional<std::string>(
+      const std::string& name, const std::string& path, std::string* why)>
       decrypt;
 };
 
-// A reader that reads /run/credentials/UNIT/NAME from the credential store,
-// as the unit's next start would (see the top of this file); every other path
-// as ReadSecretFile does.
+// A reader that reads /run/credentials/UNIT/NAME and, while
+// $CREDENTIALS_DIRECTORY is unset, ${CREDENTIALS_DIRECTORY}/NAME from the
+// credential store, as the unit's next start would (see the top of this
+// file); every other path as DaemonSecretReader does.
 SecretReader CredentialStoreReader(CredentialStoreOptions options);
 
 }  // namespace polar

@@ -170,6 +170,12 @@ void EventLoop::RunDueTimers(MonoTime now) {
 }
 
 void EventLoop::OnSignal(int signo, Callback callback) {
+  OnSignalInfo(signo, [callback = std::move(callback)](const SignalInfo&) {
+    callback();
+  });
+}
+
+void EventLoop::OnSignalInfo(int signo, SignalCallback callback) {
   signal_handlers_[signo] = std::move(callback);
   sigset_t mask;
   sigemptyset(&mask);
@@ -183,7 +189,10 @@ void EventLoop::DrainSignals() {
   while (read(signal_fd_, &info, sizeof info) ==
          static_cast<ssize_t>(sizeof info)) {
     auto it = signal_handlers_.find(static_cast<int>(info.ssi_signo));
-    if (it != signal_handlers_.end()) it->second();
+    if (it != signal_handlers_.end()) {
+      it->second(SignalInfo{info.ssi_code, static_cast<int>(info.ssi_pid),
+                            info.ssi_int});
+    }
   }
 }
 

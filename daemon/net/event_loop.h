@@ -28,6 +28,13 @@ class EventLoop {
   using IoCallback = std::function<void(uint32_t epoll_events)>;
   using Callback = std::function<void()>;
   using TimerId = uint64_t;
+  // Who sent a signal and how (from its signalfd_siginfo).
+  struct SignalInfo {
+    int code = 0;    // si_code: SI_USER from kill(2), SI_QUEUE from sigqueue(3)
+    int sender = 0;  // si_pid
+    int value = 0;   // si_value.sival_int (SI_QUEUE only)
+  };
+  using SignalCallback = std::function<void(const SignalInfo&)>;
   using LagObserver = std::function<void(Duration late)>;
 
   // How timers wake the loop. kEpollTimeout: the earliest deadline is
@@ -60,6 +67,8 @@ class EventLoop {
 
   // Blocks `signo` for the process and delivers it through the loop's signalfd.
   void OnSignal(int signo, Callback callback);
+  // The same, telling the callback who sent it (SIGHUP answers its sender).
+  void OnSignalInfo(int signo, SignalCallback callback);
 
   // Runs `callback` on the loop soon, after the current callback returns; never
   // re-entrantly.
@@ -115,7 +124,7 @@ class EventLoop {
   std::unordered_map<TimerId, Callback> timer_callbacks_;
   TimerId next_timer_id_ = 1;
   MonoTime armed_deadline_ = MonoTime::max();
-  std::unordered_map<int, Callback> signal_handlers_;
+  std::unordered_map<int, SignalCallback> signal_handlers_;
   std::vector<Callback> posted_;
   LagObserver lag_observer_;
   Duration busy_{0};

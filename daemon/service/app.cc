@@ -87,8 +87,8 @@ bool App::Setup(std::string* error) {
       std::make_unique<StatusBoard>(*loop_, clock_, *metrics_, *registry_);
   metrics_server_ = StartMetricsServer(config_->metrics.listen, error);
   if (!metrics_server_) return false;
-  spdlog::info("metrics on http://{}/metrics",
-               metrics_server_->address().ToString());
+  SPDLOG_INFO("metrics on http://{}/metrics",
+              metrics_server_->address().ToString());
   LogControlSurface();
   std::unique_ptr<HttpServer> webhook_server;
   if (!PrepareWebhooks(config_->webhooks, &webhook_server, error)) return false;
@@ -155,27 +155,36 @@ void App::StartScenarios(MonoTime start) {
   const Shard shard = config_->cluster.shard;
   metrics_->SetShard(shard.index, shard.count);
   if (shard.sharded()) {
-    spdlog::info("shard {}: running 1/{} of every scenario's rate",
-                 shard.ToString(), shard.count);
+    SPDLOG_INFO("shard {}: running 1/{} of every scenario's rate",
+                shard.ToString(), shard.count);
   }
   for (const ScenarioConfig& sc : config_->scenarios) {
-    spdlog::info("scenario {}: {} at {:g}/s now (peak {:g}/s) against {}",
-                 sc.name, ScenarioTypeName(sc.type),
-                 metrics_->Scenario(sc.name).target_rate->Value(),
-                 sc.schedule.PeakRate() / shard.count,
-                 config_->target.base_url);
+    SPDLOG_INFO("scenario {}: {} at {:g}/s now (peak {:g}/s) against {}",
+                sc.name, ScenarioTypeName(sc.type),
+                metrics_->Scenario(sc.name).target_rate->Value(),
+                sc.schedule.PeakRate() / shard.count, config_->target.base_url);
   }
 }
 
 int App::Run() {
   std::string error;
   if (!Setup(&error)) {
-    spdlog::error("{}", error);
+    SPDLOG_ERROR("{}", error);
     return 69;  // EX_UNAVAILABLE: a listener could not be bound
   }
   loop_->OnSignal(SIGTERM, [this] { BeginShutdown("SIGTERM"); });
   loop_->OnSignal(SIGINT, [this] { BeginShutdown("SIGINT"); });
-  loop_->OnSignal(SIGHUP, [this] { Reload(); });
+  loop_->OnSignalInfo(SIGHUP, [this](const EventLoop::SignalInfo& info) {
+    ReloadOutcome outcome = Reload();
+    // `polar-loadd --reload` (the unit's ExecReload=) waits for this answer,
+    // so that systemctl reload fails when the file was refused. sigqueue does
+    // not block; a client that gave up already is only logged.
+    if (IsReloadRequest(info.code, info.value)) {
+      std::string error;
+      if (!AnswerReloadRequest(info.sender, outcome, &error))
+        SPDLOG_WARN("{}", error);
+    }
+  });
   InstallTestHooks();
 
   metrics_->config_last_reload_success_timestamp().Set(
@@ -191,7 +200,7 @@ int App::Run() {
   loop_->AddTimerAfter(std::chrono::seconds(1),
                        [this] { SampleEverySecond(); });
   if (run_.once) {
-    spdlog::info("one-shot run for {}", FormatDuration(run_.duration));
+    SPDLOG_INFO("one-shot run for {}", FormatDuration(run_.duration));
     loop_->AddTimer(started_ + run_.duration,
                     [this] { BeginShutdown("duration reached"); });
     if (run_.duration >= std::chrono::seconds(10)) {
@@ -199,7 +208,7 @@ int App::Run() {
     }
   }
   loop_->Run();
-  spdlog::info("stopped");
+  SPDLOG_INFO("stopped");
   if (run_.once) return FinishOnce();
   return 0;
 }
@@ -216,8 +225,8 @@ void App::SampleEverySecond() {
 void App::PrintProgress() {
   if (stopping_) return;
   RunSummary s = BuildSummary();
-  spdlog::info("{}", FormatProgress(ToSeconds(clock_.Now() - started_),
-                                    ToSeconds(run_.duration), s.steps));
+  SPDLOG_INFO("{}", FormatProgress(ToSeconds(clock_.Now() - started_),
+                                   ToSeconds(run_.duration), s.steps));
   loop_->AddTimerAfter(run_.progress_every, [this] { PrintProgress(); });
 }
 
@@ -277,7 +286,7 @@ int App::FinishOnce() {
     out << text;
     out.close();
     if (!out) {
-      spdlog::error("cannot write {}", path);
+      SPDLOG_ERROR("cannot write {}", path);
       code = 73;  // EX_CANTCREAT
     }
   };
@@ -296,8 +305,8 @@ std::size_t App::InFlight() const {
 
 void App::BeginShutdown(const char* why) {
   if (stopping_) {
-    spdlog::warn(
-        "{} again: stopping now without waiting for in-flight requests", why);
+    SPDLOG_WARN("{} again: stopping now without waiting for in-flight requests",
+                why);
     loop_->Stop();
     return;
   }
@@ -310,9 +319,8 @@ void App::BeginShutdown(const char* why) {
   const Duration grace = config_->daemon.shutdown_grace;
   drain_deadline_ = clock_.Now() + grace;
   lifecycle_->Stopping(grace, StatusLine());
-  spdlog::info(
-      "{}: schedule stopped, draining {} in-flight requests (up to {})", why,
-      InFlight(), FormatDuration(grace));
+  SPDLOG_INFO("{}: schedule stopped, draining {} in-flight requests (up to {})",
+              why, InFlight(), FormatDuration(grace));
   CheckDrained();
 }
 
@@ -322,7 +330,7 @@ void App::CheckDrained() {
     return;
   }
   if (clock_.Now() >= drain_deadline_) {
-    spdlog::warn("drain grace period over; abandoning {} requests", InFlight());
+    SPDLOG_WARN("drain grace period over; abandoning {} requests", InFlight());
     loop_->Stop();
     return;
   }

@@ -32,6 +32,7 @@
 #include "daemon/net/loop_timers.h"
 #include "daemon/schedule/scheduler.h"
 #include "daemon/service/lifecycle.h"
+#include "daemon/service/reload_request.h"
 #include "daemon/status/control_api.h"
 #include "daemon/status/status_board.h"
 #include "daemon/webhooks/webhook_service.h"
@@ -89,7 +90,9 @@ class App {
   std::string RenderStatus();
   // app_service.cc: READY=1 and the status timer; SIGHUP; the test hook.
   void OnReady();
-  void Reload();
+  // Reads, validates and applies the config file (SIGHUP); what became of it
+  // goes back to a requester (`polar-loadd --reload`, reload_request.h).
+  ReloadOutcome Reload();
   void Apply(std::shared_ptr<const Config> next,
              std::unique_ptr<HttpServer> server,
              std::unique_ptr<HttpServer> webhook_server);

@@ -53,12 +53,12 @@ ScenarioRunner* App::FindRunner(std::string_view name) {
 
 void App::LogControlSurface() {
   const ListenAddress& at = metrics_server_->address();
-  spdlog::info("status page on http://{}/; control API {}", at.ToString(),
-               control_->enabled()
-                   ? "enabled (" + config_->control.token_source + ")"
-                   : "disabled (no [control] token)");
+  SPDLOG_INFO("status page on http://{}/; control API {}", at.ToString(),
+              control_->enabled()
+                  ? "enabled (" + config_->control.token_source + ")"
+                  : "disabled (no [control] token)");
   if (control_->enabled() && !at.IsLoopback()) {
-    spdlog::warn(
+    SPDLOG_WARN(
         "the control token travels in clear text to {}, which is not a "
         "loopback address; put a TLS proxy in front of it",
         at.ToString());

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "daemon/service/app.h"
+#include "daemon/service/status_line.h"
 #include "exporters/log.h"
 
 namespace polar {
@@ -37,14 +38,14 @@ void App::OnReady() {
   });
 }
 
-void App::Reload() {
+ReloadOutcome App::Reload() {
   if (stopping_) {
-    spdlog::info("SIGHUP while stopping: ignored");
-    return;
+    SPDLOG_INFO("SIGHUP while stopping: ignored");
+    return {ReloadOutcome::Kind::kIgnored, 0};
   }
   lifecycle_->Reloading();
   const std::string path = config_->path;
-  spdlog::info("SIGHUP: reloading {}", path);
+  SPDLOG_INFO("SIGHUP: reloading {}", path);
   ConfigResult loaded = LoadConfig(path, ProcessEnvironment());
   for (std::string& secret : loaded.secrets) RegisterSecret(std::move(secret));
 
@@ -78,8 +79,8 @@ void App::Reload() {
   }
   if (!problems.empty()) {
     ScopedLogFields fields({{"POLAR_EVENT", "reload_failed"}});
-    for (const std::string& p : problems) spdlog::error("reload: {}", p);
-    spdlog::error(
+    for (const std::string& p : problems) SPDLOG_ERROR("reload: {}", p);
+    SPDLOG_ERROR(
         "reload of {} failed with {} problem(s); still running the previous "
         "configuration",
         path, problems.size());
@@ -90,11 +91,10 @@ void App::Reload() {
     last_reload_at_ = clock_.Now();
     last_reload_problems_ = problems.size();
     lifecycle_->Reloaded(StatusLine());
-    return;
+    return {ReloadOutcome::Kind::kRefused, problems.size()};
   }
-  for (const std::string& note : loaded.notes) spdlog::info("{}", note);
-  for (const std::string& warning : loaded.warnings)
-    spdlog::warn("{}", warning);
+  for (const std::string& note : loaded.notes) SPDLOG_INFO("{}", note);
+  for (const std::string& warning : loaded.warnings) SPDLOG_WARN("{}", warning);
   Apply(std::move(loaded.config), std::move(server), std::move(webhook_server));
   metrics_->config_reloads(true).Increment();
   metrics_->config_last_reload_successful().Set(1);
@@ -107,10 +107,10 @@ void App::Reload() {
   last_reload_problems_ = 0;
   {
     ScopedLogFields fields({{"POLAR_EVENT", "reloaded"}});
-    spdlog::info("reloaded {}: {} scenario(s)", path,
-                 config_->scenarios.size());
+    SPDLOG_INFO("reloaded {}: {} scenario(s)", path, config_->scenarios.size());
   }
   lifecycle_->Reloaded(StatusLine());
+  return {ReloadOutcome::Kind::kApplied, 0};
 }
 
 void App::Apply(std::shared_ptr<const Config> next,
@@ -129,11 +129,11 @@ void App::Apply(std::shared_ptr<const Config> next,
   for (const auto& runner : runners_) {
     if (runner->paused()) paused.push_back(runner->name());
     if (runner->rate_override()) {
-      spdlog::info("control: reload ends the rate override of scenario {}",
-                   runner->name());
+      SPDLOG_INFO("control: reload ends the rate override of scenario {}",
+                  runner->name());
     }
     if (runner->burst_pending() > 0) {
-      spdlog::info(
+      SPDLOG_INFO(
           "control: reload drops {} burst arrival(s) of scenario {} not yet "
           "started",
           runner->burst_pending(), runner->name());
@@ -152,7 +152,7 @@ void App::Apply(std::shared_ptr<const Config> next,
     retired.engine = std::move(engine_);
     retired.base_url = config_->target.base_url;
     engine_ = std::make_unique<HttpEngine>(*loop_, clock_, std::move(wanted));
-    spdlog::info(
+    SPDLOG_INFO(
         "target changed: new requests go to {}; {} request(s) in flight "
         "finish on the old connections",
         next->target.base_url, retired.engine->in_flight());
@@ -160,8 +160,8 @@ void App::Apply(std::shared_ptr<const Config> next,
   const bool moved = server != nullptr;
   if (server) {
     metrics_server_ = std::move(server);  // the old listener closes here
-    spdlog::info("metrics on http://{}/metrics",
-                 metrics_server_->address().ToString());
+    SPDLOG_INFO("metrics on http://{}/metrics",
+                metrics_server_->address().ToString());
   }
   // The receiver keeps its state (remembered ids, expectations, counters);
   // scenarios started below get its expectations, or none without [webhooks].
@@ -176,7 +176,7 @@ void App::Apply(std::shared_ptr<const Config> next,
   for (const std::string& name : paused) {
     if (ScenarioRunner* runner = FindRunner(name)) {
       runner->Pause();
-      spdlog::info("control: scenario {} stays paused across the reload", name);
+      SPDLOG_INFO("control: scenario {} stays paused across the reload", name);
     }
   }
   CollectRetired();
@@ -192,7 +192,7 @@ void App::CollectRetired() {
     bool done =
         r.scenarios.empty() && (!r.engine || r.engine->in_flight() == 0);
     if (done && r.engine) {
-      spdlog::info(
+      SPDLOG_INFO(
           "the requests in flight to the old target {} finished; its "
           "connections are closed",
           r.base_url);
@@ -218,19 +218,17 @@ std::string App::StatusLine() {
   double asked = metrics_->TargetRate();
   std::size_t n = config_->scenarios.size();
   if (!status_has_window_) {
-    return line +
-           fmt::format("starting {} scenario(s), {:g}/s asked", n, asked);
+    return line + fmt::format("starting {} scenario(s), {:g} arrivals/s asked",
+                              n, asked);
   }
-  RequestTotals now = metrics_->Totals();
-  double seconds = ToSeconds(clock_.Now() - status_since_);
-  double done = now.requests - status_totals_.requests;
-  double failed = now.failed - status_totals_.failed;
-  double rate = seconds > 0 ? done / seconds : 0;
-  double errors = done > 0 ? 100.0 * failed / done : 0;
-  return line + fmt::format(
-                    "{} scenario(s): {:.1f} req/s done of {:g}/s asked, "
-                    "{:.1f}% errors, {} in flight",
-                    n, rate, asked, errors, InFlight());
+  StatusWindow w;
+  w.scenarios = n;
+  w.asked_per_second = asked;
+  w.before = status_totals_;
+  w.now = metrics_->Totals();
+  w.seconds = ToSeconds(clock_.Now() - status_since_);
+  w.in_flight = InFlight();
+  return line + StatusText(w);
 }
 
 void App::RefreshStatus() {
@@ -238,7 +236,7 @@ void App::RefreshStatus() {
   status_totals_ = metrics_->Totals();
   status_since_ = clock_.Now();
   FlushErrorLogs(clock_.Now(), [](const std::string& key, uint64_t n) {
-    spdlog::warn("{}: suppressed {} similar message(s)", key, n);
+    SPDLOG_WARN("{}: suppressed {} similar message(s)", key, n);
   });
   status_timer_ = loop_->AddTimerAfter(kStatusInterval, [this] {
     status_timer_ = 0;
@@ -257,13 +255,13 @@ void App::InstallTestHooks() {
   long block_ms = 3000;
   if (const char* ms = std::getenv("POLAR_LOADD_TEST_BLOCK_MS"))
     block_ms = std::strtol(ms, nullptr, 10);
-  spdlog::warn("test hooks enabled: SIGUSR2 blocks the loop for {} ms",
-               block_ms);
+  SPDLOG_WARN("test hooks enabled: SIGUSR2 blocks the loop for {} ms",
+              block_ms);
   loop_->OnSignal(SIGUSR2, [block_ms] {
-    spdlog::warn("SIGUSR2 (test hook): blocking the event loop for {} ms",
-                 block_ms);
+    SPDLOG_WARN("SIGUSR2 (test hook): blocking the event loop for {} ms",
+                block_ms);
     std::this_thread::sleep_for(std::chrono::milliseconds(block_ms));
-    spdlog::warn("SIGUSR2 (test hook): event loop unblocked");
+    SPDLOG_WARN("SIGUSR2 (test hook): event loop unblocked");
   });
 }
 

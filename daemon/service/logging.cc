@@ -3,6 +3,11 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+// Without this sd-journal.h turns sd_journal_sendv() into a macro that adds
+// CODE_FILE/CODE_LINE/CODE_FUNC of the line calling it: this file, on the
+// build machine's path, for every entry. The caller's come from spdlog's
+// source location instead (JournalSink::sink_it_).
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 

@@ -30,6 +30,12 @@ enum class LogTarget {
 // `journal_stream` is the variable's value or null.
 LogTarget DetectLogTarget(const char* journal_stream, int fd);
 
+// Code logs with spdlog's macros (SPDLOG_INFO, SPDLOG_WARN, SPDLOG_ERROR, ...),
+// not spdlog::info(): the macros pass the caller's file, line and function,
+// which the journal shows as CODE_FILE (relative to the source root: the
+// build maps it with -fmacro-prefix-map), CODE_LINE and CODE_FUNC.
+// tests/package/log_calls_test.sh keeps it so.
+
 // Installs the default logger "polar-loadd" for `target`.
 void SetupLogging(LogTarget target);
 

@@ -9,15 +9,19 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "daemon/config/config.h"
 #include "daemon/service/app.h"
 #include "daemon/service/logging.h"
+#include "daemon/service/reload_request.h"
 #include "exporters/log.h"
 #include "polar/version.h"
 
@@ -41,9 +45,17 @@ options:
   --duration D      how long --once runs, e.g. 30s, 5m (required with --once)
   --summary-json F  with --once: also write the summary as JSON to F
   --junit F         with --once: also write the threshold verdicts as JUnit XML to F
+  --reload PID      ask the polar-loadd running as PID to reload its configuration (SIGHUP) and
+                    wait for its answer: exit 0 when it runs the new one, 78 when it refused it
+                    and keeps the previous one, 69 when it did not answer (the units' ExecReload=)
   --version         print the version and exit
   --help            print this help and exit
 )";
+
+// How long --reload waits for the daemon's answer. A reload parses one small
+// file and binds at most two listeners: milliseconds. systemd gives
+// ExecReload= 90 s (TimeoutStartSec=) before it kills it.
+constexpr std::chrono::seconds kReloadAnswerTimeout{30};
 
 }  // namespace
 
@@ -83,6 +95,24 @@ int main(int argc, char** argv) {
       run.junit = value("--junit");
     } else if (arg == "--check-config") {
       check_only = true;
+    } else if (arg == "--reload") {
+      const char* text = value("--reload");
+      char* end = nullptr;
+      errno = 0;
+      long pid = std::strtol(text, &end, 10);
+      if (errno != 0 || end == text || *end != '\0' || pid <= 0 ||
+          pid > std::numeric_limits<pid_t>::max()) {
+        std::fprintf(stderr,
+                     "polar-loadd: --reload: %s is not a process ID\n%s", text,
+                     kUsage);
+        return kExitUsage;
+      }
+      std::string message;
+      int code = polar::RequestReload(static_cast<pid_t>(pid),
+                                      kReloadAnswerTimeout, &message);
+      std::fprintf(code == 0 ? stdout : stderr, "polar-loadd: %s\n",
+                   message.c_str());
+      return code;
     } else if (arg == "--version") {
       std::printf("polar-loadd %s (%s)\n", polar::kVersion, polar::kRevision);
       return 0;
@@ -114,8 +144,19 @@ int main(int argc, char** argv) {
                           ? polar::LogTarget::kPlain
                           : polar::DetectLogTarget(
                                 std::getenv("JOURNAL_STREAM"), STDERR_FILENO));
-  polar::ConfigResult loaded =
-      polar::LoadConfig(config_path, polar::ProcessEnvironment());
+  // --check-config tells whether the service will start with this file, also
+  // before its first start: a systemd credential it names (token_file =
+  // "/run/credentials/polar-loadd.service/polar-token") is read from the
+  // credential store the unit loads it from (daemon/config/secret_files.h).
+  polar::SecretReader read_secret;
+  if (check_only) {
+    polar::CredentialStoreOptions store;
+    if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"))
+      store.credentials_directory = dir;
+    read_secret = polar::CredentialStoreReader(std::move(store));
+  }
+  polar::ConfigResult loaded = polar::LoadConfig(
+      config_path, polar::ProcessEnvironment(), std::move(read_secret));
   // Before a single error is printed: an error must never echo the token.
   for (std::string& secret : loaded.secrets)
     polar::RegisterSecret(std::move(secret));
@@ -125,7 +166,7 @@ int main(int argc, char** argv) {
     if (check_only) {
       std::fprintf(stderr, "%s\n", polar::Redact(error.ToString()).c_str());
     } else {
-      spdlog::error("{}", error.ToString());
+      SPDLOG_ERROR("{}", error.ToString());
     }
   }
   if (!loaded.config) {
@@ -133,17 +174,23 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "polar-loadd: %zu configuration error(s) in %s\n",
                    loaded.errors.size(), config_path.c_str());
     } else {
-      spdlog::error("{} configuration error(s) in {}; not starting",
-                    loaded.errors.size(), config_path);
+      SPDLOG_ERROR("{} configuration error(s) in {}; not starting",
+                   loaded.errors.size(), config_path);
     }
     return kExitConfig;
   }
-  for (const auto& note : loaded.notes) spdlog::info("{}", note);
+  for (const auto& note : loaded.notes) {
+    if (check_only) {
+      std::fprintf(stderr, "note: %s\n", polar::Redact(note).c_str());
+    } else {
+      SPDLOG_INFO("{}", note);
+    }
+  }
   for (const auto& warning : loaded.warnings) {
     if (check_only) {
       std::fprintf(stderr, "warning: %s\n", warning.c_str());
     } else {
-      spdlog::warn("{}", warning);
+      SPDLOG_WARN("{}", warning);
     }
   }
   if (check_only) {
@@ -160,8 +207,8 @@ int main(int argc, char** argv) {
   // not kill the daemon.
   std::signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  spdlog::info("polar-loadd {} ({}) starting with {}", polar::kVersion,
-               polar::kRevision, config_path);
+  SPDLOG_INFO("polar-loadd {} ({}) starting with {}", polar::kVersion,
+              polar::kRevision, config_path);
   int code;
   {
     polar::App app(loaded.config, run);

@@ -1,15 +1,13 @@
 #include "daemon/service/reload_request.h"
 
 #include <errno.h>
+#include <fmt/format.h>
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace polar {
 namespace {
@@ -94,8 +92,8 @@ int RequestReload(pid_t pid, std::chrono::milliseconds timeout,
   request.sival_int = kReloadRequestValue;
   if (sigqueue(pid, SIGHUP, request) != 0) {
     const int e = errno;
-    *message = fmt::format("cannot send SIGHUP to PID {}: {}", pid,
-                           std::strerror(e));
+    *message =
+        fmt::format("cannot send SIGHUP to PID {}: {}", pid, std::strerror(e));
     return e == EPERM ? kExitNoPerm : kExitUnavailable;
   }
   timespec deadline{};
@@ -137,8 +135,7 @@ int RequestReload(pid_t pid, std::chrono::milliseconds timeout,
             pid, outcome.problems);
         return kExitConfig;
       case ReloadOutcome::Kind::kIgnored:
-        *message =
-            fmt::format("PID {} is stopping and reloads nothing", pid);
+        *message = fmt::format("PID {} is stopping and reloads nothing", pid);
         return kExitUnavailable;
     }
   }

@@ -31,9 +31,9 @@ inline constexpr int kReloadRequestValue = 0x52454c44;  // "RELD"
 // What became of a reload.
 struct ReloadOutcome {
   enum class Kind {
-    kApplied,   // the new configuration runs
-    kRefused,   // it had problems; the previous one keeps running
-    kIgnored,   // the daemon is stopping and reloads nothing
+    kApplied,  // the new configuration runs
+    kRefused,  // it had problems; the previous one keeps running
+    kIgnored,  // the daemon is stopping and reloads nothing
   };
   Kind kind = Kind::kApplied;
   // With kRefused: how many problems were logged (at least 1).

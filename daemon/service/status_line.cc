@@ -14,13 +14,14 @@ std::string StatusText(const StatusWindow& w) {
   const double requests = w.now.requests - w.before.requests;
   const double failed = w.now.failed - w.before.failed;
   std::string dropped_text;
-  if (dropped > 0) dropped_text = fmt::format(", {:.1f} arrivals/s dropped", dropped);
+  if (dropped > 0)
+    dropped_text = fmt::format(", {:.1f} arrivals/s dropped", dropped);
   return fmt::format(
       "{} scenario(s): {:.1f} arrivals/s started of {:g}/s asked{}, {:.1f} "
       "req/s, {:.1f}% errors, {} in flight",
       w.scenarios, arrivals - dropped, w.asked_per_second, dropped_text,
-      s > 0 ? requests / s : 0.0, requests > 0 ? 100.0 * failed / requests : 0.0,
-      w.in_flight);
+      s > 0 ? requests / s : 0.0,
+      requests > 0 ? 100.0 * failed / requests : 0.0, w.in_flight);
 }
 
 }  // namespace polar

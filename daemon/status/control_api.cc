@@ -182,18 +182,18 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
                     const std::string& detail) {
     metrics_.ControlAction(*action, res).Increment();
     if (res == result::kOk) {
-      spdlog::info("control: {} {} from {}: {}", *action, name, who, detail);
+      SPDLOG_INFO("control: {} {} from {}: {}", *action, name, who, detail);
     } else if (res == result::kUnauthorized || res == result::kNoToken) {
       // A client hammering without the token must not flood the journal.
       uint64_t suppressed = 0;
       if (AllowErrorLog(fmt::format("control/{}", res), clock_.Now(),
                         &suppressed)) {
-        spdlog::warn("control: {} {} from {} refused: {}{}", *action, name, who,
-                     detail, SuppressedSuffix(suppressed));
+        SPDLOG_WARN("control: {} {} from {} refused: {}{}", *action, name, who,
+                    detail, SuppressedSuffix(suppressed));
       }
     } else {
-      spdlog::warn("control: {} {} from {} refused: {}", *action, name, who,
-                   detail);
+      SPDLOG_WARN("control: {} {} from {} refused: {}", *action, name, who,
+                  detail);
     }
     return response;
   };

@@ -83,7 +83,7 @@ WebhookService::WebhookService(EventLoop& loop, const Clock& clock,
   if (test_hooks_) {
     if (const char* n = std::getenv("POLAR_LOADD_TEST_WEBHOOK_FAIL_FIRST"))
       fail_first_ = std::strtol(n, nullptr, 10);
-    spdlog::warn(
+    SPDLOG_WARN(
         "test hooks enabled: {} on the webhook listener; the first {} "
         "accepted deliveries are answered 503",
         kTestExpectPath, fail_first_);
@@ -129,7 +129,7 @@ void WebhookService::Apply(const WebhooksConfig& config,
                            std::unique_ptr<HttpServer> server) {
   if (!config.enabled) {
     if (config_.enabled) {
-      spdlog::info("webhook receiver stopped ([webhooks] removed)");
+      SPDLOG_INFO("webhook receiver stopped ([webhooks] removed)");
       server_.reset();
       correlator_.Disable();
       ++generation_;
@@ -145,8 +145,8 @@ void WebhookService::Apply(const WebhooksConfig& config,
   const std::string old_url = was_enabled ? config_.register_url : "";
   if (server) {
     server_ = std::move(server);  // the old listener, if any, closes here
-    spdlog::info("webhook receiver on http://{}{}",
-                 server_->address().ToString(), kPath);
+    SPDLOG_INFO("webhook receiver on http://{}{}",
+                server_->address().ToString(), kPath);
   }
   server_->set_max_body_bytes(config.max_body_bytes);
   correlator_.SetOptions(CorrelatorOptions(config));
@@ -272,10 +272,10 @@ HttpServerResponse WebhookService::Handle(const HttpServerRequest& request) {
           {{"POLAR_EVENT", "webhook_rejected"},
            {"POLAR_WEBHOOK_VERDICT",
             std::string(WebhookVerdictName(answer.verdict))}});
-      spdlog::warn("webhook rejected ({}, type {}): {}{}",
-                   WebhookVerdictName(answer.verdict),
-                   WebhookTypeName(answer.type), why,
-                   SuppressedSuffix(suppressed));
+      SPDLOG_WARN("webhook rejected ({}, type {}): {}{}",
+                  WebhookVerdictName(answer.verdict),
+                  WebhookTypeName(answer.type), why,
+                  SuppressedSuffix(suppressed));
     }
   } else if (fail_first_ > 0) {
     --fail_first_;
@@ -355,7 +355,7 @@ void WebhookService::StartRegistration() {
         for (const auto& item : body["items"]) {
           if (item.is_object() && item.value("url", "") == url &&
               item.contains("id") && item["id"].is_string()) {
-            spdlog::info(
+            SPDLOG_INFO(
                 "deleting webhook endpoint {} left by an earlier run for {}",
                 item["id"].get<std::string>(), url);
             DeleteEndpoint(item["id"].get<std::string>(), url);
@@ -363,7 +363,7 @@ void WebhookService::StartRegistration() {
         }
       }
     } else {
-      spdlog::warn(
+      SPDLOG_WARN(
           "listing webhook endpoints failed (HTTP {}{}{}); endpoints left by "
           "an earlier run, if any, stay",
           response.status, response.error.empty() ? "" : ", ", response.error);
@@ -412,7 +412,7 @@ void WebhookService::OnCreated(Response&& response, uint64_t generation) {
     return;
   }
   if (id.empty() || secret.empty()) {
-    spdlog::warn(
+    SPDLOG_WARN(
         "registering the webhook endpoint {} failed (HTTP {}{}{}): {}; "
         "retrying",
         config_.register_url, response.status,
@@ -427,8 +427,8 @@ void WebhookService::OnCreated(Response&& response, uint64_t generation) {
   SyncCorrelator();
   metrics_.registered().Set(1);
   retry_delay_ = Duration::zero();
-  spdlog::info("webhook endpoint {} registered in Polar for {}", id,
-               config_.register_url);
+  SPDLOG_INFO("webhook endpoint {} registered in Polar for {}", id,
+              config_.register_url);
 }
 
 void WebhookService::ScheduleRetry(uint64_t generation) {
@@ -450,11 +450,11 @@ void WebhookService::DeleteEndpoint(const std::string& id,
   transport_().Send(std::move(request), [this, id, url](Response&& response) {
     if (response.transport == Outcome::kOk &&
         (response.status == 204 || response.status == 404)) {
-      spdlog::info("webhook endpoint {}{}{} deleted", id,
-                   url.empty() ? "" : " for ", url);
+      SPDLOG_INFO("webhook endpoint {}{}{} deleted", id,
+                  url.empty() ? "" : " for ", url);
       if (endpoint_id_.empty()) metrics_.registered().Set(0);
     } else {
-      spdlog::warn(
+      SPDLOG_WARN(
           "deleting webhook endpoint {} failed (HTTP {}{}{}); delete it in "
           "Polar's dashboard",
           id, response.status, response.error.empty() ? "" : ", ",

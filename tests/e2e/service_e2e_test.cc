@@ -300,6 +300,54 @@ TEST(Service, AnInvalidReloadKeepsTheOldConfigRunningAndCountsAFailure) {
   EXPECT_EQ(loadd.process().Wait(15s), 0);
 }
 
+// The units' ExecReload=: `polar-loadd --reload PID` waits for the daemon's
+// verdict, so systemctl reload fails when the daemon refused the file (and
+// returns only once a good one is applied).
+TEST(Service, ReloadCommandExitsWithTheDaemonsVerdict) {
+  Sim sim = StartSim();
+  Loadd loadd(Config(sim.base_url(), "20/s"), sim.token());
+  loadd.WaitReady();
+  const std::string pid = std::to_string(loadd.process().pid());
+  auto reload = [&] {
+    Process client(POLAR_LOADD_BIN, {"--reload", pid}, {});
+    auto code = client.Wait(15s);
+    return std::make_pair(code.value_or(-1), client.Stderr() + client.Stdout());
+  };
+
+  testing::WriteFile(loadd.path(), Config(sim.base_url(), "lots"));
+  auto [refused, refused_text] = reload();
+  EXPECT_EQ(refused, 78) << refused_text;
+  EXPECT_NE(refused_text.find("refused"), std::string::npos) << refused_text;
+  Metrics m0 = loadd.Scrape();
+  EXPECT_EQ(testing::SumSeries(m0, "polar_loadd_target_rate"), 20)
+      << "the old config keeps running";
+
+  // A new metrics address that cannot be bound is refused too: a check of
+  // the file alone would have passed it.
+  TestHttpServer squatter(TestHttpServerOptions{});
+  std::string taken = Config(sim.base_url(), "10/s");
+  const std::string host_port = squatter.base_url().substr(7);  // http://
+  taken.replace(taken.find("127.0.0.1:0"), 11, host_port);
+  testing::WriteFile(loadd.path(), taken);
+  auto [bind_refused, bind_text] = reload();
+  EXPECT_EQ(bind_refused, 78) << bind_text;
+
+  testing::WriteFile(loadd.path(), Config(sim.base_url(), "10/s"));
+  auto [applied, applied_text] = reload();
+  EXPECT_EQ(applied, 0) << applied_text;
+  // The answer comes after the swap: the new rate is already in place.
+  Metrics m1 = loadd.Scrape();
+  EXPECT_EQ(testing::SumSeries(m1, "polar_loadd_target_rate"), 10);
+  EXPECT_EQ(testing::SumSeries(m1, "polar_loadd_config_reloads_total",
+                               {"result=\"failure\""}),
+            2);
+
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
+  // Nobody to answer any more.
+  EXPECT_EQ(reload().first, 69);
+}
+
 TEST(Service, AReloadToANewTargetMovesTheLoadThere) {
   Sim first = StartSim();
   Sim second = StartSim();

@@ -16,7 +16,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for name in polar-loadd.service polar-loadd@.service; do
   file=$src/packaging/$name
-  sed "s#/usr/bin/polar-loadd#$bin#" "$file" >"$tmp/$name"
+  sed "s#/usr/bin/polar-loadd#$bin#g" "$file" >"$tmp/$name"
   # A template is verified as an instance of itself.
   instance=${name/@./@0.}
   if ! out=$(cd "$tmp" && systemd-analyze verify --man=no "$instance" 2>&1) || [ -n "$out" ]; then
@@ -29,7 +29,7 @@ for name in polar-loadd.service polar-loadd@.service; do
   echo "$score"
 
   # The settings the daemon and the docs rely on.
-  for want in 'Type=notify' 'WatchdogSec=' 'ExecReload=/bin/kill -HUP $MAINPID' \
+  for want in 'Type=notify' 'WatchdogSec=' 'ExecReload=/usr/bin/polar-loadd --reload $MAINPID' \
     'Restart=on-failure' 'RestartPreventExitStatus=64 78' 'DynamicUser=yes' \
     'LoadCredential=polar-token' 'LoadCredential=webhook-secret' 'ProtectSystem=strict'; do
     # A line that starts with $want.
@@ -53,9 +53,14 @@ grep -qx 'Environment=POLAR_LOADD_TOKEN_FILE=%d/polar-token' "$template" ||
 for var in $(grep -o 'POLAR_LOADD_[A-Z_]*' "$template" | sort -u); do
   grep -rq --include='*.cc' "\"$var\"" "$src/daemon" || fail "template: the daemon does not read $var"
 done
-# The example config reads the token where LoadCredential=polar-token puts it.
-grep -q '^token_file = "/run/credentials/polar-loadd.service/polar-token"' \
-  "$src/packaging/polar-loadd.toml" || fail "packaging/polar-loadd.toml: token_file does not match the credential"
+# The example config reads the token where LoadCredential=polar-token puts it, in the folder of
+# whichever unit runs it; so do the commented control token and webhook secret.
+for line in 'token_file = "${CREDENTIALS_DIRECTORY}/polar-token"' \
+  '# token_file = "${CREDENTIALS_DIRECTORY}/control-token"' \
+  '# secret_file = "${CREDENTIALS_DIRECTORY}/webhook-secret"'; do
+  grep -qxF "$line" "$src/packaging/polar-loadd.toml" ||
+    fail "packaging/polar-loadd.toml: no line $line (the credentials the units load)"
+done
 # The stop timeout leaves room for the default shutdown_grace (10 s).
 stop=$(sed -nE 's/^TimeoutStopSec=([0-9]+)s$/\1/p' "$unit")
 [ -n "$stop" ] && [ "$stop" -gt 10 ] || fail "TimeoutStopSec must exceed the 10 s default shutdown_grace"

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "tests/support/process.h"
@@ -176,6 +178,60 @@ TEST(Config, TheShippedConfigListensOnLoopbackOnly) {
   ASSERT_TRUE(r.config) << r.errors[0].ToString();
   EXPECT_TRUE(r.config->metrics.listen.IsLoopback())
       << r.config->metrics.listen.ToString();
+}
+
+// The issue an operator hit: after storing the token as the docs say, the
+// documented check must pass before the service ever started, when
+// /run/credentials/polar-loadd.service/ does not exist.
+TEST(Config, TheShippedConfigPassesTheCheckBeforeTheFirstStart) {
+  const std::string store = testing::TempDir() + "credstore-check";
+  std::filesystem::create_directories(store);
+  std::ofstream(store + "/polar-token") << "polar_oat_from_the_store\n";
+  CredentialStoreOptions options;
+  options.plain_dirs = {store};
+  options.encrypted_dirs = {};
+  ConfigResult r = LoadConfig(POLAR_SOURCE_DIR "/packaging/polar-loadd.toml",
+                              FakeEnv(), CredentialStoreReader(options));
+  for (const auto& e : r.errors) ADD_FAILURE() << e.ToString();
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->target.token, "polar_oat_from_the_store");
+  bool noted = false;
+  for (const auto& n : r.notes)
+    noted = noted || n.find(store + "/polar-token") != std::string::npos;
+  EXPECT_TRUE(noted) << "no note names the file that was checked";
+  // Without the credential the check fails and says where it looked.
+  std::filesystem::remove(store + "/polar-token");
+  r = LoadConfig(POLAR_SOURCE_DIR "/packaging/polar-loadd.toml", FakeEnv(),
+                 CredentialStoreReader(options));
+  ASSERT_FALSE(r.config);
+  std::string message;
+  for (const auto& e : r.errors)
+    if (e.key == "target.token_file") message = e.message;
+  EXPECT_NE(message.find("credential polar-token"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find(store), std::string::npos) << message;
+}
+
+// Under systemd the daemon reads the same path from the unit's own folder, so
+// one file serves polar-loadd.service and every polar-loadd@N.service.
+TEST(Config, TheDaemonReadsCredentialsFromItsUnitsFolder) {
+  const std::string unit = testing::TempDir() + "credentials-unit";
+  std::filesystem::create_directories(unit);
+  std::ofstream(unit + "/polar-token") << "polar_oat_of_the_unit";
+  ConfigResult r = LoadConfig(POLAR_SOURCE_DIR "/packaging/polar-loadd.toml",
+                              FakeEnv({{"CREDENTIALS_DIRECTORY", unit}}));
+  for (const auto& e : r.errors) ADD_FAILURE() << e.ToString();
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->target.token, "polar_oat_of_the_unit");
+  // Started without systemd's credentials, it says why it cannot read it.
+  r = LoadConfig(POLAR_SOURCE_DIR "/packaging/polar-loadd.toml", FakeEnv());
+  ASSERT_FALSE(r.config);
+  std::string message;
+  for (const auto& e : r.errors)
+    if (e.key == "target.token_file") message = e.message;
+  EXPECT_NE(message.find("$CREDENTIALS_DIRECTORY is not set"),
+            std::string::npos)
+      << message;
 }
 
 TEST(Config, ProductionIsRefusedUnlessAllowed) {

@@ -208,6 +208,45 @@ TEST(JournalSink, EachLineIsOneEntryWithPriorityIdentifierAndFields) {
   EXPECT_TRUE(has(entries[2], "PRIORITY=6"));
 }
 
+TEST(JournalSink, EntriesNameTheCallersFileLineAndFunctionFromTheSourceRoot) {
+  // What the daemon's code writes: SPDLOG_INFO etc. on the default logger,
+  // through the redacting sink, as SetupLogging(kJournal) builds it.
+  std::vector<std::vector<std::string>> entries;
+  auto journal = std::make_shared<JournalSink>(
+      "polar-loadd", [&](const std::vector<std::string>& fields) {
+        entries.push_back(fields);
+        return 0;
+      });
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "polar-loadd", std::make_shared<RedactingSink>(journal));
+  logger->set_pattern("%v");  // as SetupLogging(kJournal) sets it
+  spdlog::set_default_logger(logger);
+  const int line = __LINE__ + 1;
+  SPDLOG_WARN("a warning from {}", "the test");
+  const std::string function = __FUNCTION__;
+  spdlog::set_default_logger(previous);
+  ASSERT_EQ(entries.size(), 1u);
+  auto field = [&](const std::string& name) {
+    std::string value;
+    int seen = 0;
+    for (const auto& f : entries[0]) {
+      if (f.rfind(name + "=", 0) == 0) {
+        value = f.substr(name.size() + 1);
+        ++seen;
+      }
+    }
+    EXPECT_EQ(seen, 1) << name << " appears " << seen << " times";
+    return value;
+  };
+  // Relative to the source root (-fmacro-prefix-map), not the build machine's
+  // checkout, and the caller's, not the sink's.
+  EXPECT_EQ(field("CODE_FILE"), "tests/unit/log_test.cc");
+  EXPECT_EQ(field("CODE_LINE"), std::to_string(line));
+  EXPECT_EQ(field("CODE_FUNC"), function);
+  EXPECT_EQ(field("MESSAGE"), "a warning from the test");
+}
+
 TEST(LogTarget, TheJournalIsUsedOnlyWhenJournalStreamNamesStderrItself) {
   std::string dir = testing::TempDir();
   int fd = open((dir + "/stderr").c_str(), O_WRONLY | O_CREAT, 0600);

@@ -59,8 +59,8 @@ TEST(ReloadRequest, AnAppliedReloadExitsZero) {
 TEST(ReloadRequest, ARefusedConfigurationExits78WithTheProblemCount) {
   pid_t daemon = ForkDaemon([](const siginfo_t& info) {
     std::string error;
-    return AnswerReloadRequest(info.si_pid,
-                               {ReloadOutcome::Kind::kRefused, 3}, &error);
+    return AnswerReloadRequest(info.si_pid, {ReloadOutcome::Kind::kRefused, 3},
+                               &error);
   });
   std::string message;
   EXPECT_EQ(RequestReload(daemon, milliseconds(5000), &message), 78);
@@ -114,11 +114,10 @@ TEST(ReloadRequest, APlainSighupIsNotARequest) {
 }
 
 TEST(ReloadRequest, OutcomesSurviveTheSignalValue) {
-  for (ReloadOutcome in :
-       {ReloadOutcome{ReloadOutcome::Kind::kApplied, 0},
-        ReloadOutcome{ReloadOutcome::Kind::kRefused, 1},
-        ReloadOutcome{ReloadOutcome::Kind::kRefused, 200},
-        ReloadOutcome{ReloadOutcome::Kind::kIgnored, 0}}) {
+  for (ReloadOutcome in : {ReloadOutcome{ReloadOutcome::Kind::kApplied, 0},
+                           ReloadOutcome{ReloadOutcome::Kind::kRefused, 1},
+                           ReloadOutcome{ReloadOutcome::Kind::kRefused, 200},
+                           ReloadOutcome{ReloadOutcome::Kind::kIgnored, 0}}) {
     ReloadOutcome out;
     ASSERT_TRUE(DecodeReloadOutcome(EncodeReloadOutcome(in), &out));
     EXPECT_EQ(out.kind, in.kind);

@@ -53,7 +53,8 @@ class CredentialStore : public ::testing::Test {
 constexpr const char* kUnitToken =
     "/run/credentials/polar-loadd.service/polar-token";
 
-TEST_F(CredentialStore, AServiceCredentialIsReadFromTheStoreBeforeTheFirstStart) {
+TEST_F(CredentialStore,
+       AServiceCredentialIsReadFromTheStoreBeforeTheFirstStart) {
   Write(root_ / "etc-credstore" / "polar-token", "polar_oat_stored\n");
   std::string why, note;
   auto secret = CredentialStoreReader(options_)(kUnitToken, &why, &note);
@@ -82,9 +83,9 @@ TEST_F(CredentialStore, AnEncryptedCredentialIsDecryptedUnderItsName) {
   auto secret = CredentialStoreReader(options_)(kUnitToken, &why, &note);
   ASSERT_TRUE(secret) << why;
   EXPECT_EQ(*secret, "polar_oat_from_encrypted");
-  EXPECT_EQ(decrypted_, "polar-token " +
-                            (root_ / "etc-credstore.encrypted" / "polar-token")
-                                .string());
+  EXPECT_EQ(decrypted_,
+            "polar-token " +
+                (root_ / "etc-credstore.encrypted" / "polar-token").string());
   EXPECT_NE(note.find("decrypted"), std::string::npos) << note;
   decrypt_fails_ = true;
   EXPECT_FALSE(CredentialStoreReader(options_)(kUnitToken, &why, &note));
@@ -126,12 +127,53 @@ TEST_F(CredentialStore, APathOutsideTheCredentialsFolderIsReadAsItIs) {
   EXPECT_TRUE(note.empty());
 }
 
+TEST_F(CredentialStore,
+       CredentialsDirectoryPathsAreReadFromTheStoreOutsideTheUnit) {
+  Write(root_ / "etc-credstore" / "control-token", "0123456789abcdef0123");
+  std::string why, note;
+  auto secret = CredentialStoreReader(options_)(
+      "${CREDENTIALS_DIRECTORY}/control-token", &why, &note);
+  EXPECT_EQ(secret.value_or(why), "0123456789abcdef0123");
+  EXPECT_NE(note.find("credential control-token"), std::string::npos) << note;
+}
+
+TEST_F(CredentialStore, CredentialsDirectoryPathsAreTheUnitsOwnInsideIt) {
+  fs::create_directories(root_ / "unit-credentials");
+  Write(root_ / "unit-credentials" / "polar-token", "polar_oat_live");
+  Write(root_ / "etc-credstore" / "polar-token", "polar_oat_stored");
+  options_.credentials_directory = (root_ / "unit-credentials").string();
+  std::string why, note;
+  auto secret = CredentialStoreReader(options_)(
+      "${CREDENTIALS_DIRECTORY}/polar-token", &why, &note);
+  EXPECT_EQ(secret.value_or(why), "polar_oat_live");
+}
+
+TEST(SecretFiles, TheDaemonExpandsCredentialsDirectoryOrSaysItIsUnset) {
+  char dir[] = "/tmp/polar-credentials-dir.XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::ofstream(std::string(dir) + "/polar-token") << "polar_oat_unit\n";
+  std::string why, note;
+  EXPECT_EQ(DaemonSecretReader(std::string(dir) + "/")(
+                "${CREDENTIALS_DIRECTORY}/polar-token", &why, &note)
+                .value_or(why),
+            "polar_oat_unit");
+  EXPECT_FALSE(DaemonSecretReader(std::nullopt)(
+      "${CREDENTIALS_DIRECTORY}/polar-token", &why, &note));
+  EXPECT_NE(why.find("$CREDENTIALS_DIRECTORY is not set"), std::string::npos)
+      << why;
+  EXPECT_NE(why.find("--check-config"), std::string::npos) << why;
+  fs::remove_all(dir);
+}
+
 TEST(SecretFiles, CredentialNamesComeFromTheUnitsCredentialFolder) {
   EXPECT_EQ(CredentialName(kUnitToken).value_or("-"), "polar-token");
   EXPECT_EQ(
       CredentialName("/run/credentials/polar-loadd@2.service/webhook-secret")
           .value_or("-"),
       "webhook-secret");
+  EXPECT_EQ(
+      CredentialName("${CREDENTIALS_DIRECTORY}/control-token").value_or("-"),
+      "control-token");
   EXPECT_FALSE(CredentialName("/etc/credstore/polar-token"));
   EXPECT_FALSE(CredentialName("/run/credentials/polar-token"));
   EXPECT_FALSE(CredentialName("/run/credentials/unit/a/b"));
