@@ -2,7 +2,9 @@
 """Static checks of polar-loadd's dashboards and Prometheus rules (ctest: label `rules`).
 
   check_grafana.py dashboards SOURCE_DIR   dashboards are valid and query only documented metrics
-  check_grafana.py rules SOURCE_DIR        alerts are documented and tested firing and not firing
+  check_grafana.py rules SOURCE_DIR        alerts are complete and tested firing and not firing
+  check_grafana.py runbooks SOURCE_DIR     every alert's runbook_url reaches its own section of
+                                           docs/runbooks.md (ctest label `docs`)
   check_grafana.py config SOURCE_DIR       packaging/prometheus.yml and grafana/provisioning agree
                                            with the installed layout and load the shipped rules
 
@@ -14,17 +16,27 @@ summed or maxed again, and every rate of a polar_loadd counter is summed (rules 
 name used is listed in docs/metrics.md.
 
 Rules: every metric and recording rule name used is in docs/metrics.md; every alert has a
-severity, a summary, a description and a runbook_url `docs/runbooks.md#<anchor>` whose heading
-exists in docs/runbooks.md; the promtool tests in grafana/rules/tests/ check every alert both firing and not firing.
+severity, a summary, a description and a runbook_url `docs/runbooks.md#<alert name in lower
+case>`; the promtool tests in grafana/rules/tests/ check every alert both firing and not firing.
+
+Runbooks: each alert's runbook_url, relative to the repository or an absolute URL of
+docs/runbooks.md, has an anchor that is, by GitHub's rules (tests/support/markdown.py), a heading
+of docs/runbooks.md naming the alert; and every section there named for an alert (a heading that
+starts with a CamelCase name) is for an alert that exists.
 """
 import json
 import re
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 import yaml
+
+sys.dont_write_bytecode = True  # nothing written into the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
+import markdown  # noqa: E402  (tests/support/markdown.py: GitHub's heading anchors)
 
 # Grafana variables -> values a query can be checked with ("All" is ".*").
 GRAFANA_VARS = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m",
@@ -255,16 +267,8 @@ def check_dashboards(source):
     return len(exprs)
 
 
-def github_anchor(heading):
-    a = heading.strip().lower()
-    a = re.sub(r"[^\w\- ]", "", a)
-    return a.replace(" ", "-")
-
-
 def check_rules(source):
     documented = documented_names(source)
-    runbooks = (source / "docs/runbooks.md").read_text()
-    anchors = {github_anchor(h) for h in re.findall(r"^#+\s+(.*)$", runbooks, re.M)}
     alerts = {}
     for path in sorted((source / "grafana/rules").glob("*.yml")):
         doc = yaml.safe_load(path.read_text())
@@ -290,8 +294,6 @@ def check_rules(source):
                     if url != f"docs/runbooks.md#{name.lower()}":
                         fail(f"{where}: runbook_url should be docs/runbooks.md#{name.lower()}, "
                              f"is {url}")
-                    if name.lower() not in anchors:
-                        fail(f"{where}: docs/runbooks.md has no '## {name}' runbook section")
                 check_quantiles(expr, where)
                 check_aggregation(expr, where)
                 check_documented(metric_names(expr), where, documented)
@@ -354,8 +356,57 @@ def check_config(source):
     return len(jobs)
 
 
+def alert_rules(source):
+    """{alert name: (rule file name, rule)} over grafana/rules/*.yml."""
+    alerts = {}
+    for path in sorted((source / "grafana/rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text()).get("groups", []):
+            for rule in group.get("rules", []):
+                if "alert" in rule:
+                    alerts[rule["alert"]] = (path.name, rule)
+    return alerts
+
+
+# A heading whose first word is a CamelCase name (PolarLoaddDown) is an alert's runbook.
+ALERT_HEADING = re.compile(r"([A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+)\b")
+
+
+def check_runbooks(source):
+    """Each alert's runbook_url reaches, by GitHub's anchor rules, a heading of docs/runbooks.md
+    that names the alert, and each section there named for an alert is for an existing one."""
+    runbooks = (source / "docs/runbooks.md").read_text()
+    anchors = markdown.anchors(runbooks)
+    alerts = alert_rules(source)
+    if not alerts:
+        fail("no alerts in grafana/rules/*.yml")
+    for name, (file, rule) in sorted(alerts.items()):
+        where = f"{file}: {name}"
+        url = rule.get("annotations", {}).get("runbook_url", "")
+        parts = urllib.parse.urlsplit(url)
+        # Relative to the repository's root, or an absolute URL of the file (a GitHub page).
+        path_ok = (parts.path == "docs/runbooks.md" if not parts.scheme
+                   else parts.path.endswith("/docs/runbooks.md"))
+        if not path_ok or not parts.fragment:
+            fail(f"{where}: runbook_url should be docs/runbooks.md#<anchor> (or an absolute URL "
+                 f"of that file with an anchor), is {url!r}")
+            continue
+        heading = anchors.get(urllib.parse.unquote(parts.fragment))
+        if heading is None:
+            fail(f"{where}: runbook_url {url}: docs/runbooks.md has no heading with the anchor "
+                 f"#{parts.fragment}")
+        elif not re.search(rf"\b{re.escape(name)}\b", heading):
+            fail(f"{where}: runbook_url {url} reaches the section '{heading}', which is not "
+                 f"{name}'s")
+    for level, heading, line in markdown.headings(runbooks):
+        m = ALERT_HEADING.match(heading)
+        if level > 1 and m and m.group(1) not in alerts:
+            fail(f"docs/runbooks.md:{line}: section '{heading}' is for {m.group(1)}, which is "
+                 "not an alert in grafana/rules/")
+    return len(alerts)
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("dashboards", "rules", "config"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("dashboards", "rules", "runbooks", "config"):
         print(__doc__, file=sys.stderr)
         return 64
     source = Path(sys.argv[2]).resolve()
@@ -365,6 +416,9 @@ def main():
     elif sys.argv[1] == "rules":
         n = check_rules(source)
         what = f"{n} alerts"
+    elif sys.argv[1] == "runbooks":
+        n = check_runbooks(source)
+        what = f"{n} alerts, each with its runbook section"
     else:
         n = check_config(source)
         what = f"{n} scrape jobs and the Grafana provisioning"

@@ -3,10 +3,9 @@
 
 polar-loadd(1) and polar-sim(1): the long options under OPTIONS are exactly those `--help` prints.
 polar-loadd.toml(5): for every table it describes (a .SS heading in brackets), the keys it
-describes are exactly those `polar-loadd --check-config` accepts there (read from the "unknown key;
-allowed here: ..." error of a probe file), and it describes every scenario type and schedule type
-the daemon knows (read from its "unknown ... type" errors). A new option or key therefore fails
-here until the page describes it.
+describes are exactly those the config parser accepts there, and it describes every scenario type
+and schedule type the daemon knows (both read from the binary by tests/support/config_keys.py). A
+new option or key therefore fails here until the page describes it.
 
     man_test.py SOURCE_DIR POLAR_LOADD_BINARY POLAR_SIM_BINARY
 """
@@ -14,7 +13,10 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
+
+sys.dont_write_bytecode = True  # nothing written into the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from config_keys import ConfigKeys  # noqa: E402  (tests/support/config_keys.py)
 
 src, loadd, sim = sys.argv[1], sys.argv[2], sys.argv[3]
 man_dir = os.path.join(src, "packaging", "man")
@@ -95,107 +97,57 @@ def documented_tables(page):
     return tables
 
 
-def check_config(text):
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
-        f.write(text)
-        path = f.name
-    try:
-        out = subprocess.run([loadd, "--check-config", "--config", path], capture_output=True,
-                             text=True, timeout=30, env={"PATH": os.environ.get("PATH", "")})
-        return out.stderr
-    finally:
-        os.unlink(path)
-
-
-def allowed(errors, key_path):
-    """The list in "KEY_PATH.zz_probe: unknown key; allowed here: a, b, c"."""
-    m = re.search(re.escape(key_path) + r"\.zz_probe: unknown key; allowed here: ([^\n]*)", errors)
-    return set(m.group(1).replace(" ", "").split(",")) if m else None
-
-
-def types_named(errors, what):
-    """The types listed in 'unknown WHAT type "zz_probe"; use a, b or c'."""
-    m = re.search(r"unknown " + what + r' type "zz_probe"; use ([^\n]*)', errors)
-    if not m:
-        return None
-    return set(re.findall(r"[a-z_]+", m.group(1))) - {"or", "and"}
-
-
 page = read("polar-loadd.toml.5")
 tables = documented_tables(page)
-BASE = '[target]\nbase_url = "http://127.0.0.1:8000"\ntoken = "polar_oat_man_page_probe_token"\n'
+schema = ConfigKeys(loadd)
+accepted_in = schema.tables()
 
-# The fixed tables.
-probe = BASE + "zz_probe = 1\n"
-for table in ("metrics", "control", "daemon", "cluster", "webhooks"):
-    probe += f"[{table}]\nzz_probe = 1\n"
-probe += '[scenarios.s]\ntype = "event_ingestion"\nrate = "1/s"\n'
-probe += "[scenarios.s.thresholds.ingest]\nzz_probe = 1\n"
-errors = check_config(probe)
-for table, key_path in (("target", "target"), ("metrics", "metrics"), ("control", "control"),
-                        ("daemon", "daemon"), ("cluster", "cluster"), ("webhooks", "webhooks"),
-                        ("scenarios.NAME.thresholds.STEP", "scenarios.s.thresholds.ingest")):
-    heading = f"[{table}]"
-    accepted = allowed(errors, key_path)
-    check(accepted is not None, f"no 'allowed here' list for {key_path} in: {errors}")
-    check(heading in tables, f"polar-loadd.toml.5 has no section {heading}")
-    if accepted is None or heading not in tables:
-        continue
-    described = set(tables[heading])
+
+def compare(heading, accepted, described):
     for key in sorted(accepted - described):
         failures.append(f"polar-loadd.toml.5 {heading}: {key} is accepted but not described")
     for key in sorted(described - accepted):
         failures.append(f"polar-loadd.toml.5 {heading}: {key} is described but not accepted")
 
-# Scenario types: the common keys plus each type's own.
-errors = check_config(BASE + '[scenarios.s]\ntype = "zz_probe"\nrate = "1/s"\n')
-scenario_types = types_named(errors, "scenario")
-check(scenario_types, f"no list of scenario types in: {errors}")
+
+# The fixed tables, and a step's thresholds.
+for table in sorted(t for t in accepted_in if not t.startswith("scenarios.")) + \
+        ["scenarios.<name>.thresholds.<step>"]:
+    heading = "[" + table.replace("<name>", "NAME").replace("<step>", "STEP") + "]"
+    check(heading in tables, f"polar-loadd.toml.5 has no section {heading}")
+    if heading in tables:
+        compare(heading, accepted_in[table], set(tables[heading]))
+
+# Scenario types: the common keys plus each type's own (the keys of their sub-tables, such as
+# funnel's, are described in their key's paragraph).
 common = set(tables.get("[scenarios.NAME]", []))
 check(common, "polar-loadd.toml.5 has no section [scenarios.NAME]")
-for kind in sorted(scenario_types or []):
+for kind in schema.scenario_types:
     heading = f'[scenarios.NAME] type = "{kind}"'
     check(heading in tables, f"polar-loadd.toml.5 has no section {heading}")
-    accepted = allowed(check_config(BASE + f'[scenarios.s]\ntype = "{kind}"\nrate = "1/s"\n'
-                                    "zz_probe = 1\n"), "scenarios.s")
-    check(accepted is not None, f"no 'allowed here' list for a {kind} scenario")
-    if accepted is None or heading not in tables:
-        continue
-    described = common | set(tables[heading])
-    for key in sorted(accepted - described):
-        failures.append(f"polar-loadd.toml.5 {heading}: {key} is accepted but not described")
-    for key in sorted(described - accepted):
-        failures.append(f"polar-loadd.toml.5 {heading}: {key} is described but not accepted")
+    if heading in tables:
+        compare(heading, accepted_in["scenarios.<name>"] |
+                accepted_in.get(f"scenarios.<name:{kind}>", set()), common | set(tables[heading]))
 for heading in tables:
     m = re.fullmatch(r'\[scenarios\.NAME\] type = "([a-z_]+)"', heading)
-    if m and scenario_types is not None:
-        check(m.group(1) in scenario_types, f"polar-loadd.toml.5 describes an unknown {heading}")
+    if m:
+        check(m.group(1) in schema.scenario_types,
+              f"polar-loadd.toml.5 describes an unknown {heading}")
 
-# Schedule types.
-errors = check_config(BASE + '[scenarios.s]\ntype = "event_ingestion"\n'
-                      '[scenarios.s.schedule]\ntype = "zz_probe"\n')
-schedule_types = types_named(errors, "schedule")
-check(schedule_types, f"no list of schedule types in: {errors}")
-for kind in sorted(schedule_types or []):
+# Schedule types: `type` and the type's own keys (those of steps and windows in their paragraphs).
+for kind in schema.schedule_types:
     heading = f'[scenarios.NAME.schedule] type = "{kind}"'
     check(heading in tables, f"polar-loadd.toml.5 has no section {heading}")
-    accepted = allowed(check_config(BASE + '[scenarios.s]\ntype = "event_ingestion"\n'
-                                    f'[scenarios.s.schedule]\ntype = "{kind}"\nzz_probe = 1\n'),
-                       "scenarios.s.schedule")
-    check(accepted is not None, f"no 'allowed here' list for a {kind} schedule")
-    if accepted is None or heading not in tables:
-        continue
-    described = set(tables[heading])
-    for key in sorted(accepted - described):
-        failures.append(f"polar-loadd.toml.5 {heading}: {key} is accepted but not described")
-    for key in sorted(described - accepted):
-        failures.append(f"polar-loadd.toml.5 {heading}: {key} is described but not accepted")
+    if heading in tables:
+        compare(heading, accepted_in["scenarios.<name>.schedule"] |
+                accepted_in.get(f"scenarios.<name>.schedule:{kind}", set()), set(tables[heading]))
 for heading in tables:
     m = re.fullmatch(r'\[scenarios\.NAME\.schedule\] type = "([a-z_]+)"', heading)
-    if m and schedule_types is not None:
-        check(m.group(1) in schedule_types, f"polar-loadd.toml.5 describes an unknown {heading}")
+    if m:
+        check(m.group(1) in schema.schedule_types,
+              f"polar-loadd.toml.5 describes an unknown {heading}")
 print(f"polar-loadd.toml.5: {sum(len(v) for v in tables.values())} keys in {len(tables)} tables, "
-      f"{len(scenario_types or [])} scenario types, {len(schedule_types or [])} schedule types")
+      f"{len(schema.scenario_types)} scenario types, {len(schema.schedule_types)} schedule types")
 
 # groff: no warning (lintian's manpage check runs the same command).
 for name in ("polar-loadd.1", "polar-sim.1", "polar-loadd.toml.5"):
