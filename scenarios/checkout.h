@@ -1,8 +1,8 @@
 // CheckoutScenario: one checkout flow per arrival, the way a customer walks
 // Polar's checkout page, and the background job that completes it.
 //
-// Built by MakeScenario() on the loop thread and used only there; it needs
-// ScenarioContext::timers. Each flow:
+// Built by its type's factory (scenarios/checkout_type.cc) on the loop thread
+// and used only there; it needs ScenarioContext::timers. Each flow:
 //   create   POST /v1/checkouts/ (token; `products` form, or `product_id` for
 //            older servers)                                  -> 201, open
 //   update   PATCH /v1/checkouts/client/{secret} with the customer's e-mail,

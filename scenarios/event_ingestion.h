@@ -1,15 +1,15 @@
 // EventIngestionScenario: one POST /v1/events/ingest batch per arrival, judged
 // by Polar's answer.
 //
-// Built by MakeScenario() on the loop thread and used only there. Each batch
-// carries `batch_size` events for external customers picked from the
-// configured list with the seed's power-law split (PowerLawPicker), each with
-// a unique external_id (the dedup key, docs/polar-api.md §3.1), so a correct
-// target reports inserted + duplicates == batch_size; duplicates are counted
-// separately. Timestamps survive clock skew: by default events carry none and
-// Polar stamps them on arrival; with `timestamp_backdate` they carry the load
-// box's time minus that margin (Polar answers 422 to a timestamp in its
-// future).
+// Built by its type's factory (scenarios/event_ingestion_type.cc) on the loop
+// thread and used only there. Each batch carries `batch_size` events for
+// external customers picked from the configured list with the seed's
+// power-law split (PowerLawPicker), each with a unique external_id (the dedup
+// key, docs/polar-api.md §3.1), so a correct target reports inserted +
+// duplicates == batch_size; duplicates are counted separately. Timestamps
+// survive clock skew: by default events carry none and Polar stamps them on
+// arrival; with `timestamp_backdate` they carry the load box's time minus
+// that margin (Polar answers 422 to a timestamp in its future).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +29,7 @@ struct EventIngestionOptions {
   // Unset: no `timestamp` (Polar uses its own clock). Set: the load box's
   // wall time minus this margin.
   std::optional<Duration> timestamp_backdate;
+  bool operator==(const EventIngestionOptions&) const = default;
 };
 
 // Judges Polar's answer to one ingest batch of `batch_size` events: the

@@ -2,12 +2,12 @@
 // takes to become visible in GET /v1/events/ (Polar's chain event.ingested ->
 // tinybird.ingest -> Tinybird, docs/polar-api.md §3.3).
 //
-// Built by MakeScenario() on the loop thread and used only there; it needs
-// ScenarioContext::timers. Each arrival ingests one tagged event (step
-// `ingest`): a fixed probe external_customer_id, a fixed name (a new name per
-// probe would create an EventType row each time) and metadata
-// {"probe_id": "<run>-<n>"}, which also makes its external_id unique. Then it
-// polls (step `probe`)
+// Built by its type's factory (scenarios/event_visibility_type.cc) on the
+// loop thread and used only there; it needs ScenarioContext::timers. Each
+// arrival ingests one tagged event (step `ingest`): a fixed probe
+// external_customer_id, a fixed name (a new name per probe would create an
+// EventType row each time) and metadata {"probe_id": "<run>-<n>"}, which also
+// makes its external_id unique. Then it polls (step `probe`)
 //   GET /v1/events/?external_customer_id=<probe>&metadata[probe_id]=<id>
 //       &start_timestamp=<ingest time - margin>&limit=1
 // every poll_interval until pagination.total_count >= 1. Ingest answered ->

@@ -5,8 +5,8 @@
 // the intended time. The scenario owns *what*: it sends one or more requests
 // through the Transport, judges each response, and records every step in the
 // metrics. Everything runs on the event-loop thread; Start() must not block. A
-// scenario is built once by MakeScenario() (scenarios/factory.h) from the
-// frozen config.
+// scenario is built once from the frozen config by its type's factory
+// (ScenarioType::make, scenarios/registry.h).
 #pragma once
 
 #include <cstdint>

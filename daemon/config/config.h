@@ -11,6 +11,7 @@
 // them.
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,9 +27,7 @@
 #include "daemon/webhooks/webhooks_config.h"
 #include "exporters/clock.h"
 #include "exporters/summary.h"
-#include "scenarios/checkout.h"
-#include "scenarios/event_ingestion.h"
-#include "scenarios/event_visibility.h"
+#include "scenarios/scenario_type.h"
 #include "scenarios/shard.h"
 
 namespace polar {
@@ -90,13 +89,11 @@ struct ClusterConfig {
   Shard shard{};
 };
 
-enum class ScenarioType { kEventIngestion, kCheckout, kEventVisibility };
-// The config's `type` value: "event_ingestion", "checkout", "event_visibility".
-const char* ScenarioTypeName(ScenarioType type);
-
 struct ScenarioConfig {
   std::string name;  // the table name; becomes the `scenario` label
-  ScenarioType type = ScenarioType::kEventIngestion;
+  // The `type`, from scenarios/registry.h: its steps, factory and load. Never
+  // null in a loaded Config.
+  const ScenarioType* type = nullptr;
   ScheduleSpec schedule;  // `rate = "5/s"` is a constant schedule
   ArrivalKind arrivals = ArrivalKind::kUniform;
   int max_in_flight = 1'000;
@@ -106,13 +103,14 @@ struct ScenarioConfig {
   // and the LOAD_TEST_*_THRESHOLD variables.
   std::vector<Threshold> thresholds;
   uint64_t seed = 1;
-  EventIngestionOptions event_ingestion;    // type = "event_ingestion"
-  CheckoutOptions checkout;                 // type = "checkout"
-  EventVisibilityOptions event_visibility;  // type = "event_visibility"
+  // The type's own keys, as its ScenarioType::parse read them (e.g.
+  // CheckoutOptions for type = "checkout").
+  std::any options;
+  template <typename Options>
+  const Options& OptionsAs() const {
+    return std::any_cast<const Options&>(options);
+  }
 };
-
-// The steps a scenario type records, for validating thresholds.
-const std::vector<std::string>& StepsOf(ScenarioType type);
 
 struct Config {
   std::string path;
@@ -165,5 +163,12 @@ ConfigResult LoadConfig(const std::string& path, const EnvLookup& env,
 // nothing else.
 ConfigResult ParseConfig(std::string_view text, const std::string& path,
                          const EnvLookup& env, SecretReader read_secret = {});
+
+// Every key the file accepts, one fully qualified key per line, in the
+// file's order (polar-loadd --print-config-keys; the format is in
+// docs/architecture.md, "The config's keys"): `<name>` and `<step>` stand for
+// a name the file chooses, `<name:TYPE>` / `schedule:TYPE` for a table whose
+// `type` is TYPE, `[]` for the tables of an array.
+std::vector<std::string> ConfigKeySchema();
 
 }  // namespace polar

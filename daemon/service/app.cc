@@ -7,26 +7,12 @@
 #include <fstream>
 
 #include "polar/version.h"
-#include "scenarios/checkout.h"
-#include "scenarios/event_ingestion.h"
-#include "scenarios/event_visibility.h"
 
 namespace polar {
 
 std::unique_ptr<Scenario> MakeScenario(const ScenarioConfig& config,
                                        ScenarioContext context) {
-  switch (config.type) {
-    case ScenarioType::kEventIngestion:
-      return std::make_unique<EventIngestionScenario>(std::move(context),
-                                                      config.event_ingestion);
-    case ScenarioType::kCheckout:
-      return std::make_unique<CheckoutScenario>(std::move(context),
-                                                config.checkout);
-    case ScenarioType::kEventVisibility:
-      return std::make_unique<EventVisibilityScenario>(std::move(context),
-                                                       config.event_visibility);
-  }
-  return nullptr;
+  return config.type->make(std::move(context), config.options);
 }
 
 EngineOptions MakeEngineOptions(const TargetConfig& target) {
@@ -160,7 +146,7 @@ void App::StartScenarios(MonoTime start) {
   }
   for (const ScenarioConfig& sc : config_->scenarios) {
     SPDLOG_INFO("scenario {}: {} at {:g}/s now (peak {:g}/s) against {}",
-                sc.name, ScenarioTypeName(sc.type),
+                sc.name, sc.type->name,
                 metrics_->Scenario(sc.name).target_rate->Value(),
                 sc.schedule.PeakRate() / shard.count, config_->target.base_url);
   }
@@ -235,7 +221,7 @@ RunSummary App::BuildSummary() const {
   const MonoTime end = stopping_ ? schedule_stopped_ : clock_.Now();
   summary.duration_seconds = ToSeconds(end - started_);
   for (const ScenarioConfig& sc : config_->scenarios) {
-    for (const std::string& step : StepsOf(sc.type)) {
+    for (const std::string& step : sc.type->steps) {
       auto it = metrics_->steps().find({sc.name, step});
       if (it == metrics_->steps().end()) continue;
       const StepSeries& series = it->second;

@@ -154,7 +154,8 @@ class App {
 // only when these change.
 EngineOptions MakeEngineOptions(const TargetConfig& target);
 
-// The scenario factory: one explicit switch from config type to implementation.
+// The scenario a config table describes, built by its type's factory
+// (scenarios/registry.h).
 std::unique_ptr<Scenario> MakeScenario(const ScenarioConfig& config,
                                        ScenarioContext context);
 

@@ -113,6 +113,12 @@ int main(int argc, char** argv) {
       std::fprintf(code == 0 ? stdout : stderr, "polar-loadd: %s\n",
                    message.c_str());
       return code;
+    } else if (arg == "--print-config-keys") {
+      // Hidden (not in --help): the accepted keys, one per line, for the
+      // docs' drift test (docs/architecture.md, "The config's keys").
+      for (const std::string& key : polar::ConfigKeySchema())
+        std::printf("%s\n", key.c_str());
+      return 0;
     } else if (arg == "--version") {
       std::printf("polar-loadd %s (%s)\n", polar::kVersion, polar::kRevision);
       return 0;

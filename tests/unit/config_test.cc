@@ -6,6 +6,9 @@
 #include <fstream>
 #include <map>
 
+#include "scenarios/checkout.h"
+#include "scenarios/event_ingestion.h"
+#include "scenarios/event_visibility.h"
 #include "tests/support/process.h"
 #include "tests/support/unit_fixtures.h"
 
@@ -41,12 +44,13 @@ TEST(Config, AValidFileFreezesIntoTheConfigStruct) {
   ASSERT_EQ(r.config->scenarios.size(), 1u);
   const ScenarioConfig& s = r.config->scenarios[0];
   EXPECT_EQ(s.name, "ingest");
+  const auto& options = s.OptionsAs<EventIngestionOptions>();
   EXPECT_EQ(s.schedule.kind, ScheduleKind::kConstant);
   EXPECT_DOUBLE_EQ(s.schedule.rate, 2.0);
   EXPECT_EQ(s.arrivals, ArrivalKind::kUniform);
   EXPECT_TRUE(s.honour_retry_after);
-  EXPECT_EQ(s.event_ingestion.batch_size, 7);
-  EXPECT_EQ(s.event_ingestion.external_customer_ids,
+  EXPECT_EQ(options.batch_size, 7);
+  EXPECT_EQ(options.external_customer_ids,
             (std::vector<std::string>{"a", "b"}));
 }
 
@@ -100,8 +104,11 @@ TEST(Config, LoadTestVariablesOverrideTheFile) {
   ASSERT_TRUE(r.config);
   EXPECT_EQ(r.config->target.base_url, "http://10.0.0.1:8000");
   EXPECT_EQ(r.config->target.token, "polar_oat_from_env");
-  EXPECT_EQ(r.config->scenarios[0].event_ingestion.batch_size, 10);
-  EXPECT_EQ(r.config->scenarios[0].event_ingestion.external_customer_ids,
+  EXPECT_EQ(
+      r.config->scenarios[0].OptionsAs<EventIngestionOptions>().batch_size, 10);
+  EXPECT_EQ(r.config->scenarios[0]
+                .OptionsAs<EventIngestionOptions>()
+                .external_customer_ids,
             (std::vector<std::string>{"x", "y", "z"}));
   EXPECT_EQ(r.notes.size(), 4u);
 }
@@ -551,33 +558,37 @@ TEST(Config, CheckoutVisibilityAndIngestionKeysFreezeIntoTheirOptions) {
   ConfigResult r = ParseConfig(kScenarios, "s.toml", FakeEnv());
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
   const auto& c = Named(*r.config, "checkout");
-  EXPECT_EQ(c.type, ScenarioType::kCheckout);
-  EXPECT_EQ(c.checkout.product_id, "77d5072c-f7be-48fd-8bd4-abf9451d0bf0");
-  EXPECT_EQ(c.checkout.create_form, CreateForm::kProductId);
-  EXPECT_EQ(c.checkout.customer_email, "petru+loadtest@polar.sh");
-  EXPECT_EQ(c.checkout.customer_pool, 10);
-  ASSERT_TRUE(c.checkout.billing_address);
-  EXPECT_EQ(c.checkout.billing_address->state, "IL");
-  EXPECT_DOUBLE_EQ(c.checkout.update_ratio, 0.6);
-  EXPECT_DOUBLE_EQ(c.checkout.status_ratio, 0.4);
-  EXPECT_DOUBLE_EQ(c.checkout.confirm_ratio, 0.2);
-  EXPECT_EQ(c.checkout.think_time, std::chrono::milliseconds(250));
-  EXPECT_EQ(c.checkout.completion, CompletionMode::kPoll);
-  EXPECT_EQ(c.checkout.poll_interval, std::chrono::milliseconds(200));
-  EXPECT_EQ(c.checkout.completion_deadline, std::chrono::seconds(30));
+  EXPECT_EQ(c.type->name, "checkout");
+  const auto& co = c.OptionsAs<CheckoutOptions>();
+  EXPECT_EQ(co.product_id, "77d5072c-f7be-48fd-8bd4-abf9451d0bf0");
+  EXPECT_EQ(co.create_form, CreateForm::kProductId);
+  EXPECT_EQ(co.customer_email, "petru+loadtest@polar.sh");
+  EXPECT_EQ(co.customer_pool, 10);
+  ASSERT_TRUE(co.billing_address);
+  EXPECT_EQ(co.billing_address->state, "IL");
+  EXPECT_DOUBLE_EQ(co.update_ratio, 0.6);
+  EXPECT_DOUBLE_EQ(co.status_ratio, 0.4);
+  EXPECT_DOUBLE_EQ(co.confirm_ratio, 0.2);
+  EXPECT_EQ(co.think_time, std::chrono::milliseconds(250));
+  EXPECT_EQ(co.completion, CompletionMode::kPoll);
+  EXPECT_EQ(co.poll_interval, std::chrono::milliseconds(200));
+  EXPECT_EQ(co.completion_deadline, std::chrono::seconds(30));
   ASSERT_EQ(c.thresholds.size(), 1u);
   EXPECT_EQ(c.thresholds[0].step, "confirm");
 
   const auto& v = Named(*r.config, "visible");
-  EXPECT_EQ(v.type, ScenarioType::kEventVisibility);
-  EXPECT_EQ(v.event_visibility.probe_customer_id, "probe");
-  EXPECT_EQ(v.event_visibility.event_name, "probe.event");
-  EXPECT_EQ(v.event_visibility.poll_interval, std::chrono::milliseconds(500));
-  EXPECT_EQ(v.event_visibility.deadline, std::chrono::minutes(2));
-  EXPECT_EQ(v.event_visibility.timestamp_backdate, std::chrono::seconds(3));
-  EXPECT_EQ(v.event_visibility.search_margin, std::chrono::minutes(10));
+  EXPECT_EQ(v.type->name, "event_visibility");
+  const auto& vo = v.OptionsAs<EventVisibilityOptions>();
+  EXPECT_EQ(vo.probe_customer_id, "probe");
+  EXPECT_EQ(vo.event_name, "probe.event");
+  EXPECT_EQ(vo.poll_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(vo.deadline, std::chrono::minutes(2));
+  EXPECT_EQ(vo.timestamp_backdate, std::chrono::seconds(3));
+  EXPECT_EQ(vo.search_margin, std::chrono::minutes(10));
 
-  EXPECT_EQ(Named(*r.config, "ingest").event_ingestion.timestamp_backdate,
+  EXPECT_EQ(Named(*r.config, "ingest")
+                .OptionsAs<EventIngestionOptions>()
+                .timestamp_backdate,
             std::chrono::seconds(2));
   EXPECT_TRUE(r.warnings.empty());
 }
@@ -594,7 +605,8 @@ billing_address = false
 )",
                                "d.toml", FakeEnv());
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
-  const CheckoutOptions& o = r.config->scenarios[0].checkout;
+  const CheckoutOptions& o =
+      r.config->scenarios[0].OptionsAs<CheckoutOptions>();
   EXPECT_DOUBLE_EQ(o.update_ratio, 0.5);
   EXPECT_DOUBLE_EQ(o.status_ratio, 0.3);
   EXPECT_DOUBLE_EQ(o.confirm_ratio, 0.1);
@@ -611,8 +623,9 @@ TEST(Config, TheLocustVariablesSetProductAndCustomerEmail) {
                {"LOAD_TEST_CUSTOMER_EMAIL", "ops@acme.io"}}));
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
   const auto& c = Named(*r.config, "checkout");
-  EXPECT_EQ(c.checkout.product_id, "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c");
-  EXPECT_EQ(c.checkout.customer_email, "ops@acme.io");
+  EXPECT_EQ(c.OptionsAs<CheckoutOptions>().product_id,
+            "a6e925e2-44c6-401e-9c9f-8bcc73ed4d8c");
+  EXPECT_EQ(c.OptionsAs<CheckoutOptions>().customer_email, "ops@acme.io");
   // A product id from the environment alone is enough.
   ConfigResult bare = ParseConfig(
       R"(
