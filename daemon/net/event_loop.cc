@@ -98,16 +98,12 @@ void EventLoop::Unwatch(int fd) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
-EventLoop::TimerId EventLoop::AddTimer(MonoTime deadline, Callback callback) {
+EventLoop::TimerId EventLoop::At(MonoTime deadline, Callback callback) {
   TimerId id = next_timer_id_++;
-  timers_.push(Timer{deadline, id});
+  timers_.push(Deadline{deadline, id});
   timer_callbacks_.emplace(id, std::move(callback));
   if (use_timerfd_ && deadline < armed_deadline_) ArmTimerFd();
   return id;
-}
-
-EventLoop::TimerId EventLoop::AddTimerAfter(Duration delay, Callback callback) {
-  return AddTimer(SteadyNow() + delay, std::move(callback));
 }
 
 void EventLoop::Cancel(TimerId id) {
@@ -149,18 +145,20 @@ void EventLoop::RunDueTimers(MonoTime now) {
   }
   // Only timers due at entry run in this pass, so a callback that re-arms for
   // "now" cannot starve the I/O watchers.
-  std::vector<std::pair<Timer, Callback>> due;
+  std::vector<Deadline> due;
   while (!timers_.empty() && timers_.top().deadline <= now) {
-    Timer t = timers_.top();
+    due.push_back(timers_.top());
     timers_.pop();
-    auto it = timer_callbacks_.find(t.id);
-    if (it == timer_callbacks_.end()) continue;
-    due.emplace_back(t, std::move(it->second));
-    timer_callbacks_.erase(it);
   }
   armed_deadline_ =
       MonoTime::min();  // force a re-arm below even if nothing new was added
-  for (auto& [timer, callback] : due) {
+  for (const Deadline& timer : due) {
+    // Looked up as it runs: a callback earlier in this pass may have
+    // cancelled it (a runner's override ending re-arms its arrival timer).
+    auto it = timer_callbacks_.find(timer.id);
+    if (it == timer_callbacks_.end()) continue;
+    Callback callback = std::move(it->second);
+    timer_callbacks_.erase(it);
     // Lateness when the callback really starts: a timer due in the same pass
     // as a slow callback before it is late by that callback too.
     if (lag_observer_) lag_observer_(SteadyNow() - timer.deadline);

@@ -6,8 +6,10 @@
 // Owned by App; every method must be called on the thread that calls Run(),
 // except Stop(), which is safe from any thread. Callbacks run on that thread,
 // must not block, and may add or remove fds and timers (including their own).
-// Timers are one-shot; a periodic job re-arms itself. Post() is for the loop
-// thread too: it defers work to after the current callback (no re-entrancy).
+// The loop is the daemon's Timers (scenarios/timers.h): code that waits takes
+// a Timers& and uses Once()/After()/Every(), so its tests run on FakeTimers.
+// Post() is for the loop thread too: it defers work to after the current
+// callback (no re-entrancy).
 #pragma once
 
 #include <atomic>
@@ -20,10 +22,11 @@
 #include <vector>
 
 #include "exporters/clock.h"
+#include "scenarios/timers.h"
 
 namespace polar {
 
-class EventLoop {
+class EventLoop final : public Timers {
  public:
   using IoCallback = std::function<void(uint32_t epoll_events)>;
   using Callback = std::function<void()>;
@@ -58,12 +61,23 @@ class EventLoop {
   bool Modify(int fd, uint32_t events);
   void Unwatch(int fd);
 
-  // Runs `callback` once at or after `deadline` (steady clock). Returns an id
-  // for Cancel().
-  TimerId AddTimer(MonoTime deadline, Callback callback);
-  TimerId AddTimerAfter(Duration delay, Callback callback);
+  // Timers: `callback` once at or after `deadline` (steady clock); the id is
+  // for Cancel(). A timer cancelled by a callback earlier in the same
+  // dispatch does not run. Prefer the Timer handles (Once/After/Every).
+  TimerId At(MonoTime deadline, Callback callback) override;
   // Cancelling an id that already fired or was cancelled is a no-op.
-  void Cancel(TimerId id);
+  void Cancel(TimerId id) override;
+  bool Pending(TimerId id) const override {
+    return timer_callbacks_.count(id) > 0;
+  }
+  MonoTime Now() const override { return std::chrono::steady_clock::now(); }
+  // The same as At() and After(), returning the bare id.
+  TimerId AddTimer(MonoTime deadline, Callback callback) {
+    return At(deadline, std::move(callback));
+  }
+  TimerId AddTimerAfter(Duration delay, Callback callback) {
+    return At(Now() + delay, std::move(callback));
+  }
 
   // Blocks `signo` for the process and delivers it through the loop's signalfd.
   void OnSignal(int signo, Callback callback);
@@ -89,10 +103,10 @@ class EventLoop {
   double TakeUtilisation();
 
  private:
-  struct Timer {
+  struct Deadline {
     MonoTime deadline;
     TimerId id;
-    bool operator>(const Timer& other) const {
+    bool operator>(const Deadline& other) const {
       return deadline != other.deadline ? deadline > other.deadline
                                         : id > other.id;
     }
@@ -120,7 +134,8 @@ class EventLoop {
   // instead of being destroyed mid-call.
   std::unordered_map<int, std::unique_ptr<IoCallback>> watchers_;
   std::vector<std::unique_ptr<IoCallback>> graveyard_;
-  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>>
+      timers_;
   std::unordered_map<TimerId, Callback> timer_callbacks_;
   TimerId next_timer_id_ = 1;
   MonoTime armed_deadline_ = MonoTime::max();

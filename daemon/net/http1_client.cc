@@ -178,7 +178,7 @@ Http1Client::Http1Client(EventLoop& loop, const Clock& clock,
 }
 
 Http1Client::~Http1Client() {
-  if (sweep_timer_) loop_.Cancel(sweep_timer_);
+  sweep_timer_.Cancel();
   // Exchanges still queued or on the wire are abandoned without callbacks:
   // the daemon is shutting down (or a reload retired this engine after its
   // drain gave up).
@@ -653,11 +653,8 @@ void Http1Client::Deliver(Exchange exchange, Response response) {
 }
 
 void Http1Client::ArmSweep() {
-  if (sweep_timer_) return;
-  sweep_timer_ = loop_.AddTimerAfter(kSweepEvery, [this] {
-    sweep_timer_ = 0;
-    Sweep();
-  });
+  if (!sweep_timer_.pending())
+    sweep_timer_ = loop_.Every(kSweepEvery, [this] { Sweep(); });
 }
 
 void Http1Client::Sweep() {
@@ -676,7 +673,7 @@ void Http1Client::Sweep() {
     Fail(conn, Outcome::kTimeout,
          connecting ? "connect timed out" : "request timed out");
   }
-  if (busy || active_ > 0) ArmSweep();
+  if (!busy && active_ == 0) sweep_timer_.Cancel();  // idle: no more sweeps
 }
 
 }  // namespace polar

@@ -103,7 +103,7 @@ class Http1Client {
   std::vector<std::unique_ptr<Conn>> connections_;
   std::vector<Conn*> idle_;  // LIFO: the warmest connection first
   std::size_t active_ = 0;
-  EventLoop::TimerId sweep_timer_ = 0;
+  Timer sweep_timer_;     // deadlines, while exchanges are on the wire
   bool sending_ = false;  // inside Send(): completions are deferred
   bool pumping_ = false;  // inside Pump(): completions are deferred
   std::vector<std::pair<Exchange, Response>> deferred_;

@@ -145,7 +145,7 @@ HttpEngine::HttpEngine(EventLoop& loop, const Clock& clock,
 }
 
 HttpEngine::~HttpEngine() {
-  if (curl_timer_) loop_.Cancel(curl_timer_);
+  curl_timer_.Cancel();
   for (const auto& [fd, events] : sockets_) loop_.Unwatch(fd);
   // Transfers still on the wire are abandoned without callbacks: the daemon is
   // shutting down and has already drained what it meant to wait for.
@@ -397,10 +397,8 @@ int HttpEngine::OnTimer(CURLM*, long timeout_ms, void* engine) {
 }
 
 void HttpEngine::ArmCurlTimer() {
-  if (curl_timer_) loop_.Cancel(curl_timer_);
   curl_timer_at_ = curl_deadline_;
-  curl_timer_ = loop_.AddTimer(curl_timer_at_, [this] {
-    curl_timer_ = 0;
+  curl_timer_ = loop_.Once(curl_timer_at_, [this] {
     curl_timer_at_ = MonoTime::max();
     if (curl_deadline_ == MonoTime::max()) return;
     if (std::chrono::steady_clock::now() < curl_deadline_) {

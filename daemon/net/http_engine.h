@@ -117,7 +117,7 @@ class HttpEngine final : public Transport {
   // moved earlier, never cancelled for a later deadline: curl changes its
   // timeout several times per request, and a timer that fires early and
   // re-arms costs less than churning the timer heap and the timerfd.
-  EventLoop::TimerId curl_timer_ = 0;
+  Timer curl_timer_;
   MonoTime curl_timer_at_ = MonoTime::max();
   MonoTime curl_deadline_ = MonoTime::max();
   // Event masks of the sockets registered in the loop (0: registered, but

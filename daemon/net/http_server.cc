@@ -114,7 +114,7 @@ std::unique_ptr<HttpServer> HttpServer::Start(EventLoop& loop,
 }
 
 HttpServer::~HttpServer() {
-  if (timer_) loop_.Cancel(timer_);
+  timer_.Cancel();
   if (epoll_fd_ >= 0) loop_.Unwatch(epoll_fd_);
   if (daemon_) MHD_stop_daemon(daemon_);
 }
@@ -125,15 +125,10 @@ void HttpServer::Run() {
 }
 
 void HttpServer::ArmTimeout() {
-  if (timer_) loop_.Cancel(timer_);
-  timer_ = 0;
+  timer_.Cancel();
   MHD_UNSIGNED_LONG_LONG ms = 0;
-  if (MHD_get_timeout(daemon_, &ms) == MHD_YES) {
-    timer_ = loop_.AddTimerAfter(std::chrono::milliseconds(ms), [this] {
-      timer_ = 0;
-      Run();
-    });
-  }
+  if (MHD_get_timeout(daemon_, &ms) == MHD_YES)
+    timer_ = loop_.After(std::chrono::milliseconds(ms), [this] { Run(); });
 }
 
 MHD_Result HttpServer::OnRequest(void* cls, MHD_Connection* connection,

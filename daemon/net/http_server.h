@@ -96,7 +96,7 @@ class HttpServer {
   MHD_Daemon* daemon_ = nullptr;
   int epoll_fd_ = -1;
   ListenAddress bound_;
-  EventLoop::TimerId timer_ = 0;
+  Timer timer_;
 };
 
 }  // namespace polar

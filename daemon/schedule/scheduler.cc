@@ -12,10 +12,10 @@ constexpr int kMaxArrivalsPerTick = 512;
 
 }  // namespace
 
-ScenarioRunner::ScenarioRunner(EventLoop& loop, const Clock& clock,
+ScenarioRunner::ScenarioRunner(Timers& timers, const Clock& clock,
                                Scenario& scenario, ScenarioSeries& series,
                                RunnerPlan plan, RunnerLimits limits)
-    : loop_(loop),
+    : timers_(timers),
       clock_(clock),
       scenario_(scenario),
       series_(series),
@@ -69,10 +69,7 @@ void ScenarioRunner::Start(MonoTime first, std::optional<double> first_work) {
 
 void ScenarioRunner::Stop() {
   running_ = false;
-  for (EventLoop::TimerId* t : {&timer_, &burst_timer_, &override_timer_}) {
-    if (*t) loop_.Cancel(*t);
-    *t = 0;
-  }
+  for (Timer* t : {&timer_, &burst_timer_, &override_timer_}) t->Cancel();
   burst_pending_ = 0;
   SetRate(0);
 }
@@ -94,8 +91,7 @@ void ScenarioRunner::Reconfigure(RunnerPlan plan, RunnerLimits limits) {
   process_ = MakeProcess(
       now, same_shard ? process_->RemainingWork(now) : std::nullopt);
   if (!running_) return;
-  if (timer_) loop_.Cancel(timer_);
-  timer_ = 0;
+  timer_.Cancel();
   SetRate(process_->RateAt(now));
   Arm();
 }
@@ -120,8 +116,7 @@ void ScenarioRunner::Switch(MonoTime now, std::optional<double> work) {
   } else {
     process_ = MakeProcess(origin_, work, now);
   }
-  if (timer_) loop_.Cancel(timer_);
-  timer_ = 0;
+  timer_.Cancel();
   if (!running_ || paused_) return;
   SetRate(process_->RateAt(now));
   Arm();
@@ -132,8 +127,7 @@ bool ScenarioRunner::Pause() {
   const MonoTime now = clock_.Now();
   paused_work_ = process_ ? process_->RemainingWork(now) : std::nullopt;
   paused_ = true;
-  if (timer_) loop_.Cancel(timer_);
-  timer_ = 0;
+  timer_.Cancel();
   SetRate(0);
   series_.paused->Set(1);
   return true;
@@ -155,21 +149,15 @@ void ScenarioRunner::OverrideRate(double rate, MonoTime until) {
                                           : std::nullopt;
   override_ = RateOverride{rate, until};
   series_.rate_overridden->Set(1);
-  if (override_timer_) loop_.Cancel(override_timer_);
-  override_timer_ = 0;
-  if (until != MonoTime::max()) {
-    override_timer_ = loop_.AddTimer(until, [this] {
-      override_timer_ = 0;
-      EndOverride();
-    });
-  }
+  override_timer_.Cancel();
+  if (until != MonoTime::max())
+    override_timer_ = timers_.Once(until, [this] { EndOverride(); });
   if (!paused_) Switch(now, work);
 }
 
 bool ScenarioRunner::ClearOverride() {
   if (!override_) return false;
-  if (override_timer_) loop_.Cancel(override_timer_);
-  override_timer_ = 0;
+  override_timer_.Cancel();
   EndOverride();
   return true;
 }
@@ -199,12 +187,8 @@ bool ScenarioRunner::Burst(uint64_t count) {
   if (count == 0) return true;
   if (burst_pending_ == 0) burst_intended_ = clock_.Now();
   burst_pending_ += count;
-  if (!burst_timer_) {
-    burst_timer_ = loop_.AddTimerAfter(Duration::zero(), [this] {
-      burst_timer_ = 0;
-      OnBurst();
-    });
-  }
+  if (!burst_timer_.pending())
+    burst_timer_ = timers_.After(Duration::zero(), [this] { OnBurst(); });
   return true;
 }
 
@@ -214,12 +198,8 @@ void ScenarioRunner::OnBurst() {
     --burst_pending_;
     Admit(Arrival{burst_intended_, plan_.shard.GlobalSequence(sequence_++)});
   }
-  if (burst_pending_ > 0 && running_) {
-    burst_timer_ = loop_.AddTimerAfter(Duration::zero(), [this] {
-      burst_timer_ = 0;
-      OnBurst();
-    });
-  }
+  if (burst_pending_ > 0 && running_)
+    burst_timer_ = timers_.After(Duration::zero(), [this] { OnBurst(); });
 }
 
 void ScenarioRunner::Arm() {
@@ -235,10 +215,7 @@ void ScenarioRunner::Arm() {
     const auto ns = due.time_since_epoch().count();
     due = MonoTime(Duration((ns + slack - 1) / slack * slack));
   }
-  timer_ = loop_.AddTimer(due, [this] {
-    timer_ = 0;
-    OnTimer();
-  });
+  timer_ = timers_.Once(due, [this] { OnTimer(); });
 }
 
 void ScenarioRunner::Admit(const Arrival& arrival) {

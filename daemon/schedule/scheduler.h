@@ -1,12 +1,14 @@
 // ScenarioRunner: drives one scenario's arrivals on the event loop, open-loop.
 //
-// Owned by App, loop thread only. One loop timer per scenario fires at the next
-// intended time; the runner then starts every arrival that is due, each stamped
-// with its own intended time, so a late timer shows up as schedule lag and
-// latency instead of as missing requests. An arrival that cannot start is
-// counted in polar_loadd_arrivals_dropped_total with its reason (a cap is
-// reached, or the target asked us to back off with 429 + Retry-After); nothing
-// is queued without bound and nothing is skipped silently.
+// Owned by App, loop thread only. Waits on the Timers it is given (the event
+// loop; FakeTimers in tests) and reads time from its Clock. One timer per
+// scenario fires at the next intended time; the runner then starts every
+// arrival that is due, each stamped with its own intended time, so a late timer
+// shows up as schedule lag and latency instead of as missing requests. An
+// arrival that cannot start is counted in polar_loadd_arrivals_dropped_total
+// with its reason (a cap is reached, or the target asked us to back off with
+// 429 + Retry-After); nothing is queued without bound and nothing is skipped
+// silently.
 //
 // Reload-friendly: Reconfigure() swaps the schedule and limits of a running
 // runner. Counters live in Metrics (cached by name) and the arrival sequence
@@ -30,11 +32,11 @@
 #include <optional>
 #include <string>
 
-#include "daemon/net/event_loop.h"
 #include "daemon/schedule/arrivals.h"
 #include "daemon/schedule/schedule.h"
 #include "exporters/metrics.h"
 #include "scenarios/scenario.h"
+#include "scenarios/timers.h"
 #include "scenarios/transport.h"
 
 namespace polar {
@@ -71,7 +73,7 @@ struct RunnerPlan {
 
 class ScenarioRunner {
  public:
-  ScenarioRunner(EventLoop& loop, const Clock& clock, Scenario& scenario,
+  ScenarioRunner(Timers& timers, const Clock& clock, Scenario& scenario,
                  ScenarioSeries& series, RunnerPlan plan, RunnerLimits limits);
   ~ScenarioRunner();
   ScenarioRunner(const ScenarioRunner&) = delete;
@@ -155,7 +157,7 @@ class ScenarioRunner {
   // Sets the target-rate gauge and what Arm() decides the slack by.
   void SetRate(double rate);
 
-  EventLoop& loop_;
+  Timers& timers_;
   const Clock& clock_;
   Scenario& scenario_;
   ScenarioSeries& series_;
@@ -163,7 +165,7 @@ class ScenarioRunner {
   RunnerLimits limits_;
   std::unique_ptr<ArrivalProcess> process_;
   uint64_t sequence_ = 0;
-  EventLoop::TimerId timer_ = 0;
+  Timer timer_;      // the next arrival
   double rate_ = 0;  // arrivals per second now, as the gauge shows it
   bool running_ = false;
   MonoTime paused_until_{};
@@ -172,10 +174,10 @@ class ScenarioRunner {
   bool paused_ = false;
   std::optional<double> paused_work_;  // handed to the process on Resume
   std::optional<RateOverride> override_;
-  EventLoop::TimerId override_timer_ = 0;
+  Timer override_timer_;  // the override's end
   uint64_t burst_pending_ = 0;
   MonoTime burst_intended_{};
-  EventLoop::TimerId burst_timer_ = 0;
+  Timer burst_timer_;  // the next slice of a burst
 };
 
 // A Transport in front of the engine for one scenario: it tells the runner

@@ -32,6 +32,10 @@ App::App(std::shared_ptr<const Config> config, RunOptions run)
     : config_(std::move(config)), run_(std::move(run)) {}
 
 App::~App() {
+  for (Timer* t : {&retire_timer_, &status_timer_, &sample_timer_, &once_timer_,
+                   &progress_timer_, &drain_timer_}) {
+    t->Cancel();
+  }
   // Runners reference scenarios and the loop; tear down in reverse order of
   // construction.
   status_board_.reset();
@@ -48,7 +52,6 @@ App::~App() {
   webhooks_.reset();
   metrics_server_.reset();
   lifecycle_.reset();
-  timers_.reset();
   loop_.reset();
 }
 
@@ -59,7 +62,6 @@ bool App::Setup(std::string* error) {
   prometheus::Histogram* loop_lag = &metrics_->loop_lag();
   loop_->SetLagObserver(
       [loop_lag](Duration late) { loop_lag->Observe(ToSeconds(late)); });
-  timers_ = std::make_unique<LoopTimers>(*loop_);
   notifier_ = std::make_unique<SystemdNotifier>();
   lifecycle_ = std::make_unique<Lifecycle>(*loop_, *notifier_);
 
@@ -118,7 +120,7 @@ void App::StartScenarios(MonoTime start) {
     const Shard shard = config_->cluster.shard;
     ScenarioContext context{
         sc.name, *gate, clock_, *metrics_, shard.Seed(sc.seed), Expectations()};
-    context.timers = timers_.get();
+    context.timers = loop_.get();
     context.shard = shard;
     std::unique_ptr<Scenario> scenario = MakeScenario(sc, std::move(context));
     RunnerLimits limits;
@@ -183,14 +185,15 @@ int App::Run() {
   // READY=1 from inside the loop: by then the config is valid, the metrics
   // port is bound and the loop is really running.
   loop_->Post([this] { OnReady(); });
-  loop_->AddTimerAfter(std::chrono::seconds(1),
-                       [this] { SampleEverySecond(); });
+  sample_timer_ =
+      loop_->Every(std::chrono::seconds(1), [this] { SampleEverySecond(); });
   if (run_.once) {
     SPDLOG_INFO("one-shot run for {}", FormatDuration(run_.duration));
-    loop_->AddTimer(started_ + run_.duration,
-                    [this] { BeginShutdown("duration reached"); });
+    once_timer_ = loop_->Once(started_ + run_.duration,
+                              [this] { BeginShutdown("duration reached"); });
     if (run_.duration >= std::chrono::seconds(10)) {
-      loop_->AddTimerAfter(run_.progress_every, [this] { PrintProgress(); });
+      progress_timer_ =
+          loop_->Every(run_.progress_every, [this] { PrintProgress(); });
     }
   }
   loop_->Run();
@@ -204,16 +207,16 @@ void App::SampleEverySecond() {
   metrics_->engine_queued().Set(
       static_cast<double>(engine_->in_flight() - engine_->active()));
   metrics_->SampleProcess();
-  loop_->AddTimerAfter(std::chrono::seconds(1),
-                       [this] { SampleEverySecond(); });
 }
 
 void App::PrintProgress() {
-  if (stopping_) return;
+  if (stopping_) {
+    progress_timer_.Cancel();
+    return;
+  }
   RunSummary s = BuildSummary();
   SPDLOG_INFO("{}", FormatProgress(ToSeconds(clock_.Now() - started_),
                                    ToSeconds(run_.duration), s.steps));
-  loop_->AddTimerAfter(run_.progress_every, [this] { PrintProgress(); });
 }
 
 RunSummary App::BuildSummary() const {
@@ -307,6 +310,8 @@ void App::BeginShutdown(const char* why) {
   lifecycle_->Stopping(grace, StatusLine());
   SPDLOG_INFO("{}: schedule stopped, draining {} in-flight requests (up to {})",
               why, InFlight(), FormatDuration(grace));
+  drain_timer_ =
+      loop_->Every(std::chrono::milliseconds(20), [this] { CheckDrained(); });
   CheckDrained();
 }
 
@@ -321,8 +326,6 @@ void App::CheckDrained() {
     return;
   }
   lifecycle_->Status(StatusLine());
-  loop_->AddTimerAfter(std::chrono::milliseconds(20),
-                       [this] { CheckDrained(); });
 }
 
 }  // namespace polar

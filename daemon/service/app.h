@@ -29,7 +29,6 @@
 #include "daemon/net/event_loop.h"
 #include "daemon/net/http_engine.h"
 #include "daemon/net/http_server.h"
-#include "daemon/net/loop_timers.h"
 #include "daemon/schedule/scheduler.h"
 #include "daemon/service/lifecycle.h"
 #include "daemon/service/reload_request.h"
@@ -39,6 +38,7 @@
 #include "exporters/metrics.h"
 #include "exporters/summary.h"
 #include "scenarios/scenario.h"
+#include "scenarios/timers.h"
 
 namespace polar {
 
@@ -117,7 +117,6 @@ class App {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventLoop> loop_;
-  std::unique_ptr<LoopTimers> timers_;  // the scenarios' waits, on loop_
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<Lifecycle> lifecycle_;
   std::unique_ptr<HttpEngine> engine_;
@@ -131,8 +130,13 @@ class App {
   std::vector<std::unique_ptr<Scenario>> scenarios_;
   std::vector<std::unique_ptr<ScenarioRunner>> runners_;
   std::vector<Retired> retired_;
-  EventLoop::TimerId retire_timer_ = 0;
-  EventLoop::TimerId status_timer_ = 0;
+  // Timers on loop_ (cancelled in ~App before the loop goes).
+  Timer retire_timer_;    // checks retired scenarios and engines
+  Timer status_timer_;    // the systemd status line
+  Timer sample_timer_;    // SampleEverySecond
+  Timer once_timer_;      // one-shot runs: the end of the schedule
+  Timer progress_timer_;  // one-shot runs: progress lines
+  Timer drain_timer_;     // CheckDrained while stopping
   // The status line's window: totals at its start.
   RequestTotals status_totals_;
   MonoTime status_since_{};

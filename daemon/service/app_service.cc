@@ -32,10 +32,7 @@ void App::OnReady() {
   status_totals_ = metrics_->Totals();
   status_since_ = clock_.Now();
   status_has_window_ = true;
-  status_timer_ = loop_->AddTimerAfter(kStatusInterval, [this] {
-    status_timer_ = 0;
-    RefreshStatus();
-  });
+  status_timer_ = loop_->Every(kStatusInterval, [this] { RefreshStatus(); });
 }
 
 ReloadOutcome App::Reload() {
@@ -199,12 +196,8 @@ void App::CollectRetired() {
     }
     return done;
   });
-  if (!retired_.empty() && !retire_timer_) {
-    retire_timer_ = loop_->AddTimerAfter(kRetireCheck, [this] {
-      retire_timer_ = 0;
-      CollectRetired();
-    });
-  }
+  if (!retired_.empty() && !retire_timer_.pending())
+    retire_timer_ = loop_->After(kRetireCheck, [this] { CollectRetired(); });
 }
 
 std::string App::StatusLine() {
@@ -237,10 +230,6 @@ void App::RefreshStatus() {
   status_since_ = clock_.Now();
   FlushErrorLogs(clock_.Now(), [](const std::string& key, uint64_t n) {
     SPDLOG_WARN("{}: suppressed {} similar message(s)", key, n);
-  });
-  status_timer_ = loop_->AddTimerAfter(kStatusInterval, [this] {
-    status_timer_ = 0;
-    RefreshStatus();
   });
 }
 

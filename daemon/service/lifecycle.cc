@@ -42,24 +42,14 @@ void SystemdNotifier::Send(const std::string& message) {
   sd_notify(0, message.c_str());
 }
 
-Lifecycle::Lifecycle(EventLoop& loop, Notifier& notifier)
-    : loop_(loop), notifier_(notifier) {
+Lifecycle::Lifecycle(Timers& timers, Notifier& notifier) : notifier_(notifier) {
   Duration timeout = notifier_.WatchdogTimeout();
   if (timeout > Duration::zero()) {
     // Half the timeout, as sd_watchdog_enabled(3) advises: one late ping is
     // not yet a restart.
     interval_ = timeout / 2;
-    timer_ = loop_.AddTimerAfter(interval_, [this] { Ping(); });
+    pings_ = timers.Every(interval_, [this] { notifier_.Send("WATCHDOG=1"); });
   }
-}
-
-Lifecycle::~Lifecycle() {
-  if (timer_) loop_.Cancel(timer_);
-}
-
-void Lifecycle::Ping() {
-  timer_ = loop_.AddTimerAfter(interval_, [this] { Ping(); });
-  notifier_.Send("WATCHDOG=1");
 }
 
 void Lifecycle::Ready(const std::string& status) {

@@ -3,18 +3,19 @@
 //
 // Owned by App; loop thread only. Notifier is the seam: SystemdNotifier calls
 // libsystemd (a no-op when $NOTIFY_SOCKET is unset, so running from a terminal
-// costs nothing), tests pass a recorder. The watchdog is pinged from an
-// event-loop timer at half of $WATCHDOG_USEC, never from another thread, so a
-// loop that hangs stops pinging and systemd restarts the service (WatchdogSec=
-// in the unit). sd_notify writes one datagram to a local socket; it does not
-// wait on the network.
+// costs nothing), tests pass a recorder. The watchdog is pinged from a timer
+// on the Timers it is given (the event loop; FakeTimers in tests) every half
+// of $WATCHDOG_USEC, never from another thread, so a loop that hangs stops
+// pinging and systemd restarts the service (WatchdogSec= in the unit).
+// sd_notify writes one datagram to a local socket; it does not wait on the
+// network.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "daemon/net/event_loop.h"
 #include "exporters/clock.h"
+#include "scenarios/timers.h"
 
 namespace polar {
 
@@ -43,8 +44,7 @@ class Lifecycle {
   // Starts the watchdog pings right away (the first after half the timeout):
   // systemd counts from the moment it started the process, and a slow start
   // must not be mistaken for a hang.
-  Lifecycle(EventLoop& loop, Notifier& notifier);
-  ~Lifecycle();
+  Lifecycle(Timers& timers, Notifier& notifier);
   Lifecycle(const Lifecycle&) = delete;
   Lifecycle& operator=(const Lifecycle&) = delete;
 
@@ -65,12 +65,9 @@ class Lifecycle {
   Duration ping_interval() const { return interval_; }
 
  private:
-  void Ping();
-
-  EventLoop& loop_;
   Notifier& notifier_;
   Duration interval_{0};
-  EventLoop::TimerId timer_ = 0;
+  Timer pings_;
   std::string last_status_;
 };
 

@@ -80,22 +80,14 @@ std::vector<uint64_t> StatusBoard::CoarseCounts(const LogHistogram& h) {
   return out;
 }
 
-StatusBoard::StatusBoard(EventLoop& loop, const Clock& clock, Metrics& metrics,
+StatusBoard::StatusBoard(Timers& timers, const Clock& clock, Metrics& metrics,
                          prometheus::Registry& registry)
-    : loop_(loop), clock_(clock), metrics_(metrics), registry_(registry) {
+    : clock_(clock), metrics_(metrics), registry_(registry) {
   Sample(true);
-  timer_ = loop_.AddTimerAfter(kTick, [this] { Tick(); });
+  sample_timer_ = timers.Every(kTick, [this] { Tick(); });
 }
 
-StatusBoard::~StatusBoard() {
-  if (timer_) loop_.Cancel(timer_);
-}
-
-void StatusBoard::Tick() {
-  timer_ = 0;
-  Sample(++ticks_ % kLongEvery == 0);
-  timer_ = loop_.AddTimerAfter(kTick, [this] { Tick(); });
-}
+void StatusBoard::Tick() { Sample(++ticks_ % kLongEvery == 0); }
 
 std::vector<uint64_t> StatusBoard::ScenarioCounters(
     const std::string& scenario) const {

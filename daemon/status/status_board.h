@@ -26,11 +26,11 @@
 #include <string>
 #include <vector>
 
-#include "daemon/net/event_loop.h"
 #include "daemon/schedule/scheduler.h"
 #include "exporters/clock.h"
 #include "exporters/metrics.h"
 #include "exporters/snapshot_ring.h"
+#include "scenarios/timers.h"
 
 namespace polar {
 
@@ -62,9 +62,9 @@ class StatusBoard {
   static const std::vector<std::string>& BackgroundPrefixes();
   static constexpr std::size_t kMaxBackgroundSeries = 64;
 
-  StatusBoard(EventLoop& loop, const Clock& clock, Metrics& metrics,
+  // Samples every second on `timers` (the event loop; tests drive Sample()).
+  StatusBoard(Timers& timers, const Clock& clock, Metrics& metrics,
               prometheus::Registry& registry);
-  ~StatusBoard();
   StatusBoard(const StatusBoard&) = delete;
   StatusBoard& operator=(const StatusBoard&) = delete;
 
@@ -93,11 +93,10 @@ class StatusBoard {
   std::vector<uint64_t> StepCounters(const StepSeries& step) const;
   void SampleBackground(MonoTime now);
 
-  EventLoop& loop_;
   const Clock& clock_;
   Metrics& metrics_;
   prometheus::Registry& registry_;
-  EventLoop::TimerId timer_ = 0;
+  Timer sample_timer_;
   unsigned ticks_ = 0;
   std::map<std::string, SnapshotRing> scenario_rings_;
   // Per step: outcome counters every second, latency buckets every 5 s.

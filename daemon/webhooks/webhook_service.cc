@@ -88,15 +88,12 @@ WebhookService::WebhookService(EventLoop& loop, const Clock& clock,
         "accepted deliveries are answered 503",
         kTestExpectPath, fail_first_);
   }
-  tick_timer_ = loop_.AddTimerAfter(std::chrono::seconds(1), [this] {
-    tick_timer_ = 0;
-    Tick();
-  });
+  tick_timer_ = loop_.Every(std::chrono::seconds(1), [this] { Tick(); });
 }
 
 WebhookService::~WebhookService() {
-  if (tick_timer_) loop_.Cancel(tick_timer_);
-  if (retry_timer_) loop_.Cancel(retry_timer_);
+  tick_timer_.Cancel();
+  retry_timer_.Cancel();
 }
 
 bool WebhookService::Prepare(const WebhooksConfig& config,
@@ -133,8 +130,7 @@ void WebhookService::Apply(const WebhooksConfig& config,
       server_.reset();
       correlator_.Disable();
       ++generation_;
-      if (retry_timer_) loop_.Cancel(retry_timer_);
-      retry_timer_ = 0;
+      retry_timer_.Cancel();
       if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
       endpoint_id_.clear();
     }
@@ -155,8 +151,7 @@ void WebhookService::Apply(const WebhooksConfig& config,
   if (config.register_url.empty()) {
     if (!old_url.empty()) {
       ++generation_;
-      if (retry_timer_) loop_.Cancel(retry_timer_);
-      retry_timer_ = 0;
+      retry_timer_.Cancel();
       if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
       endpoint_id_.clear();
     }
@@ -184,8 +179,7 @@ void WebhookService::SyncCorrelator() {
 void WebhookService::Stop() {
   stopped_ = true;
   ++generation_;
-  if (retry_timer_) loop_.Cancel(retry_timer_);
-  retry_timer_ = 0;
+  retry_timer_.Cancel();
   if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
   endpoint_id_.clear();
 }
@@ -198,13 +192,7 @@ const ListenAddress* WebhookService::address() const {
   return server_ && config_.enabled ? &server_->address() : nullptr;
 }
 
-void WebhookService::Tick() {
-  correlator_.Expire(clock_.Now());
-  tick_timer_ = loop_.AddTimerAfter(std::chrono::seconds(1), [this] {
-    tick_timer_ = 0;
-    Tick();
-  });
-}
+void WebhookService::Tick() { correlator_.Expire(clock_.Now()); }
 
 HttpServerResponse WebhookService::Handle(const HttpServerRequest& request) {
   HttpServerResponse response;
@@ -327,8 +315,7 @@ HttpServerResponse WebhookService::HandleTestExpect(
 
 void WebhookService::StartRegistration() {
   ++generation_;
-  if (retry_timer_) loop_.Cancel(retry_timer_);
-  retry_timer_ = 0;
+  retry_timer_.Cancel();
   retry_delay_ = Duration::zero();
   if (!endpoint_id_.empty()) DeleteEndpoint(endpoint_id_, endpoint_url_);
   endpoint_id_.clear();
@@ -435,8 +422,7 @@ void WebhookService::ScheduleRetry(uint64_t generation) {
   retry_delay_ = retry_delay_ == Duration::zero()
                      ? kRetryFirst
                      : std::min<Duration>(retry_delay_ * 2, kRetryMax);
-  retry_timer_ = loop_.AddTimerAfter(retry_delay_, [this, generation] {
-    retry_timer_ = 0;
+  retry_timer_ = loop_.After(retry_delay_, [this, generation] {
     if (generation == generation_) CreateEndpoint();
   });
 }

@@ -91,14 +91,14 @@ class WebhookService {
   WebhookReceiver receiver_;
   std::unique_ptr<HttpServer> server_;
   WebhooksConfig config_;  // what is applied; enabled=false when none
-  EventLoop::TimerId tick_timer_ = 0;
+  Timer tick_timer_;
 
   // Registration state. `generation_` changes whenever the wanted URL does (or
   // at Stop), so answers to an older attempt are recognised.
   uint64_t generation_ = 0;
   std::string endpoint_id_;   // the endpoint we created, "" when none
   std::string endpoint_url_;  // its URL
-  EventLoop::TimerId retry_timer_ = 0;
+  Timer retry_timer_;
   Duration retry_delay_{};
   bool stopped_ = false;
 

@@ -1,7 +1,7 @@
 // Operator control at the unit level: ScenarioRunner's pause, resume, rate
-// overrides and bursts on a real event loop; the ControlApi's routing, auth and
-// validation without a process; the [control] config table; the token
-// comparison.
+// overrides and bursts on FakeTimers (exact counts and times); the ControlApi's
+// routing, auth and validation without a process; the [control] config table;
+// the token comparison.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,16 +22,17 @@ using testing::FakeEnv;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// A scenario whose flows finish on the next loop turn, or never while `hold`.
+// A scenario whose flows finish on the next dispatch, or never while `hold`.
 class LoopScenario final : public Scenario {
  public:
-  explicit LoopScenario(EventLoop& loop) : loop_(loop) {}
+  LoopScenario(Timers& timers, const Clock& clock)
+      : timers_(timers), clock_(clock) {}
   const std::string& name() const override { return name_; }
   void Start(const Arrival& arrival) override {
     starts.push_back(arrival.intended);
-    started_at.push_back(std::chrono::steady_clock::now());
+    started_at.push_back(clock_.Now());
     ++in_flight_;
-    if (!hold) loop_.Post([this] { --in_flight_; });
+    if (!hold) timers_.At(clock_.Now(), [this] { --in_flight_; });
   }
   std::size_t in_flight() const override { return in_flight_; }
   bool hold = false;
@@ -39,7 +40,8 @@ class LoopScenario final : public Scenario {
   std::vector<MonoTime> started_at;
 
  private:
-  EventLoop& loop_;
+  Timers& timers_;
+  const Clock& clock_;
   std::string name_ = "ingest";
   std::size_t in_flight_ = 0;
 };
@@ -47,15 +49,13 @@ class LoopScenario final : public Scenario {
 struct ControlRig {
   prometheus::Registry registry;
   Metrics metrics{registry};
-  SystemClock clock;
-  EventLoop loop;
-  LoopScenario scenario{loop};
+  FakeClock clock;
+  FakeTimers timers{clock};
+  LoopScenario scenario{timers, clock};
   ScenarioSeries& series = metrics.Scenario("ingest");
 
-  void RunFor(Duration d) {
-    loop.AddTimerAfter(d, [this] { loop.Stop(); });
-    loop.Run();
-  }
+  // Runs every timer due up to now + d, inclusive.
+  void RunFor(Duration d) { timers.AdvanceBy(d); }
   std::size_t StartsBetween(MonoTime from, MonoTime to) const {
     return static_cast<std::size_t>(
         std::count_if(scenario.started_at.begin(), scenario.started_at.end(),
@@ -67,11 +67,11 @@ using testing::ConstantPlan;
 
 TEST(RunnerControl, APausedScenarioProducesNoArrivalsAndResumesWithoutABurst) {
   ControlRig rig;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(100), RunnerLimits{});
   runner.Start(rig.clock.Now());
   rig.RunFor(200ms);
-  ASSERT_GT(rig.scenario.starts.size(), 10u);
+  ASSERT_EQ(rig.scenario.starts.size(), 21u);  // 0, 10, ..., 200 ms
   EXPECT_TRUE(runner.Pause());
   EXPECT_FALSE(runner.Pause());  // already paused: nothing changes
   EXPECT_EQ(rig.series.target_rate->Value(), 0);
@@ -93,77 +93,84 @@ TEST(RunnerControl, APausedScenarioProducesNoArrivalsAndResumesWithoutABurst) {
   EXPECT_EQ(rig.series.target_rate->Value(), 100);
   rig.RunFor(300ms);
   runner.Stop();
-  // No burst: the 300 ms of pause are not made up (100/s for 0.3 s is ~30,
-  // a burst would add ~30 more). No stall: the first arrival comes within
-  // one gap (10 ms) plus loop slack.
-  const std::size_t after = rig.scenario.starts.size() - starts;
-  EXPECT_NEAR(static_cast<double>(after), 30, 6);
-  EXPECT_LE(rig.StartsBetween(resumed, resumed + 5ms), 2u);
-  ASSERT_GT(after, 0u);
-  EXPECT_LT(rig.scenario.started_at[starts] - resumed, 60ms);
+  // No burst: the 300 ms of pause are not made up (a burst would start 30
+  // more at once). No stall: the gap left when it paused (a whole one, 10 ms)
+  // runs from the resume, so 10, 20, ..., 300 ms after it: 30.
+  EXPECT_EQ(rig.scenario.starts.size() - starts, 30u);
+  EXPECT_EQ(rig.scenario.started_at[starts] - resumed, 10ms);
+  EXPECT_EQ(rig.StartsBetween(resumed, resumed + 10ms), 0u);
 }
 
 TEST(RunnerControl, ARateOverrideForAWhileEndsBackOnTheSchedule) {
   ControlRig rig;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(20), RunnerLimits{});
   runner.Start(rig.clock.Now());
   rig.RunFor(100ms);
+  ASSERT_EQ(rig.scenario.starts.size(), 3u);  // 0, 50, 100 ms
   const MonoTime from = rig.clock.Now();
   runner.OverrideRate(200, from + 400ms);
   EXPECT_EQ(rig.series.target_rate->Value(), 200);
   EXPECT_EQ(rig.series.rate_overridden->Value(), 1);
   ASSERT_TRUE(runner.rate_override());
   EXPECT_EQ(runner.ScheduledRate(from), 20);  // the schedule is still known
-  rig.RunFor(400ms + 5ms);
-  const std::size_t during = rig.StartsBetween(from, from + 400ms);
+  rig.RunFor(400ms);
   EXPECT_FALSE(runner.rate_override());
   EXPECT_EQ(rig.series.rate_overridden->Value(), 0);
   EXPECT_EQ(rig.series.target_rate->Value(), 20);
-  const MonoTime back = rig.clock.Now();
+  // 200/s from the switch: the gap left then (a whole one) is 5 ms at the new
+  // rate, so 105, 110, ..., 495 ms: 79. The arrival due at 500 ms, when the
+  // override ends, is the schedule's first.
+  const auto& starts = rig.scenario.starts;
+  ASSERT_EQ(starts.size(), 3u + 79u + 1u);
+  EXPECT_EQ(starts[3], from + 5ms);
+  EXPECT_EQ(starts[81], from + 395ms);
+  EXPECT_EQ(starts[82], from + 400ms);
   rig.RunFor(500ms);
   runner.Stop();
-  // 200/s for 0.4 s is 80; then 20/s for 0.5 s is 10.
-  EXPECT_NEAR(static_cast<double>(during), 80, 10);
-  EXPECT_NEAR(static_cast<double>(rig.StartsBetween(back, back + 500ms)), 10,
-              3);
+  // Then 20/s on the schedule: 550, 600, ..., 1000 ms.
+  ASSERT_EQ(starts.size(), 83u + 10u);
+  EXPECT_EQ(starts[83], from + 450ms);
+  EXPECT_EQ(starts.back(), from + 900ms);
 }
 
 TEST(RunnerControl, AnOverrideWithoutADurationLastsUntilCleared) {
   ControlRig rig;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(10), RunnerLimits{});
-  runner.Start(rig.clock.Now());
-  runner.OverrideRate(0, MonoTime::max());
-  rig.RunFor(20ms);
-  const std::size_t starts = rig.scenario.starts.size();
-  rig.RunFor(300ms);
-  EXPECT_EQ(rig.scenario.starts.size(), starts);  // 0/s: nothing
+  const MonoTime start = rig.clock.Now();
+  runner.Start(start);
+  runner.OverrideRate(0, MonoTime::max());  // before the first arrival went
+  rig.RunFor(320ms);
+  EXPECT_TRUE(rig.scenario.starts.empty());  // 0/s: nothing
   EXPECT_TRUE(runner.ClearOverride());
   EXPECT_FALSE(runner.ClearOverride());
   rig.RunFor(350ms);
   runner.Stop();
-  // Back to 10/s without waiting out anything: ~3 in 0.35 s.
-  EXPECT_NEAR(static_cast<double>(rig.scenario.starts.size() - starts), 3.5,
-              1.5);
+  // Back to 10/s without waiting out anything (0/s left no gap to finish):
+  // at once, then every 100 ms: 320, 420, 520, 620 ms.
+  ASSERT_EQ(rig.scenario.starts.size(), 4u);
+  EXPECT_EQ(rig.scenario.starts[0], start + 320ms);
+  EXPECT_EQ(rig.scenario.starts[3], start + 620ms);
 }
 
 TEST(RunnerControl, AnOverrideSetWhilePausedTakesEffectOnResume) {
   ControlRig rig;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(10), RunnerLimits{});
   runner.Start(rig.clock.Now());
   runner.Pause();
   runner.OverrideRate(100, MonoTime::max());
   EXPECT_EQ(rig.series.target_rate->Value(), 0);  // still paused
   rig.RunFor(100ms);
-  EXPECT_TRUE(rig.scenario.starts.size() <= 1);
+  EXPECT_TRUE(rig.scenario.starts.empty());  // paused before the first
   runner.Resume();
   EXPECT_EQ(rig.series.target_rate->Value(), 100);
-  const std::size_t starts = rig.scenario.starts.size();
   rig.RunFor(300ms);
   runner.Stop();
-  EXPECT_NEAR(static_cast<double>(rig.scenario.starts.size() - starts), 30, 6);
+  // The override's 100/s from the resume, the first at once (nothing was
+  // left of a gap): 100, 110, ..., 400 ms.
+  EXPECT_EQ(rig.scenario.starts.size(), 31u);
 }
 
 TEST(RunnerControl, ABurstRespectsTheInFlightCapAndCountsTheRestAsDropped) {
@@ -171,7 +178,7 @@ TEST(RunnerControl, ABurstRespectsTheInFlightCapAndCountsTheRestAsDropped) {
   rig.scenario.hold = true;  // nothing finishes
   RunnerLimits limits;
   limits.max_in_flight = 50;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(0), limits);
   runner.Start(rig.clock.Now());
   ASSERT_TRUE(runner.Burst(1200));
@@ -189,18 +196,20 @@ TEST(RunnerControl, ABurstRespectsTheInFlightCapAndCountsTheRestAsDropped) {
 
 TEST(RunnerControl, ABurstIsBoundedAndStartsInSlicesNotAllAtOnce) {
   ControlRig rig;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(0), RunnerLimits{});
   runner.Start(rig.clock.Now());
   EXPECT_FALSE(runner.Burst(ScenarioRunner::kMaxBurst + 1));
   EXPECT_EQ(runner.burst_pending(), 0u);
   ASSERT_TRUE(runner.Burst(ScenarioRunner::kMaxBurst));
   EXPECT_FALSE(runner.Burst(1));  // would leave more than the cap waiting
-  // One loop turn starts at most 512.
-  rig.loop.Post([&] { rig.loop.Stop(); });
-  rig.loop.Run();
-  EXPECT_LE(rig.scenario.starts.size(), 512u);
-  EXPECT_GT(runner.burst_pending(), 0u);
+  // One dispatch starts 512; the rest wait for the next ones, so sockets are
+  // served in between.
+  rig.timers.Dispatch();
+  EXPECT_EQ(rig.scenario.starts.size(), 512u);
+  EXPECT_EQ(runner.burst_pending(), ScenarioRunner::kMaxBurst - 512);
+  rig.timers.Dispatch();
+  EXPECT_EQ(rig.scenario.starts.size(), 1024u);
   rig.RunFor(300ms);
   runner.Stop();
   EXPECT_EQ(rig.series.arrivals->Value(),
@@ -213,7 +222,7 @@ TEST(RunnerControl, ABurstIsBoundedAndStartsInSlicesNotAllAtOnce) {
 TEST(RunnerControl, ARemovedRunnerDoesNotLeaveTheScenarioLookingPaused) {
   ControlRig rig;
   {
-    ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+    ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                           ConstantPlan(1), RunnerLimits{});
     runner.Start(rig.clock.Now());
     runner.Pause();
@@ -240,8 +249,8 @@ TEST(ControlToken, OnlyTheExactTokenMatches) {
 // ---------------------------------------------
 
 struct ApiRig : ControlRig {
-  ScenarioRunner runner{
-      loop, clock, scenario, series, ConstantPlan(10), RunnerLimits{}};
+  ScenarioRunner runner{timers,           clock,         scenario, series,
+                        ConstantPlan(10), RunnerLimits{}};
   ControlApi api{clock, metrics, [this](std::string_view name) {
                    return name == "ingest" ? &runner : nullptr;
                  }};
@@ -311,7 +320,7 @@ TEST(ControlApi, EachActionChangesTheRunnerAndAnswersItsState) {
   ASSERT_TRUE(rig.runner.rate_override());
   EXPECT_EQ(rig.runner.rate_override()->rate, 5);
   json state = json::parse(r.body)["state"];
-  EXPECT_NEAR(state["override"]["remaining_seconds"].get<double>(), 600, 1);
+  EXPECT_DOUBLE_EQ(state["override"]["remaining_seconds"].get<double>(), 600);
   r = rig.Call("PUT", "/api/scenarios/ingest/rate", R"({"rate": "120/min"})");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(rig.runner.rate_override()->rate, 2);

@@ -40,6 +40,46 @@ TEST_P(EventLoopTimers, ACancelledTimerNeverRuns) {
   EXPECT_FALSE(ran);
 }
 
+TEST_P(EventLoopTimers, ATimerCancelledEarlierInTheSameDispatchNeverRuns) {
+  EventLoop loop(GetParam());
+  // Both are due when the loop first looks; the first cancels the second
+  // (as a rate override ending re-arms a runner's arrival timer).
+  const MonoTime past = loop.Now() - 1ms;
+  bool ran = false;
+  EventLoop::TimerId second = 0;
+  loop.At(past, [&] { loop.Cancel(second); });
+  second = loop.At(past, [&] { ran = true; });
+  Timer stop = loop.After(10ms, [&] { loop.Stop(); });
+  loop.Run();
+  EXPECT_FALSE(ran);
+}
+
+TEST_P(EventLoopTimers, TheLoopsTimerHandlesFireAndRepeatOnIt) {
+  EventLoop loop(GetParam());
+  int ticks = 0;
+  bool once = false;
+  bool gave_up = false;
+  Timer after = loop.After(1ms, [&] { once = true; });
+  EXPECT_TRUE(after.pending());
+  // Their exact spacing is timers_test's (FakeTimers); here: they repeat on
+  // the real loop until cancelled.
+  Timer every = loop.Every(5ms, [&] {
+    if (++ticks == 3) loop.Stop();
+  });
+  Timer bound = loop.After(10s, [&] {
+    gave_up = true;
+    loop.Stop();
+  });
+  loop.Run();
+  EXPECT_FALSE(gave_up);
+  EXPECT_EQ(ticks, 3);
+  EXPECT_TRUE(once);
+  EXPECT_FALSE(after.pending());
+  EXPECT_TRUE(every.pending());
+  every.Cancel();
+  EXPECT_FALSE(every.pending());
+}
+
 TEST_P(EventLoopTimers, TimerLagIsReportedToTheObserver) {
   EventLoop loop(GetParam());
   std::vector<Duration> lags;

@@ -1,5 +1,6 @@
-// Lifecycle: what polar-loadd tells systemd, driven by a real event loop and a
-// recording Notifier (the process-level tests use a real NOTIFY_SOCKET).
+// Lifecycle: what polar-loadd tells systemd, on FakeTimers and a recording
+// Notifier (the process-level tests use a real NOTIFY_SOCKET and a real
+// hung loop).
 #include "daemon/service/lifecycle.h"
 
 #include <gtest/gtest.h>
@@ -13,16 +14,19 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Records each message with the fake clock's time.
 class RecordingNotifier final : public Notifier {
  public:
-  explicit RecordingNotifier(Duration watchdog) : watchdog_(watchdog) {}
+  RecordingNotifier(const Clock& clock, Duration watchdog)
+      : clock_(clock), watchdog_(watchdog) {}
   void Send(const std::string& message) override {
-    sent.push_back({std::chrono::steady_clock::now(), message});
+    sent.push_back({clock_.Now(), message});
   }
   Duration WatchdogTimeout() const override { return watchdog_; }
   std::vector<std::pair<MonoTime, std::string>> sent;
 
  private:
+  const Clock& clock_;
   Duration watchdog_;
 };
 
@@ -33,65 +37,60 @@ uint64_t MonotonicMicros() {
          static_cast<uint64_t>(ts.tv_nsec) / 1'000;
 }
 
-TEST(Lifecycle, TheWatchdogIsPingedFromTheLoopAtHalfItsTimeout) {
-  EventLoop loop;
-  RecordingNotifier notifier(100ms);
-  Lifecycle lifecycle(loop, notifier);
+TEST(Lifecycle, TheWatchdogIsPingedAtHalfItsTimeout) {
+  FakeClock clock;
+  FakeTimers timers(clock);
+  const MonoTime start = clock.Now();
+  RecordingNotifier notifier(clock, 100ms);
+  Lifecycle lifecycle(timers, notifier);
   EXPECT_EQ(lifecycle.ping_interval(), 50ms);
-  auto start = std::chrono::steady_clock::now();
-  loop.AddTimerAfter(530ms, [&] { loop.Stop(); });
-  loop.Run();
-  std::vector<MonoTime> pings;
-  for (const auto& [when, message] : notifier.sent) {
-    EXPECT_EQ(message, "WATCHDOG=1");
-    pings.push_back(when);
+  timers.AdvanceBy(530ms);
+  // Every 50 ms from 50 ms on (the first waits half: a slow start is not a
+  // hang): 50, 100, ..., 500.
+  ASSERT_EQ(notifier.sent.size(), 10u);
+  for (std::size_t i = 0; i < notifier.sent.size(); ++i) {
+    EXPECT_EQ(notifier.sent[i].second, "WATCHDOG=1");
+    EXPECT_EQ(notifier.sent[i].first - start, 50ms * (i + 1));
   }
-  // 530 ms / 50 ms = 10 pings; allow one either way for scheduling noise.
-  EXPECT_GE(pings.size(), 9u);
-  EXPECT_LE(pings.size(), 11u);
-  ASSERT_FALSE(pings.empty());
-  EXPECT_GE(pings.front() - start, 45ms) << "the first ping waits half";
 }
 
 TEST(Lifecycle, NoPingsWhenTheWatchdogIsOff) {
-  EventLoop loop;
-  RecordingNotifier notifier(Duration::zero());
-  Lifecycle lifecycle(loop, notifier);
+  FakeClock clock;
+  FakeTimers timers(clock);
+  RecordingNotifier notifier(clock, Duration::zero());
+  Lifecycle lifecycle(timers, notifier);
   EXPECT_EQ(lifecycle.ping_interval(), Duration::zero());
-  loop.AddTimerAfter(50ms, [&] { loop.Stop(); });
-  loop.Run();
+  EXPECT_EQ(timers.pending(), 0u);
+  timers.AdvanceBy(1h);
   EXPECT_TRUE(notifier.sent.empty());
 }
 
-TEST(Lifecycle, ABlockedLoopStopsThePings) {
-  EventLoop loop;
-  RecordingNotifier notifier(40ms);
-  Lifecycle lifecycle(loop, notifier);
-  // A callback that hangs the loop for 300 ms: no ping may go out meanwhile.
-  MonoTime blocked_from{};
-  MonoTime blocked_to{};
-  loop.AddTimerAfter(100ms, [&] {
-    blocked_from = std::chrono::steady_clock::now();
-    while (std::chrono::steady_clock::now() - blocked_from < 300ms) {
-    }
-    blocked_to = std::chrono::steady_clock::now();
-  });
-  loop.AddTimerAfter(600ms, [&] { loop.Stop(); });
-  loop.Run();
-  int during = 0;
-  int after = 0;
-  for (const auto& [when, message] : notifier.sent) {
-    if (when > blocked_from && when < blocked_to) ++during;
-    if (when >= blocked_to) ++after;
-  }
-  EXPECT_EQ(during, 0);
-  EXPECT_GE(after, 3) << "pings resume once the loop runs again";
+TEST(Lifecycle, PingsComeOnlyFromTheLoopSoABlockedLoopStopsThem) {
+  FakeClock clock;
+  FakeTimers timers(clock);
+  const MonoTime start = clock.Now();
+  RecordingNotifier notifier(clock, 40ms);  // a ping every 20 ms
+  Lifecycle lifecycle(timers, notifier);
+  timers.AdvanceBy(100ms);
+  ASSERT_EQ(notifier.sent.size(), 5u);
+  // The loop hangs for 300 ms: time passes, no timer is dispatched, so no
+  // ping goes out and systemd would restart the service.
+  clock.Advance(300ms);
+  EXPECT_EQ(notifier.sent.size(), 5u);
+  // The loop runs again: one ping at once (not the 15 it missed), then every
+  // 20 ms again.
+  timers.AdvanceBy(60ms);
+  ASSERT_EQ(notifier.sent.size(), 9u);
+  EXPECT_EQ(notifier.sent[5].first - start, 400ms);
+  EXPECT_EQ(notifier.sent[6].first - start, 420ms);
+  EXPECT_EQ(notifier.sent[8].first - start, 460ms);
 }
 
 TEST(Lifecycle, MessagesFollowTheProtocol) {
-  EventLoop loop;
-  RecordingNotifier notifier(Duration::zero());
-  Lifecycle lifecycle(loop, notifier);
+  FakeClock clock;
+  FakeTimers timers(clock);
+  RecordingNotifier notifier(clock, Duration::zero());
+  Lifecycle lifecycle(timers, notifier);
   lifecycle.Ready("2 scenarios\nrunning");
   uint64_t before = MonotonicMicros();
   lifecycle.Reloading();

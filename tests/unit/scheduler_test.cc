@@ -1,10 +1,13 @@
-// ScenarioRunner on a real event loop with a fake transport: Retry-After
-// pauses, in-flight caps, and reconfiguration without losing counters.
+// ScenarioRunner on FakeTimers with a fake transport: Retry-After pauses,
+// in-flight caps, timer slack and reconfiguration without losing counters.
+// Time moves only when a test advances it, so every count and every lateness
+// below is exact.
 #include "daemon/schedule/scheduler.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <vector>
 
 #include "tests/support/unit_fixtures.h"
@@ -14,12 +17,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Answers on the loop (never inside Send) with whatever `answer` says; with
-// hold = true it keeps the callbacks until Release().
+// Answers on the next dispatch (never inside Send), at the same instant, with
+// whatever `answer` says; with hold = true it keeps the callbacks until
+// Release().
 class LoopTransport final : public Transport {
  public:
-  LoopTransport(EventLoop& loop, const Clock& clock)
-      : loop_(loop), clock_(clock) {}
+  LoopTransport(Timers& timers, const Clock& clock)
+      : timers_(timers), clock_(clock) {}
   std::function<void(Response&)> answer = [](Response& r) { r.status = 200; };
   bool hold = false;
   int sent = 0;
@@ -33,11 +37,12 @@ class LoopTransport final : public Transport {
       held_.emplace_back(std::move(r), std::move(done));
       return;
     }
-    loop_.Post([this, r = std::move(r), done = std::move(done)]() mutable {
-      r.done = clock_.Now();
-      answer(r);
-      done(std::move(r));
-    });
+    timers_.At(clock_.Now(),
+               [this, r = std::move(r), done = std::move(done)]() mutable {
+                 r.done = clock_.Now();
+                 answer(r);
+                 done(std::move(r));
+               });
   }
   void Release() {
     for (auto& [r, done] : held_) {
@@ -49,19 +54,20 @@ class LoopTransport final : public Transport {
   }
 
  private:
-  EventLoop& loop_;
+  Timers& timers_;
   const Clock& clock_;
   std::vector<std::pair<Response, ResponseCallback>> held_;
 };
 
 class FakeScenario final : public Scenario {
  public:
-  FakeScenario(Transport& transport) : transport_(transport) {}
+  FakeScenario(Transport& transport, const Clock& clock)
+      : transport_(transport), clock_(clock) {}
   const std::string& name() const override { return name_; }
   void Start(const Arrival& arrival) override {
     ++in_flight_;
     starts.push_back(arrival.intended);
-    started_at.push_back(std::chrono::steady_clock::now());
+    started_at.push_back(clock_.Now());
     Request r;
     r.intended = arrival.intended;
     transport_.Send(std::move(r), [this](Response&& response) {
@@ -77,26 +83,25 @@ class FakeScenario final : public Scenario {
  private:
   std::string name_ = "fake";
   Transport& transport_;
+  const Clock& clock_;
   std::size_t in_flight_ = 0;
 };
 
 struct RunnerRig {
   prometheus::Registry registry;
   Metrics metrics{registry};
-  SystemClock clock;
-  EventLoop loop;
-  LoopTransport transport{loop, clock};
+  FakeClock clock;
+  FakeTimers timers{clock};
+  LoopTransport transport{timers, clock};
   RetryAfterGate gate{transport};
-  FakeScenario scenario{gate};
+  FakeScenario scenario{gate, clock};
   ScenarioSeries& series = metrics.Scenario("fake");
 
   double Dropped(DropReason reason) {
     return series.dropped[static_cast<std::size_t>(reason)]->Value();
   }
-  void RunFor(Duration d) {
-    loop.AddTimerAfter(d, [this] { loop.Stop(); });
-    loop.Run();
-  }
+  // Runs every timer due up to now + d, inclusive.
+  void RunFor(Duration d) { timers.AdvanceBy(d); }
 };
 
 using testing::ConstantPlan;
@@ -113,24 +118,26 @@ TEST(ScenarioRunner, A429WithRetryAfterPausesSendingAndCountsWhatItDidNotSend) {
       r.status = 200;
     }
   };
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(100), RunnerLimits{});
   rig.gate.set_runner(&runner);
-  runner.Start(rig.clock.Now());
+  const MonoTime start = rig.clock.Now();
+  runner.Start(start);
   rig.RunFor(600ms);
   runner.Stop();
   const double arrivals = rig.series.arrivals->Value();
   const double dropped = rig.Dropped(DropReason::kRetryAfter);
-  // 100/s for 0.6 s is ~60 arrivals; the pause of 0.3 s holds back ~30.
-  EXPECT_NEAR(arrivals, 60, 8);
-  EXPECT_NEAR(dropped, 30, 6);
+  // 100/s for 0.6 s, both ends included: 61 arrivals, at 0, 10, ..., 600 ms.
+  // The first is answered at once with 429 and Retry-After 300 ms: the 29
+  // intended at 10 ... 290 ms are counted as dropped; from 300 ms on all go.
+  EXPECT_EQ(arrivals, 61);
+  EXPECT_EQ(dropped, 29);
   // Every arrival is either sent or counted: none vanished.
   EXPECT_EQ(arrivals, dropped + rig.transport.sent);
-  // Nothing intended inside the pause was sent.
-  const MonoTime pause_start = rig.scenario.starts.front();
-  for (MonoTime t : rig.scenario.starts) {
-    EXPECT_FALSE(t > pause_start + 20ms && t < pause_start + 300ms);
-  }
+  ASSERT_EQ(rig.scenario.starts.size(), 32u);
+  EXPECT_EQ(rig.scenario.starts[0], start);
+  EXPECT_EQ(rig.scenario.starts[1], start + 300ms);
+  EXPECT_EQ(rig.scenario.starts.back(), start + 600ms);
 }
 
 TEST(ScenarioRunner, RetryAfterIsIgnoredWhenTheScenarioSaysSo) {
@@ -141,14 +148,14 @@ TEST(ScenarioRunner, RetryAfterIsIgnoredWhenTheScenarioSaysSo) {
   };
   RunnerLimits limits;
   limits.honour_retry_after = false;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(100), limits);
   rig.gate.set_runner(&runner);
   runner.Start(rig.clock.Now());
   rig.RunFor(300ms);
   runner.Stop();
   EXPECT_EQ(rig.Dropped(DropReason::kRetryAfter), 0);
-  EXPECT_GT(rig.transport.sent, 20);
+  EXPECT_EQ(rig.transport.sent, 31);  // 0, 10, ..., 300 ms: every one
 }
 
 TEST(ScenarioRunner, ARetryAfterBeyondTheCapPausesOnlyForTheCap) {
@@ -159,14 +166,17 @@ TEST(ScenarioRunner, ARetryAfterBeyondTheCapPausesOnlyForTheCap) {
   };
   RunnerLimits limits;
   limits.max_retry_after = 100ms;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(100), limits);
   rig.gate.set_runner(&runner);
   const MonoTime start = rig.clock.Now();
   runner.Start(start);
   rig.RunFor(50ms);
-  EXPECT_LE(runner.paused_until(), rig.clock.Now() + 100ms);
-  EXPECT_GT(runner.paused_until(), start);
+  // The first answer (at `start`) asked for an hour; the cap holds it to
+  // 100 ms, and nothing sent meanwhile asked again.
+  EXPECT_EQ(runner.paused_until(), start + 100ms);
+  EXPECT_EQ(rig.transport.sent, 1);
+  EXPECT_EQ(rig.Dropped(DropReason::kRetryAfter), 5);  // 10 ... 50 ms
   runner.Stop();
 }
 
@@ -175,15 +185,15 @@ TEST(ScenarioRunner, ArrivalsBeyondTheInFlightCapAreCountedNotQueued) {
   rig.transport.hold = true;  // a frozen target: nothing comes back
   RunnerLimits limits;
   limits.max_in_flight = 5;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(200), limits);
   runner.Start(rig.clock.Now());
   rig.RunFor(200ms);
   runner.Stop();
   EXPECT_EQ(rig.transport.sent, 5);
-  const double arrivals = rig.series.arrivals->Value();
-  EXPECT_GT(arrivals, 30);
-  EXPECT_EQ(rig.Dropped(DropReason::kInFlightCap), arrivals - 5);
+  // 200/s for 0.2 s: 41 arrivals; 5 in flight, the other 36 counted.
+  EXPECT_EQ(rig.series.arrivals->Value(), 41);
+  EXPECT_EQ(rig.Dropped(DropReason::kInFlightCap), 36);
   rig.transport.Release();
 }
 
@@ -191,45 +201,43 @@ TEST(ScenarioRunner, TheGlobalCapIsCheckedAfterTheScenarioCap) {
   RunnerRig rig;
   RunnerLimits limits;
   limits.global_full = [] { return true; };
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(100), limits);
   runner.Start(rig.clock.Now());
   rig.RunFor(100ms);
   runner.Stop();
   EXPECT_EQ(rig.transport.sent, 0);
-  EXPECT_EQ(rig.Dropped(DropReason::kGlobalInFlightCap),
-            rig.series.arrivals->Value());
+  EXPECT_EQ(rig.series.arrivals->Value(), 11);
+  EXPECT_EQ(rig.Dropped(DropReason::kGlobalInFlightCap), 11);
 }
 
 TEST(ScenarioRunner, ReconfigureChangesTheRateAndKeepsCountersAndSequence) {
   RunnerRig rig;
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(50), RunnerLimits{});
   runner.Start(rig.clock.Now());
   rig.RunFor(200ms);
   const uint64_t before = runner.arrivals();
-  const double counted = rig.series.arrivals->Value();
-  EXPECT_NEAR(double(before), 10, 3);
+  EXPECT_EQ(before, 11u);  // 0, 20, ..., 200 ms
   runner.Reconfigure(ConstantPlan(500), RunnerLimits{});
   EXPECT_EQ(rig.series.target_rate->Value(), 500);
   const MonoTime switched = rig.clock.Now();
   rig.RunFor(200ms);
   runner.Stop();
-  // The counter carried on (no reset) and the new rate took over at once:
-  // ~100 more in 0.2 s, and the first new arrival within one old gap (20 ms).
-  EXPECT_GE(rig.series.arrivals->Value(), counted);
-  EXPECT_NEAR(double(runner.arrivals() - before), 100, 20);
-  MonoTime first_after = MonoTime::max();
-  for (MonoTime t : rig.scenario.starts)
-    if (t >= switched) first_after = std::min(first_after, t);
-  EXPECT_LT(first_after - switched, 20ms);
+  // The counter and the sequence carried on (no reset) and the new rate took
+  // over at once: the whole gap left at the switch (one arrival's worth) is
+  // 2 ms at 500/s, so 202, 204, ..., 400 ms: 100 more.
+  EXPECT_EQ(rig.series.arrivals->Value(), 111);
+  EXPECT_EQ(runner.arrivals() - before, 100u);
+  ASSERT_EQ(rig.scenario.starts.size(), 111u);
+  EXPECT_EQ(rig.scenario.starts[11] - switched, 2ms);
 }
 
 TEST(ScenarioRunner, ASuccessorStartsFromThePredecessorsRemainingWork) {
   // A reload at 10/s, 0.75 of the way through a gap: the successor's first
   // arrival comes 25 ms later, not at once (a burst) and not 100 ms later.
   RunnerRig rig;
-  ScenarioRunner old(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner old(rig.timers, rig.clock, rig.scenario, rig.series,
                      ConstantPlan(10), RunnerLimits{});
   const MonoTime start = rig.clock.Now();
   old.Start(start);
@@ -239,7 +247,7 @@ TEST(ScenarioRunner, ASuccessorStartsFromThePredecessorsRemainingWork) {
   EXPECT_NEAR(*left, 0.25, 1e-6);
   old.Stop();
 
-  ScenarioRunner next(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner next(rig.timers, rig.clock, rig.scenario, rig.series,
                       ConstantPlan(10), RunnerLimits{});
   const MonoTime reload = rig.clock.Now();
   next.Start(reload, *left);
@@ -282,31 +290,26 @@ TEST(ScenarioRunner, ArrivalsCloserThanTheTimerSlackStartTogetherAtItsEnd) {
   RunnerLimits limits;
   limits.timer_slack = 2ms;
   // 5,000/s: ten arrivals per 2 ms window.
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(5000), limits);
-  runner.Start(rig.clock.Now());
+  runner.Start(rig.clock.Now());  // the fake clock's 0: on the slack grid
   rig.RunFor(200ms);
   runner.Stop();
   const auto& intended = rig.scenario.starts;
   const auto& started = rig.scenario.started_at;
-  ASSERT_GT(intended.size(), 500u);
-  std::size_t wakeups = 1;
-  std::vector<Duration> late;
+  // 0 to 200 ms, 200 us apart.
+  ASSERT_EQ(intended.size(), 1001u);
   for (std::size_t i = 0; i < intended.size(); ++i) {
-    ASSERT_GE(started[i], intended[i]) << "arrival " << i << " started early";
-    late.push_back(started[i] - intended[i]);
-    if (i == 0) continue;
-    // Each keeps its own intended time, 200 us apart: the wait is lag.
-    EXPECT_EQ(intended[i] - intended[i - 1], 200us);
-    // Starts in one wake-up are microseconds apart.
-    if (started[i] - started[i - 1] > 100us) ++wakeups;
+    // Each starts at the end of its window and keeps its own intended time,
+    // so the wait (0 to 1.8 ms) shows as lag.
+    EXPECT_EQ(started[i], WindowEnd(intended[i], 2ms)) << "arrival " << i;
+    if (i > 0) {
+      EXPECT_EQ(intended[i] - intended[i - 1], 200us);
+    }
   }
-  // 100 windows in 200 ms (a few more when a wake-up runs late); sent one by
-  // one it would be about 1,000.
-  EXPECT_LE(wakeups, 130u);
-  // Waiting for the window's end: 1 ms late on average, from 0 to 2 ms.
-  std::sort(late.begin(), late.end());
-  EXPECT_GE(late[late.size() / 2], 500us);
+  // 101 wake-ups (0 ms, then the end of each window) where sending each on
+  // time would take 1,001.
+  EXPECT_EQ(std::set<MonoTime>(started.begin(), started.end()).size(), 101u);
 }
 
 TEST(ScenarioRunner, AScheduleSlowerThanOnePerSlackIsSentOnTime) {
@@ -316,17 +319,15 @@ TEST(ScenarioRunner, AScheduleSlowerThanOnePerSlackIsSentOnTime) {
   // 50/s is one arrival per 20 ms, more than the slack apart. The first is
   // due 1 ms into a window, so waiting for the window's end would make every
   // arrival 9 ms late.
-  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+  ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                         ConstantPlan(50), limits);
   runner.Start(WindowEnd(rig.clock.Now() + 10ms, 10ms) + 1ms);
   rig.RunFor(400ms);
   runner.Stop();
-  std::vector<Duration> late;
+  // 11, 31, ..., 391 ms: each started at its intended time.
+  ASSERT_EQ(rig.scenario.starts.size(), 20u);
   for (std::size_t i = 0; i < rig.scenario.starts.size(); ++i)
-    late.push_back(rig.scenario.started_at[i] - rig.scenario.starts[i]);
-  ASSERT_GE(late.size(), 15u);
-  std::sort(late.begin(), late.end());
-  EXPECT_LT(late[late.size() / 2], 4ms);
+    EXPECT_EQ(rig.scenario.started_at[i], rig.scenario.starts[i]);
 }
 
 TEST(RetryAfterGate, A429OnAStreamPausesTheRunnerLikeOneOnARequest) {
@@ -335,7 +336,7 @@ TEST(RetryAfterGate, A429OnAStreamPausesTheRunnerLikeOneOnARequest) {
     RunnerRig rig;
     StreamCapture inner;
     RetryAfterGate gate(inner);
-    ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+    ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series,
                           ConstantPlan(1), RunnerLimits{});
     gate.set_runner(&runner);
     int heads = 0, ends = 0;
@@ -353,7 +354,7 @@ TEST(RetryAfterGate, A429OnAStreamPausesTheRunnerLikeOneOnARequest) {
       inner.handlers.on_end(std::move(r));
     }
     EXPECT_EQ(heads + ends, 1) << "the scenario still hears about it";
-    EXPECT_GE(runner.paused_until(), before + 5s);
+    EXPECT_EQ(runner.paused_until(), before + 5s);
     gate.CancelStream(7);
     EXPECT_EQ(inner.cancelled, 7u);
   }

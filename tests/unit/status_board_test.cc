@@ -29,13 +29,15 @@ struct BoardRig {
   prometheus::Registry registry;
   Metrics metrics{registry};
   FakeClock clock;
-  EventLoop loop;  // never run: the test drives Sample() itself
+  // Never advanced: the test drives Sample() itself.
+  FakeTimers timers{clock};
   IdleScenario scenario;
   RunnerPlan plan;
-  ScenarioRunner runner{
-      loop, clock, scenario, metrics.Scenario("ingest"), plan, RunnerLimits{}};
+  ScenarioRunner runner{timers,   clock,
+                        scenario, metrics.Scenario("ingest"),
+                        plan,     RunnerLimits{}};
   StepSeries& step = metrics.Step("ingest", "ingest");
-  StatusBoard board{loop, clock, metrics, registry};
+  StatusBoard board{timers, clock, metrics, registry};
 
   void Finish(int n, Duration latency, Outcome outcome = Outcome::kOk) {
     for (int i = 0; i < n; ++i) {
