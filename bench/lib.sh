@@ -72,6 +72,75 @@ EOT
   exit 1
 }
 
+# Makes a private CA and a server certificate for 127.0.0.1 and localhost (EC P-256, as a modern
+# front end would serve; the handshakes are few, the bulk cipher is what every request pays). Sets CA_FILE.
+make_certificates() {
+  local d=$WORK/pki
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=polar-bench-ca -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
+  CA_FILE=$d/ca.pem
+}
+
+# Starts nginx (one worker) with the fixed answer of start_nginx on three loopback ports:
+# PORT_h2 (TLS, ALPN h2 and http/1.1), PORT_h1tls (TLS, http/1.1 only) and PORT_h1 (plain HTTP).
+# Access log: time and status, one line per request. Needs make_certificates first.
+# Sets NGINX_LOG.
+start_tls_nginx() {
+  local dir=$WORK/nginx-tls
+  mkdir -p "$dir/logs" "$dir/html"
+  chmod 755 "$WORK" "$dir" "$dir/html"
+  printf '{"inserted":1,"duplicates":0}' >"$dir/html/static.json"
+  PORT_h2=$(free_port)
+  PORT_h1tls=$(free_port)
+  PORT_h1=$(free_port)
+  cat >"$dir/nginx.conf" <<EOT
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  log_format t '\$msec \$status';
+  access_log $dir/logs/access.log t buffer=256k flush=1s;
+  # One connection carries a whole run: no GOAWAY or close after 1,000 requests (the default).
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_body_temp_path $dir/body;
+  ssl_certificate $WORK/pki/server.pem;
+  ssl_certificate_key $WORK/pki/server.key;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_cache shared:bench:1m;
+  server {
+    listen 127.0.0.1:$PORT_h2 ssl http2 reuseport backlog=4096;
+    listen 127.0.0.1:$PORT_h1tls ssl reuseport backlog=4096;
+    listen 127.0.0.1:$PORT_h1 reuseport backlog=4096;
+    root $dir/html;
+    location = /v1/events/ingest {
+      default_type application/json;
+      return 200 '{"inserted":1,"duplicates":0}';
+    }
+    location = /static.json { default_type application/json; }
+  }
+}
+EOT
+  nginx -p "$dir" -c "$dir/nginx.conf" &
+  PIDS+=($!)
+  NGINX_LOG=$dir/logs/access.log
+  for _ in $(seq 50); do
+    curl -s -o /dev/null --cacert "$CA_FILE" "https://127.0.0.1:$PORT_h2/static.json" && return 0
+    sleep 0.1
+  done
+  echo "nginx did not start" >&2
+  cat "$dir/logs/error.log" >&2
+  exit 1
+}
+
 # Lines in the nginx access log so far (after nginx flushed its buffer).
 log_lines() {
   sleep 1.2  # flush=1s
@@ -90,6 +159,7 @@ token = "bench-token"
 connections = ${LOADD_CONNECTIONS:-64}
 max_in_flight = 10000
 http_client = "${LOADD_HTTP_CLIENT:-auto}"
+${LOADD_CA_FILE:+ca_file = \"$LOADD_CA_FILE\"}
 
 [metrics]
 listen = "127.0.0.1:0"
