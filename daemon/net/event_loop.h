@@ -127,7 +127,7 @@ class EventLoop final : public Timers {
   bool use_timerfd_ = false;
   int timer_fd_ = -1;
   int signal_fd_ = -1;
-  int wake_fd_ = -1;  // eventfd: Stop() and Post() wake epoll_wait
+  int wake_fd_ = -1;  // eventfd: Stop() wakes epoll_wait from any thread
   std::atomic<bool> running_{false};
   // unique_ptr so a callback can Unwatch itself while running: the watcher
   // moves to graveyard_, which is emptied after the current epoll batch,

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "daemon/net/retry_after.h"
@@ -83,6 +84,17 @@ long Milliseconds(Duration d) {
       std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
 
+// libcurl honours these for https:// URLs; the built-in client speaks to no
+// proxy, so with one set every request goes through libcurl.
+bool ProxyConfigured() {
+  for (const char* name :
+       {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    const char* value = std::getenv(name);
+    if (value && *value) return true;
+  }
+  return false;
+}
+
 bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;
   for (std::size_t i = 0; i < prefix.size(); ++i) {
@@ -140,6 +152,20 @@ HttpEngine::HttpEngine(EventLoop& loop, const Clock& clock,
       h.connections = options_.connections;
       h.max_response_bytes = options_.max_response_bytes;
       http1_ = std::make_unique<Http1Client>(loop_, clock_, std::move(h));
+    }
+  }
+  if (options_.builtin_https && !ProxyConfigured()) {
+    if (auto target = ParseHttpsTarget(options_.base_url)) {
+      HttpsOptions h;
+      h.target = std::move(*target);
+      h.token = options_.token;
+      h.user_agent = options_.user_agent;
+      h.ca_file = options_.ca_file;
+      h.timeout = options_.timeout;
+      h.connect_timeout = options_.connect_timeout;
+      h.connections = options_.connections;
+      h.max_response_bytes = options_.max_response_bytes;
+      https_ = std::make_unique<HttpsClient>(loop_, clock_, std::move(h));
     }
   }
 }
@@ -209,6 +235,10 @@ HttpEngine::Transfer* HttpEngine::NewTransfer() {
 void HttpEngine::Send(Request request, ResponseCallback done) {
   if (http1_) {
     http1_->Send(std::move(request), std::move(done));
+    return;
+  }
+  if (https_) {
+    https_->Send(std::move(request), std::move(done));
     return;
   }
   queue_.push_back(Pending{std::move(request), std::move(done), nullptr});

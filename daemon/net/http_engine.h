@@ -30,6 +30,7 @@
 
 #include "daemon/net/event_loop.h"
 #include "daemon/net/http1_client.h"
+#include "daemon/net/https_client.h"
 #include "scenarios/transport.h"
 
 namespace polar {
@@ -50,6 +51,10 @@ struct EngineOptions {
   // Plain requests to an http:// target with a literal address go through
   // Http1Client instead of libcurl (target.http_client = "auto").
   bool builtin_http1 = true;
+  // Plain requests to an https:// target go through HttpsClient instead of
+  // libcurl (target.http_client = "auto"), unless a proxy is set in the
+  // environment (https_proxy, all_proxy): only libcurl speaks to proxies.
+  bool builtin_https = true;
 
   // A config reload builds a new engine only when these differ.
   bool operator==(const EngineOptions&) const = default;
@@ -69,13 +74,18 @@ class HttpEngine final : public Transport {
 
   // Requests accepted and not yet answered (queued + on the wire).
   std::size_t in_flight() const {
-    return queue_.size() + active_ + (http1_ ? http1_->in_flight() : 0);
+    return queue_.size() + active_ + (http1_ ? http1_->in_flight() : 0) +
+           (https_ ? https_->in_flight() : 0);
   }
   std::size_t active() const {
-    return active_ + (http1_ ? http1_->active() : 0);
+    return active_ + (http1_ ? http1_->active() : 0) +
+           (https_ ? https_->active() : 0);
   }
   // True when plain requests bypass libcurl (see EngineOptions).
   bool uses_builtin_http1() const { return http1_ != nullptr; }
+  bool uses_builtin_https() const { return https_ != nullptr; }
+  // The built-in HTTPS client, when it is in use (connection statistics).
+  const HttpsClient* https() const { return https_.get(); }
   // Streams open or waiting for a connection.
   std::size_t streams() const { return streams_.size() + queued_streams_; }
 
@@ -148,6 +158,7 @@ class HttpEngine final : public Transport {
   // stream holds its connection for its whole life, so it shares nothing with
   // the keep-alive pool).
   std::unique_ptr<Http1Client> http1_;
+  std::unique_ptr<HttpsClient> https_;
 };
 
 }  // namespace polar

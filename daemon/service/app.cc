@@ -25,6 +25,7 @@ EngineOptions MakeEngineOptions(const TargetConfig& target) {
   engine.connections = static_cast<std::size_t>(target.connections);
   engine.user_agent = std::string("polar-loadd/") + kVersion;
   engine.builtin_http1 = target.http_client == "auto";
+  engine.builtin_https = target.http_client == "auto";
   return engine;
 }
 
