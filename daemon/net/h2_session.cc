@@ -130,6 +130,12 @@ struct H2Session::Callbacks {
     return 0;
   }
 
+  static int OnError(nghttp2_session*, int, const char* message, size_t length,
+                     void* user) {
+    Self(user)->last_error_.assign(message, length);
+    return 0;
+  }
+
   static int OnClose(nghttp2_session*, int32_t id, uint32_t code, void* user) {
     H2Session* self = Self(user);
     auto it = self->streams_.find(id);
@@ -175,6 +181,7 @@ H2Session::H2Session(std::size_t max_body) : max_body_(max_body) {
                                                        &Callbacks::OnFrame);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks,
                                                          &Callbacks::OnClose);
+  nghttp2_session_callbacks_set_error_callback2(callbacks, &Callbacks::OnError);
   nghttp2_option* option = nullptr;
   nghttp2_option_new(&option);
   nghttp2_option_set_peer_max_concurrent_streams(option, kDefaultMaxStreams);
@@ -272,11 +279,30 @@ bool H2Session::Receive(std::string_view data, WallTime now) {
     error_ = std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(n));
     return false;
   }
+  // nghttp2 stops reading once its own GOAWAY is out, not when it is
+  // queued: take the frames now (Output() sends them) and then ask.
+  if (!Drain(&pending_out_)) return false;
+  if (!goaway_ && nghttp2_session_want_read(session_) == 0) {
+    // nghttp2 found a connection error in what arrived and queued its own
+    // GOAWAY: nothing more will be read here.
+    broken_ = true;
+    error_ = "HTTP/2: " + (last_error_.empty() ? std::string("protocol error")
+                                               : last_error_);
+    return false;
+  }
   return true;
 }
 
 bool H2Session::Output(std::string* out) {
   if (broken_) return false;
+  if (!pending_out_.empty()) {
+    out->append(pending_out_);
+    pending_out_.clear();
+  }
+  return Drain(out);
+}
+
+bool H2Session::Drain(std::string* out) {
   while (true) {
     const uint8_t* data = nullptr;
     const ssize_t n = nghttp2_session_mem_send(session_, &data);

@@ -92,6 +92,8 @@ class H2Session {
   // its SETTINGS arrive).
   uint32_t max_streams() const;
   bool goaway_received() const { return goaway_; }
+  // The server's first SETTINGS arrived (its limits are known).
+  bool settings_received() const { return settings_received_; }
   // Neither side has anything left to say: the connection can be closed.
   bool finished() const;
   const std::string& error() const { return error_; }
@@ -99,6 +101,9 @@ class H2Session {
  private:
   struct Stream;
   struct Callbacks;
+
+  // Appends what nghttp2 has to send; false on an internal error.
+  bool Drain(std::string* out);
 
   nghttp2_session* session_ = nullptr;
   std::size_t max_body_;
@@ -109,6 +114,8 @@ class H2Session {
   bool broken_ = false;
   WallTime now_{};
   std::string error_;
+  std::string last_error_;   // nghttp2's newest complaint, for error_
+  std::string pending_out_;  // frames taken out during Receive()
 };
 
 }  // namespace polar

@@ -200,11 +200,22 @@ Http1ResponseParser::Status Http1ResponseParser::Feed(std::string_view data,
   if (!data.empty()) started_ = true;
   while (true) {
     switch (phase_) {
+      case Phase::kChunkEnd: {
+        // Exactly CR LF after the chunk's data.
+        while (line_.size() < 2 && pos < data.size()) line_ += data[pos++];
+        if (line_.size() < 2) {
+          *consumed = pos;
+          return Status::kNeedMore;
+        }
+        if (line_ != "\r\n") return Fail("malformed chunk end");
+        line_.clear();
+        phase_ = Phase::kChunkSize;
+        continue;
+      }
       case Phase::kStatus:
       case Phase::kHeaders:
       case Phase::kTrailers:
-      case Phase::kChunkSize:
-      case Phase::kChunkEnd: {
+      case Phase::kChunkSize: {
         const bool header = phase_ == Phase::kStatus ||
                             phase_ == Phase::kHeaders ||
                             phase_ == Phase::kTrailers;
@@ -236,10 +247,7 @@ Http1ResponseParser::Status Http1ResponseParser::Feed(std::string_view data,
         }
         line.remove_suffix(1);
         if (header) header_bytes_ += line.size() + 2;
-        if (phase_ == Phase::kChunkEnd) {
-          if (!line.empty()) return Fail("malformed chunk end");
-          phase_ = Phase::kChunkSize;
-        } else if (phase_ == Phase::kChunkSize) {
+        if (phase_ == Phase::kChunkSize) {
           line = http1_codec::Trim(
               line.substr(0, line.find(';')));  // chunk extensions
           std::size_t size = 0;

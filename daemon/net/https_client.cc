@@ -55,6 +55,9 @@ struct HttpsClient::Conn {
   bool eof = false;  // the peer closed or reset the TCP connection
   std::string eof_error;
   bool goaway_counted = false;
+  // HTTP/2: requests wait in `waiting` until the server's SETTINGS say how
+  // many streams it takes; then they are handed out again.
+  bool settings_known = false;
   std::string plain_in;   // decrypted, not yet parsed
   std::string plain_out;  // to encrypt (HTTP/1.1 requests, h2 frames)
   MonoTime connect_deadline{};
@@ -170,7 +173,10 @@ HttpsClient::~HttpsClient() {
 }
 
 void HttpsClient::Send(Request request, ResponseCallback done) {
-  queue_.push_back(Exchange{std::move(request), std::move(done), {}, false});
+  Exchange exchange;
+  exchange.request = std::move(request);
+  exchange.done = std::move(done);
+  queue_.push_back(std::move(exchange));
   Pump();
 }
 
@@ -192,6 +198,17 @@ void HttpsClient::Pump() {
   pumping_ = false;
 }
 
+namespace {
+
+// Requests can go on the wire now: set up, and for HTTP/2 the server's limit
+// known.
+bool Submittable(const HttpsClient::Conn& conn) {
+  return conn.state == HttpsClient::Conn::State::kReady &&
+         (!conn.h2 || conn.settings_known);
+}
+
+}  // namespace
+
 std::size_t HttpsClient::AssumedCapacity(const Conn&) const {
   // Until ALPN answers, a connection is expected to be like the last one:
   // HTTP/2 takes many streams (so a burst waits for one handshake instead of
@@ -203,7 +220,7 @@ HttpsClient::Conn* HttpsClient::PickConnection() {
   // The oldest HTTP/2 connection with room: streams gather on few
   // connections.
   for (auto& conn : connections_) {
-    if (conn->state == Conn::State::kReady && conn->h2 && !conn->closed &&
+    if (conn->h2 && Submittable(*conn) && !conn->closed &&
         conn->session->CanSubmit()) {
       return conn.get();
     }
@@ -214,7 +231,7 @@ HttpsClient::Conn* HttpsClient::PickConnection() {
     return conn;
   }
   for (auto& conn : connections_) {
-    if (conn->state != Conn::State::kReady && !conn->closed &&
+    if (!Submittable(*conn) && !conn->closed &&
         conn->waiting.size() < AssumedCapacity(*conn)) {
       return conn.get();
     }
@@ -286,9 +303,14 @@ void HttpsClient::Connect(Conn* conn) {
 
 void HttpsClient::Assign(Conn* conn, Exchange exchange) {
   ++active_;
-  exchange.sent = clock_.Now();
+  // The first connection it went to: a request handed on (its connection
+  // spoke http/1.1, or the server refused it) keeps its service time running.
+  if (!exchange.assigned) {
+    exchange.assigned = true;
+    exchange.sent = clock_.Now();
+  }
   ArmSweep();
-  if (conn->state == Conn::State::kReady) {
+  if (Submittable(*conn)) {
     Start(conn, std::move(exchange));
   } else {
     conn->waiting.push_back(std::move(exchange));
@@ -388,27 +410,30 @@ void HttpsClient::Established(Conn* conn) {
   conn->h2 = conn->tls->alpn() == "h2";
   expect_h2_ = conn->h2;
   if (conn->h2) {
+    // The requests that waited keep waiting for the server's SETTINGS (its
+    // concurrency limit): sent before it, streams over the limit would be
+    // refused or held back inside nghttp2 while the clock runs.
     conn->session = std::make_unique<H2Session>(options_.max_response_bytes);
+    MarkDirty(conn);  // the preface and SETTINGS
+  } else {
+    idle_h1_.push_back(conn);
+    Release(conn);
   }
-  std::vector<Exchange> waiting = std::move(conn->waiting);
-  conn->waiting.clear();
-  std::size_t started = 0;
-  for (; started < waiting.size(); ++started) {
-    const bool room =
-        conn->h2 ? conn->session->CanSubmit() : !conn->exchange.has_value();
-    if (!room) break;
-    Start(conn, std::move(waiting[started]));
-  }
-  // The rest go back to the head of the queue, in order: another connection
-  // takes them (an http/1.1 server answered where h2 was hoped for).
-  for (std::size_t i = waiting.size(); i > started; --i) {
-    --active_;
-    queue_.push_front(std::move(waiting[i - 1]));
-  }
-  if (conn->h2) MarkDirty(conn);  // the preface and SETTINGS
-  // Bytes that came with the end of the handshake (the server's SETTINGS).
+  // Bytes that came with the end of the handshake (maybe the SETTINGS).
   Process(conn);
   Pump();
+}
+
+void HttpsClient::Release(Conn* conn) {
+  // The requests that waited for this connection go back to the head of the
+  // queue, in order, and Pump() hands them out again: to this connection as
+  // far as it takes them (an h2 server's limit, one for http/1.1), the rest
+  // to others.
+  for (std::size_t i = conn->waiting.size(); i > 0; --i) {
+    --active_;
+    queue_.push_front(std::move(conn->waiting[i - 1]));
+  }
+  conn->waiting.clear();
 }
 
 void HttpsClient::ReadSome(Conn* conn) {
@@ -452,6 +477,10 @@ void HttpsClient::ProcessH2(Conn* conn) {
   if (!conn->plain_in.empty()) {
     ok = conn->session->Receive(conn->plain_in, clock_.WallNow());
     conn->plain_in.clear();
+  }
+  if (ok && !conn->settings_known && conn->session->settings_received()) {
+    conn->settings_known = true;
+    Release(conn);  // Finish() below pumps them out
   }
   std::vector<H2StreamEnd> ended = std::move(conn->session->ended());
   conn->session->ended().clear();
@@ -660,12 +689,12 @@ void HttpsClient::SetWantWrite(Conn* conn, bool want) {
 }
 
 Response HttpsClient::FailureFor(const Exchange& exchange, Outcome outcome,
-                                 const std::string& error) const {
+                                 const std::string& error, MonoTime done) {
   Response r;
   r.transport = outcome;
   r.intended = exchange.request.intended;
   r.sent = exchange.sent;
-  r.done = clock_.Now();
+  r.done = done;
   r.error = error;
   return r;
 }
@@ -685,8 +714,9 @@ void HttpsClient::Fail(Conn* conn, Outcome outcome, const std::string& error) {
   Close(conn);
   std::vector<std::pair<Exchange, Response>> done;
   done.reserve(failed.size());
+  const MonoTime now = clock_.Now();
   for (Exchange& exchange : failed) {
-    Response response = FailureFor(exchange, outcome, error);
+    Response response = FailureFor(exchange, outcome, error, now);
     done.emplace_back(std::move(exchange), std::move(response));
   }
   Finish(std::move(done));
@@ -773,7 +803,7 @@ void HttpsClient::Sweep() {
   bool busy = false;
   for (auto& c : connections_) {
     Conn* conn = c.get();
-    if (conn->state != Conn::State::kReady) {
+    if (!Submittable(*conn)) {
       busy = true;
       if (now >= conn->connect_deadline)
         late.push_back({conn, conn->id, true, 0});
@@ -802,7 +832,8 @@ void HttpsClient::Sweep() {
     Conn* conn = l.conn;
     if (l.whole) {
       const char* why =
-          conn->state == Conn::State::kReady         ? "request timed out"
+          Submittable(*conn)                   ? "request timed out"
+          : conn->state == Conn::State::kReady ? "no HTTP/2 SETTINGS in time"
           : conn->state == Conn::State::kHandshaking ? "TLS handshake timed out"
           : conn->state == Conn::State::kResolving ? "name resolution timed out"
                                                    : "connect timed out";
@@ -817,7 +848,7 @@ void HttpsClient::Sweep() {
     conn->session->Cancel(l.stream);
     MarkDirty(conn);
     Response response =
-        FailureFor(exchange, Outcome::kTimeout, "request timed out");
+        FailureFor(exchange, Outcome::kTimeout, "request timed out", now);
     done.emplace_back(std::move(exchange), std::move(response));
   }
   Finish(std::move(done));

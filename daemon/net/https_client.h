@@ -102,11 +102,15 @@ class HttpsClient {
   struct Exchange {
     Request request;
     ResponseCallback done;
-    MonoTime sent{};
+    MonoTime sent{};        // when it first went to a connection
+    bool assigned = false;  // sent is set
     bool resent = false;
   };
-  struct Conn;
 
+ public:
+  struct Conn;  // public for the helpers in the .cc file
+
+ private:
   void Pump();
   Conn* PickConnection();
   std::size_t AssumedCapacity(const Conn& conn) const;
@@ -118,6 +122,8 @@ class HttpsClient {
   void OnConnected(Conn* conn);
   void Handshake(Conn* conn);
   void Established(Conn* conn);
+  // Hands the requests that waited for `conn` back to the queue's head.
+  void Release(Conn* conn);
   // Takes what the socket has into the TLS stream; an end of stream or a
   // reset sets the connection's eof.
   void ReadSome(Conn* conn);
@@ -143,8 +149,8 @@ class HttpsClient {
   void Close(Conn* conn);
   void Requeue(Exchange exchange);
   void Deliver(Exchange exchange, Response response);
-  Response FailureFor(const Exchange& exchange, Outcome outcome,
-                      const std::string& error) const;
+  static Response FailureFor(const Exchange& exchange, Outcome outcome,
+                             const std::string& error, MonoTime done);
   void ArmSweep();
   void Sweep();
 

@@ -125,7 +125,14 @@ TlsStream::TlsStream(TlsClientContext& context, const std::string& host,
 }
 
 TlsStream::~TlsStream() {
-  if (ssl_) SSL_free(ssl_);
+  if (!ssl_) return;
+  // Counts as an orderly close: otherwise SSL_free marks the session it
+  // kept as not resumable (a connection closed without close_notify looks
+  // truncated to OpenSSL), and no reconnect would ever resume. Fatal TLS
+  // errors have already dropped the session by then.
+  if (established_)
+    SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  SSL_free(ssl_);
 }
 
 int TlsStream::BioWrite(BIO* bio, const char* data, int size) {

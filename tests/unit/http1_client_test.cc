@@ -364,7 +364,8 @@ TEST(HttpEngineBuiltinHttp1,
       << curl.request;
 }
 
-TEST(HttpEngineBuiltinHttp1, TlsAndHostNamesStayOnCurl) {
+// (https:// targets have their own built-in client: http_engine_tls_test.)
+TEST(HttpEngineBuiltinHttp1, OnlyPlainHttpLiteralTargetsUseIt) {
   EventLoop loop;
   SystemClock clock;
   EngineOptions o;
