@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "scenarios/generators.h"
@@ -42,6 +43,17 @@ struct EventIngestionOptions {
 Outcome JudgeIngestResponse(const Response& response, int batch_size,
                             int64_t* inserted, int64_t* duplicates);
 
+namespace ingest_detail {
+// The counts of a body that is exactly Polar's usual answer,
+// {"inserted":N,"duplicates":M} (blanks allowed, either order, duplicates
+// optional, unsigned integers of at most 18 digits), read without building a
+// JSON document. False for any other body, which JudgeIngestResponse then
+// gives to the full JSON parser: the two agree wherever this one answers (the
+// ingest_judge fuzz target checks it).
+bool ReadCountsQuickly(std::string_view body, uint64_t* inserted,
+                       std::optional<uint64_t>* duplicates);
+}  // namespace ingest_detail
+
 class EventIngestionScenario final : public Scenario {
  public:
   EventIngestionScenario(ScenarioContext context,
@@ -64,6 +76,7 @@ class EventIngestionScenario final : public Scenario {
   PowerLawPicker customers_;
   std::string
       run_id_;  // makes external_ids unique across restarts of the daemon
+  std::vector<std::string> escaped_ids_;  // customer ids as JSON strings
   StepRecorder ingest_;
   ScenarioSeries& series_;
   prometheus::Counter& inserted_;

@@ -5,11 +5,14 @@
 // excerpt) via a fake Transport.
 //
 // Input: byte 0 picks the transport outcome, bytes 1-2 the status (0-999),
-// byte 3 the batch size (1-256); the rest is the body.
+// byte 3 the batch size (1-256); the rest is the body. Wherever the quick
+// reader of Polar's usual answer (ingest_detail::ReadCountsQuickly) answers,
+// the full JSON parser must read the same counts from the same body.
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "exporters/metrics.h"
@@ -76,6 +79,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   response.status = (data[1] << 8 | data[2]) % 1000;
   const int batch_size = data[3] + 1;
   response.body.assign(reinterpret_cast<const char*>(data + 4), size - 4);
+
+  uint64_t quick_inserted = 0;
+  std::optional<uint64_t> quick_duplicates;
+  if (polar::ingest_detail::ReadCountsQuickly(response.body, &quick_inserted,
+                                              &quick_duplicates)) {
+    const auto json = nlohmann::json::parse(response.body, nullptr, false);
+    if (json.is_discarded() || !json.is_object()) __builtin_trap();
+    if (json.size() != (quick_duplicates ? 2u : 1u)) __builtin_trap();
+    auto same = [&](const char* key, uint64_t want) {
+      auto it = json.find(key);
+      return it != json.end() && it->is_number_unsigned() &&
+             it->get<uint64_t>() == want;
+    };
+    if (!same("inserted", quick_inserted)) __builtin_trap();
+    if (quick_duplicates && !same("duplicates", *quick_duplicates))
+      __builtin_trap();
+  }
 
   int64_t inserted = -1, duplicates = -1;
   const polar::Outcome outcome =

@@ -162,6 +162,55 @@ TEST(JudgeIngestResponse, IsAPureFunctionOfTheResponse) {
             Outcome::kTlsError);
 }
 
+// The quick reader of Polar's usual answer agrees with the full JSON parser
+// wherever it answers, and leaves every other body to it.
+TEST(JudgeIngestResponse, TheQuickReaderAgreesWithTheFullParser) {
+  struct Case {
+    const char* body;
+    bool quick;
+    Outcome outcome;
+  };
+  const Case cases[] = {
+      {R"({"inserted":4,"duplicates":3})", true, Outcome::kOk},
+      {R"( { "duplicates" : 3 ,"inserted": 4 } )", true, Outcome::kOk},
+      {"{\"inserted\":7}\n", true, Outcome::kOk},
+      {R"({"inserted":8,"duplicates":0})", true, Outcome::kCheckFailed},
+      {R"({"inserted":999999999999999999,"duplicates":1})", true,
+       Outcome::kCheckFailed},
+      {R"({"inserted":6,"duplicates":0})", true, Outcome::kCheckFailed},
+      {R"({"inserted":4.0,"duplicates":3})", false, Outcome::kCheckFailed},
+      {R"({"inserted":-4,"duplicates":3})", false, Outcome::kCheckFailed},
+      {R"({"inserted":04,"duplicates":3})", false, Outcome::kInvalidResponse},
+      {R"({"inserted":4,"inserted":7})", false, Outcome::kOk},
+      {R"({"inserted":4,"duplicates":3,"x":1})", false, Outcome::kOk},
+      {R"({"ins\u0065rted":7})", false, Outcome::kOk},
+      {R"({"inserted":7)", false, Outcome::kInvalidResponse},
+      {R"({"inserted":7}x)", false, Outcome::kInvalidResponse},
+      {R"({"duplicates":7})", false, Outcome::kCheckFailed},
+      {R"({})", false, Outcome::kCheckFailed},
+      {"", false, Outcome::kInvalidResponse},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body);
+    uint64_t quick_inserted = 0;
+    std::optional<uint64_t> quick_duplicates;
+    EXPECT_EQ(ingest_detail::ReadCountsQuickly(c.body, &quick_inserted,
+                                               &quick_duplicates),
+              c.quick);
+    if (c.quick) {
+      const auto json = nlohmann::json::parse(c.body);
+      EXPECT_EQ(json["inserted"].get<uint64_t>(), quick_inserted);
+      EXPECT_EQ(json.value("duplicates", uint64_t{0}),
+                quick_duplicates.value_or(0));
+    }
+    Response r;
+    r.status = 200;
+    r.body = c.body;
+    int64_t inserted = -1, duplicates = -1;
+    EXPECT_EQ(JudgeIngestResponse(r, 7, &inserted, &duplicates), c.outcome);
+  }
+}
+
 TEST_F(EventIngestionTest, StatusAndTransportFailuresMapToTheirOutcomes) {
   auto scenario = Make(7);
   for (int i = 0; i < 6; ++i)
