@@ -165,7 +165,7 @@ ${LOADD_CA_FILE:+ca_file = \"$LOADD_CA_FILE\"}
 listen = "127.0.0.1:0"
 
 [daemon]
-timer_slack = "${LOADD_TIMER_SLACK:-500us}"
+timer_slack = "${LOADD_TIMER_SLACK:-1ms}"
 
 [scenarios.bench]
 type = "event_ingestion"

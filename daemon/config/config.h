@@ -74,7 +74,7 @@ struct DaemonConfig {
   Duration shutdown_grace = std::chrono::seconds(10);
   // RunnerLimits::timer_slack for every scenario: arrivals due within one
   // window are sent in one wake-up (docs/performance.md).
-  Duration timer_slack = std::chrono::microseconds(500);
+  Duration timer_slack = std::chrono::milliseconds(1);
 };
 
 // [cluster]: this instance's share when N copies run one load plan

@@ -24,6 +24,7 @@ std::system_error SysError(const char* what) {
 constexpr uint64_t kTimerTag = 1ULL << 62;
 constexpr uint64_t kSignalTag = 1ULL << 61;
 constexpr uint64_t kWakeTag = 1ULL << 60;
+constexpr uint64_t kBatchedTag = 1ULL << 59;
 
 MonoTime SteadyNow() { return std::chrono::steady_clock::now(); }
 
@@ -40,6 +41,8 @@ EventLoop::EventLoop(TimerSource timers)
   if (timer_fd_ < 0) throw SysError("timerfd_create");
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw SysError("eventfd");
+  batched_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (batched_fd_ < 0) throw SysError("epoll_create1");
   sigset_t empty;
   sigemptyset(&empty);
   signal_fd_ = signalfd(-1, &empty, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -57,12 +60,12 @@ EventLoop::EventLoop(TimerSource timers)
 }
 
 EventLoop::~EventLoop() {
-  for (int fd : {epoll_fd_, timer_fd_, signal_fd_, wake_fd_}) {
+  for (int fd : {epoll_fd_, timer_fd_, signal_fd_, wake_fd_, batched_fd_}) {
     if (fd >= 0) close(fd);
   }
 }
 
-void EventLoop::Watch(int fd, uint32_t events, IoCallback callback) {
+void EventLoop::Watch(int fd, uint32_t events, IoCallback callback, Wake wake) {
   epoll_event ev{};
   ev.events = events;
   ev.data.u64 = static_cast<uint64_t>(fd);
@@ -70,12 +73,25 @@ void EventLoop::Watch(int fd, uint32_t events, IoCallback callback) {
   bool known = slot != nullptr;
   if (known) graveyard_.push_back(std::move(slot));
   slot = std::make_unique<IoCallback>(std::move(callback));
+  const bool batched = wake == Wake::kBatched;
+  const bool was_batched = batched_.count(fd) > 0;
+  if (known && was_batched != batched) {
+    // Moving between the sets.
+    epoll_ctl(was_batched ? batched_fd_ : epoll_fd_, EPOLL_CTL_DEL, fd,
+              nullptr);
+    known = false;
+  }
+  if (batched) {
+    batched_.insert(fd);
+  } else if (was_batched) {
+    batched_.erase(fd);
+  }
+  const int set = batched ? batched_fd_ : epoll_fd_;
   // A closed fd leaves epoll by itself and its number can be reused (curl
   // closes sockets before telling us), so fall back to the other operation
   // instead of trusting our own bookkeeping.
-  if (epoll_ctl(epoll_fd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) <
-      0) {
-    epoll_ctl(epoll_fd_, known ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+  if (epoll_ctl(set, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
+    epoll_ctl(set, known ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
   }
 }
 
@@ -84,8 +100,9 @@ bool EventLoop::Modify(int fd, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
   ev.data.u64 = static_cast<uint64_t>(fd);
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) {
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  const int set = batched_.count(fd) ? batched_fd_ : epoll_fd_;
+  if (epoll_ctl(set, EPOLL_CTL_MOD, fd, &ev) < 0) {
+    epoll_ctl(set, EPOLL_CTL_ADD, fd, &ev);
   }
   return true;
 }
@@ -95,7 +112,29 @@ void EventLoop::Unwatch(int fd) {
   if (it == watchers_.end()) return;
   graveyard_.push_back(std::move(it->second));
   watchers_.erase(it);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  const bool batched = batched_.erase(fd) > 0;
+  epoll_ctl(batched ? batched_fd_ : epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void EventLoop::NestBatched(bool nest) {
+  if (nest == batched_nested_) return;
+  batched_nested_ = nest;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kBatchedTag;
+  epoll_ctl(epoll_fd_, nest ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, batched_fd_, &ev);
+}
+
+void EventLoop::DispatchBatched() {
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  const int n = epoll_wait(batched_fd_, events, kMaxEvents, 0);
+  for (int i = 0; i < n; ++i) {
+    auto it = watchers_.find(static_cast<int>(events[i].data.u64));
+    if (it == watchers_.end()) continue;
+    IoCallback* callback = it->second.get();
+    (*callback)(events[i].events);
+  }
 }
 
 EventLoop::TimerId EventLoop::At(MonoTime deadline, Callback callback) {
@@ -218,6 +257,9 @@ void EventLoop::Run() {
   while (running_) {
     int n;
     if (use_timerfd_) {
+      // No batching on this path (kernels before 5.11): batched fds wake the
+      // loop like the others.
+      NestBatched(!batched_.empty());
       n = epoll_wait(epoll_fd_, events, kMaxEvents, posted_.empty() ? -1 : 0);
     } else {
       // The next timer is epoll_pwait2's timeout (nanoseconds), so a timer
@@ -239,6 +281,14 @@ void EventLoop::Run() {
           wait.tv_sec = ns / 1'000'000'000;
           wait.tv_nsec = ns % 1'000'000'000;
         }
+      }
+      // Batched fds may wait for a timer due within the window; with none,
+      // they wake the loop themselves.
+      if (!batched_.empty()) {
+        NestBatched(
+            timeout == nullptr ||
+            (posted_.empty() && wait.tv_sec * 1'000'000'000LL + wait.tv_nsec >
+                                    kBatchWindow.count()));
       }
       n = epoll_pwait2(epoll_fd_, events, kMaxEvents, timeout, nullptr);
       if (n < 0 && errno == ENOSYS) {
@@ -265,6 +315,8 @@ void EventLoop::Run() {
       } else if (tag == kWakeTag) {
         uint64_t count;  // Stop() from another thread
         [[maybe_unused]] auto r = read(wake_fd_, &count, sizeof count);
+      } else if (tag == kBatchedTag) {
+        // Handled below, with the batched fds that are ready anyway.
       } else {
         auto it = watchers_.find(static_cast<int>(tag));
         if (it == watchers_.end()) continue;
@@ -272,6 +324,9 @@ void EventLoop::Run() {
         (*callback)(events[i].events);
       }
     }
+    // Batched fds after the timers and the others: an arrival's send is not
+    // held up by the responses that waited for its wake-up.
+    if (!batched_.empty()) DispatchBatched();
     if (!posted_.empty()) DrainPosted();
     graveyard_.clear();
     busy_ += SteadyNow() - woke;

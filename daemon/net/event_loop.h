@@ -19,6 +19,7 @@
 #include <queue>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "exporters/clock.h"
@@ -53,11 +54,24 @@ class EventLoop final : public Timers {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
+  // When a watched fd's readiness runs its callback. kNow: it wakes the loop.
+  // kBatched: it wakes the loop only when no timer is due within
+  // kBatchWindow; otherwise it is handled at that timer's wake-up, after the
+  // timers. For sockets whose reader dates what it receives by the kernel's
+  // receive timestamp (SO_TIMESTAMPNS), so handling them late changes no
+  // measurement, only the number of wake-ups: at 1,000 arrivals/s a response
+  // read at the next arrival's wake-up instead of its own halves them (on
+  // this project's 2-core VM a wake-up costs ~10-15 us of CPU, more than
+  // the request's own work).
+  enum class Wake { kNow, kBatched };
+  static constexpr Duration kBatchWindow = std::chrono::milliseconds(2);
+
   // Watches fd for `events` (EPOLLIN/EPOLLOUT...). Calling again for the same
-  // fd replaces both.
-  void Watch(int fd, uint32_t events, IoCallback callback);
-  // Changes only the event mask of a watched fd, keeping its callback (no
-  // allocation). Returns false if fd is not watched.
+  // fd replaces all three.
+  void Watch(int fd, uint32_t events, IoCallback callback,
+             Wake wake = Wake::kNow);
+  // Changes only the event mask of a watched fd, keeping its callback and
+  // Wake (no allocation). Returns false if fd is not watched.
   bool Modify(int fd, uint32_t events);
   void Unwatch(int fd);
 
@@ -120,6 +134,12 @@ class EventLoop final : public Timers {
   void RunDueTimers(MonoTime now);
   void DrainSignals();
   void DrainPosted();
+  // Runs the callbacks of batched fds that are ready (one non-blocking
+  // epoll_wait on their set).
+  void DispatchBatched();
+  // Puts the batched set into the main epoll (its readiness wakes the loop)
+  // or takes it out, as the next timer is far or near.
+  void NestBatched(bool nest);
 
   int epoll_fd_ = -1;
   // Timers are epoll_pwait2's timeout; the timerfd only on kernels without
@@ -128,6 +148,11 @@ class EventLoop final : public Timers {
   int timer_fd_ = -1;
   int signal_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: Stop() wakes epoll_wait from any thread
+  // The Wake::kBatched fds live in their own epoll set, itself in the main
+  // set only while batched_nested_.
+  int batched_fd_ = -1;
+  std::unordered_set<int> batched_;
+  bool batched_nested_ = false;
   std::atomic<bool> running_{false};
   // unique_ptr so a callback can Unwatch itself while running: the watcher
   // moves to graveyard_, which is emptied after the current epoll batch,

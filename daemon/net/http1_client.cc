@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "daemon/net/retry_after.h"
+#include "daemon/net/socket_time.h"
 
 namespace polar {
 namespace {
@@ -78,6 +79,8 @@ struct Http1Client::Conn {
   std::string out;          // request bytes not yet written
   std::size_t out_offset = 0;
   std::string in;  // received bytes not yet parsed
+  // The kernel's receive time of the newest bytes read (wall clock).
+  std::optional<timespec> received;
   std::optional<Exchange> exchange;
   Response response;
   MonoTime deadline{};
@@ -225,6 +228,9 @@ Http1Client::Conn* Http1Client::OpenConnection() {
   if (fd >= 0) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Answers are dated by when they reached the kernel (their sockets are
+    // batched into the loop's next wake-up once connected).
+    EnableReceiveTimestamps(fd);
     if (connect(fd, reinterpret_cast<const sockaddr*>(&t.address),
                 t.address_length) < 0 &&
         errno != EINPROGRESS) {
@@ -314,8 +320,10 @@ void Http1Client::WriteSome(Conn* conn) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (!conn->want_write) {
         conn->want_write = true;
-        loop_.Watch(conn->fd, EPOLLIN | EPOLLOUT,
-                    [this, conn](uint32_t events) { OnEvents(conn, events); });
+        loop_.Watch(
+            conn->fd, EPOLLIN | EPOLLOUT,
+            [this, conn](uint32_t events) { OnEvents(conn, events); },
+            EventLoop::Wake::kBatched);
       }
       return;
     }
@@ -324,9 +332,13 @@ void Http1Client::WriteSome(Conn* conn) {
     return;
   }
   if (conn->want_write) {
+    // Connected: from now on its answers may wait for the loop's next
+    // wake-up (EventLoop::Wake::kBatched), dated by ReceiveStamped().
     conn->want_write = false;
-    loop_.Watch(conn->fd, EPOLLIN,
-                [this, conn](uint32_t events) { OnEvents(conn, events); });
+    loop_.Watch(
+        conn->fd, EPOLLIN,
+        [this, conn](uint32_t events) { OnEvents(conn, events); },
+        EventLoop::Wake::kBatched);
   }
 }
 
@@ -357,7 +369,8 @@ void Http1Client::OnEvents(Conn* conn, uint32_t events) {
 void Http1Client::ReadSome(Conn* conn) {
   char buffer[kReadChunk];
   while (true) {
-    ssize_t n = recv(conn->fd, buffer, sizeof buffer, 0);
+    ssize_t n =
+        ReceiveStamped(conn->fd, buffer, sizeof buffer, &conn->received);
     if (n > 0) {
       if (conn->state != Conn::State::kBusy) {
         // Bytes nobody asked for on an idle connection: the peer is confused.
@@ -568,7 +581,7 @@ void Http1Client::Complete(Conn* conn) {
   conn->exchange.reset();
   Response response = std::move(conn->response);
   response.transport = Outcome::kOk;
-  response.done = clock_.Now();
+  response.done = std::max(ArrivalTime(clock_, conn->received), response.sent);
   if (conn->close_after) {
     Close(conn);
   } else {

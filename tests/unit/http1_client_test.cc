@@ -6,6 +6,7 @@
 #include <atomic>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "daemon/net/http_engine.h"
 #include "tests/support/scripted_http_server.h"
@@ -296,6 +297,30 @@ std::set<std::string> HeaderNames(const std::string& request) {
     names.insert(name);
   }
   return names;
+}
+
+// An answer that waits in the socket while the loop is busy (or batched
+// into its next wake-up) is dated by when it reached the kernel: the 100 ms
+// the loop spent elsewhere is not service time.
+TEST_F(Http1ClientTest, AnAnswerReadLateIsDatedByItsArrival) {
+  ScriptedHttpServer server([](const std::string&, int) {
+    return Reply{ScriptedHttpServer::Ok(R"({"inserted":1})")};
+  });
+  auto client = Client(server.base_url());
+  ASSERT_EQ(SendSequentially(*client, 1).size(), 1u);  // connected, warm
+  std::vector<Response> out;
+  client->Send(Post(), [&](Response&& r) {
+    out.push_back(std::move(r));
+    loop_.Stop();
+  });
+  loop_.AddTimerAfter(1ms, [] { std::this_thread::sleep_for(100ms); });
+  auto bound = loop_.AddTimerAfter(5s, [&] { loop_.Stop(); });
+  loop_.Run();
+  loop_.Cancel(bound);
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].transport, Outcome::kOk) << out[0].error;
+  EXPECT_LT(out[0].service(), 60ms);
+  EXPECT_GE(clock_.Now() - out[0].done, 30ms) << "dated when read";
 }
 
 // What one HttpEngine answers for one request, and what the server saw.

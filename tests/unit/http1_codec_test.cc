@@ -2,7 +2,7 @@
 // request, and the response parser fed in pieces of every size (an answer
 // split at any byte parses the same), with every malformed or oversized
 // answer refused with a reason.
-#include "daemon/http1_codec.h"
+#include "daemon/net/http1_codec.h"
 
 #include <gtest/gtest.h>
 

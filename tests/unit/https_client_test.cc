@@ -4,13 +4,14 @@
 // from a private CA made here (tests/support/test_pki.h): every fault is a
 // counted outcome or a resend, never a lost request, and the server's limits
 // are kept.
-#include "daemon/https_client.h"
+#include "daemon/net/https_client.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
@@ -358,6 +359,42 @@ TEST(HttpsClient, ARequestWithoutAnAnswerIsATimeoutAndFreesItsStream) {
     EXPECT_EQ(r.transport, Outcome::kTimeout) << Describe(r);
   }
   EXPECT_EQ(run.open_connections, 1u) << "HTTP/2 keeps the connection";
+}
+
+// An answer that waits in the socket while the loop is busy (or batched
+// into its next wake-up) is dated by when it reached the kernel: the 100 ms
+// the loop spent elsewhere is not service time.
+TEST(HttpsClient, AnAnswerReadLateIsDatedByItsArrival) {
+  Server server = StartServer(Pki().good);
+  EventLoop loop;
+  SystemClock clock;
+  HttpsOptions h;
+  h.target = *ParseHttpsTarget(server.url());
+  h.ca_file = Pki().ca;
+  HttpsClient client(loop, clock, h);
+  std::vector<Response> out;
+  auto send = [&] {
+    Request r;
+    r.path = "/v1/events/ingest";
+    r.intended = clock.Now();
+    client.Send(std::move(r), [&](Response&& response) {
+      out.push_back(std::move(response));
+      loop.Stop();
+    });
+  };
+  send();                                         // connects and warms up
+  loop.AddTimerAfter(10s, [&] { loop.Stop(); });  // a bound
+  loop.Run();
+  ASSERT_EQ(out.size(), 1u);
+  send();
+  // Right after the send leaves, the loop blocks for 100 ms: the answer
+  // (a few ms away) arrives meanwhile and is read afterwards.
+  loop.AddTimerAfter(1ms, [] { std::this_thread::sleep_for(100ms); });
+  loop.Run();
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_EQ(out[1].transport, Outcome::kOk) << Describe(out[1]);
+  EXPECT_LT(out[1].service(), 60ms);
+  EXPECT_GE(clock.Now() - out[1].done, 30ms) << "dated when read";
 }
 
 TEST(HttpsClient, NothingListeningIsAConnectError) {

@@ -312,6 +312,47 @@ TEST(ScenarioRunner, ArrivalsCloserThanTheTimerSlackStartTogetherAtItsEnd) {
   EXPECT_EQ(std::set<MonoTime>(started.begin(), started.end()).size(), 101u);
 }
 
+// The window holds at least two arrivals where the slack allows: the slack
+// from two per slack up, twice the slack from one to two, none below one.
+TEST(ScenarioRunner, TheGroupingWindowCarriesAtLeastTwoArrivalsOrNone) {
+  EXPECT_EQ(GroupWindow(20'000, 1ms), 1ms);
+  EXPECT_EQ(GroupWindow(2'000, 1ms), 1ms);
+  EXPECT_EQ(GroupWindow(1'999, 1ms), 2ms);
+  EXPECT_EQ(GroupWindow(1'000, 1ms), 2ms);
+  EXPECT_EQ(GroupWindow(999, 1ms), Duration::zero());
+  EXPECT_EQ(GroupWindow(5'000, 500us), 500us);
+  EXPECT_EQ(GroupWindow(20'000, Duration::zero()), Duration::zero());
+}
+
+// 1,500/s with 1 ms of slack: 1.5 arrivals per millisecond, so the window is
+// 2 ms and a wake-up sends three.
+TEST(ScenarioRunner, BetweenOneAndTwoArrivalsPerSlackTheWindowDoubles) {
+  RunnerRig rig;
+  RunnerLimits limits;
+  limits.timer_slack = 1ms;
+  ScenarioRunner runner(rig.loop, rig.clock, rig.scenario, rig.series,
+                        ConstantPlan(1500), limits);
+  runner.Start(rig.clock.Now());
+  rig.RunFor(200ms);
+  runner.Stop();
+  const auto& intended = rig.scenario.starts;
+  const auto& started = rig.scenario.started_at;
+  ASSERT_GT(intended.size(), 200u);
+  std::size_t wakeups = 1;
+  std::vector<Duration> late;
+  for (std::size_t i = 0; i < intended.size(); ++i) {
+    ASSERT_GE(started[i], intended[i]) << "arrival " << i << " started early";
+    late.push_back(started[i] - intended[i]);
+    if (i > 0 && started[i] - started[i - 1] > 100us) ++wakeups;
+  }
+  // 100 windows of 2 ms in 200 ms (a few more when a wake-up runs late);
+  // one per arrival would be 300, one per millisecond 200.
+  EXPECT_LE(wakeups, 130u);
+  // Waiting for the window's end: 1 ms late on average, from 0 to 2 ms.
+  std::sort(late.begin(), late.end());
+  EXPECT_GE(late[late.size() / 2], 500us);
+}
+
 TEST(ScenarioRunner, AScheduleSlowerThanOnePerSlackIsSentOnTime) {
   RunnerRig rig;
   RunnerLimits limits;
