@@ -33,12 +33,21 @@ TEST(SocketTime, BytesReadLateAreDatedByTheirArrival) {
   fds[1] = accept(listener, nullptr, nullptr);
   close(listener);
   ASSERT_GE(fds[1], 0);
+  // The kernel turns stamping on for the machine a moment after the first
+  // socket asks (a deferred switch): wait until a byte comes stamped.
+  char buffer[16];
+  std::optional<timespec> stamp;
+  for (int i = 0; i < 100 && !stamp; ++i) {
+    ASSERT_EQ(write(fds[1], "w", 1), 1);
+    std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(ReceiveStamped(fds[0], buffer, sizeof buffer, &stamp), 1);
+  }
+  ASSERT_TRUE(stamp.has_value()) << "no receive timestamps within a second";
+  stamp.reset();
   SystemClock clock;
   const MonoTime written = clock.Now();
   ASSERT_EQ(write(fds[1], "answer", 6), 6);
   std::this_thread::sleep_for(50ms);  // the reader is busy elsewhere
-  char buffer[16];
-  std::optional<timespec> stamp;
   ASSERT_EQ(ReceiveStamped(fds[0], buffer, sizeof buffer, &stamp), 6);
   ASSERT_TRUE(stamp.has_value());
   const MonoTime arrived = ArrivalTime(clock, stamp);
