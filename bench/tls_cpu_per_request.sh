@@ -16,9 +16,16 @@
 #   DURATION=5 MAX_SECONDS=3 bench/tls_cpu_per_request.sh          # smoke run
 #   RATES=20000 PROTOCOLS=h2 bench/tls_cpu_per_request.sh          # one point
 # Parameters (environment): RATES ("1000 5000 20000"), PROTOCOLS ("h2 h1tls h1"), DURATION (60),
-# WARMUP (5), MAX_SECONDS (20; 0 skips the at-maximum references), H1_CLIENTS (8, h2load --h1
-# connections), H2_CLIENTS (1, h2load HTTP/2 connections), LOADD_HTTP_CLIENT (auto|curl),
-# RATIO_GOAL (1.5), RATE_GOAL_PCT (0.5), RSS_GOAL_MIB (64).
+# WARMUP (5), MAX_SECONDS (20; 0 skips the at-maximum references), H1_CLIENTS (h2load --h1
+# connections; default one per 2,500/s of rate, so one at 1,000/s and eight at 20,000/s: one
+# connection with one request at a time carries about that much here), H2_CLIENTS (1, h2load
+# HTTP/2 connections), CURL (1 adds polar-loadd with http_client = "curl" at every point, as a
+# reference), RATIO_GOAL (1.5), RATE_GOAL_PCT (0.5), RSS_GOAL_MIB (64).
+#
+# h2load --rps N sends on a libev timer of 1/N s per connection; libev sleeps in whole
+# milliseconds, so above 1,000/s it sends several requests per wake-up. polar-loadd does the same
+# by design (daemon.timer_slack, docs/performance.md), with each request timed from its own
+# intended send time.
 source "$(dirname "$0")/lib.sh"
 
 RATES=${RATES:-"1000 5000 20000"}
@@ -26,8 +33,9 @@ PROTOCOLS=${PROTOCOLS:-"h2 h1tls h1"}
 DURATION=${DURATION:-60}
 WARMUP=${WARMUP:-5}
 MAX_SECONDS=${MAX_SECONDS:-20}
-H1_CLIENTS=${H1_CLIENTS:-8}
+H1_CLIENTS=${H1_CLIENTS:-auto}
 H2_CLIENTS=${H2_CLIENTS:-1}
+CURL=${CURL:-0}
 RATIO_GOAL=${RATIO_GOAL:-1.5}
 RATE_GOAL_PCT=${RATE_GOAL_PCT:-0.5}
 RSS_GOAL_MIB=${RSS_GOAL_MIB:-64}
@@ -91,27 +99,41 @@ path=/v1/events/ingest
 h2load_common=(-t1 -d "$WORK/body.json" -H "content-type: application/json" -H "authorization: Bearer bench-token")
 fails=0
 rows=()
+# h2load connections for a point: H2_CLIENTS for HTTP/2; for HTTP/1.1 H1_CLIENTS, or one per
+# 2,500/s of rate.
+clients_for() {
+  local proto=$1 rate=$2
+  if [ "$proto" = h2 ]; then
+    echo "$H2_CLIENTS"
+  elif [ "$H1_CLIENTS" = auto ]; then
+    echo $(((rate + 2499) / 2500))
+  else
+    echo "$H1_CLIENTS"
+  fi
+}
+
 for proto in $PROTOCOLS; do
   url=$(url_of "$proto")
   h1=()
-  clients=$H2_CLIENTS
   streams=(-m 100)
   if [ "$proto" != h2 ]; then
     h1=(--h1)
-    clients=$H1_CLIENTS
     streams=(-m 1)
   fi
   if [ "$MAX_SECONDS" -gt 0 ]; then
-    RATE_OF='' run "h2load-max-$proto" h2load "${h2load_common[@]}" "${h1[@]}" -c "$clients" "${streams[@]}" \
-      -D "$MAX_SECONDS" "$url$path"
+    max_clients=$(clients_for "$proto" 20000)
+    RATE_OF='' run "h2load-max-$proto" h2load "${h2load_common[@]}" "${h1[@]}" -c "$max_clients" \
+      "${streams[@]}" -D "$MAX_SECONDS" "$url$path"
     rows+=("$proto max h2load-max-$proto $MAX_SECONDS")
     if [ "$proto" != h2 ]; then
-      RATE_OF='' run "wrk-max-$proto" wrk -t1 -c"$clients" -d"${MAX_SECONDS}s" -s "$WORK/post.lua" "$url$path"
+      RATE_OF='' run "wrk-max-$proto" wrk -t1 -c"$max_clients" -d"${MAX_SECONDS}s" -s "$WORK/post.lua" \
+        "$url$path"
       rows+=("$proto max wrk-max-$proto $MAX_SECONDS")
     fi
   fi
   for rate in $RATES; do
     seconds=$((WARMUP + DURATION))
+    clients=$(clients_for "$proto" "$rate")
     per_client=$(awk -v r="$rate" -v c="$clients" 'BEGIN { printf "%g", r / c }')
     RATE_OF=$rate run "h2load-$proto-$rate" h2load "${h2load_common[@]}" "${h1[@]}" -c "$clients" \
       "${streams[@]}" --rps "$per_client" -D "$seconds" "$url$path"
@@ -120,6 +142,12 @@ for proto in $PROTOCOLS; do
     RATE_OF=$rate run "polar-loadd-$proto-$rate" "$BIN/polar-loadd" --config "$WORK/loadd-$proto-$rate.toml" \
       --once --duration "$((seconds + 2))s"
     rows+=("$proto $rate polar-loadd-$proto-$rate $((seconds + 2))")
+    if [ "$CURL" = 1 ]; then
+      LOADD_HTTP_CLIENT=curl LOADD_CA_FILE=$CA_FILE loadd_config "$url" "$rate" "$WORK/curl-$proto-$rate.toml"
+      RATE_OF=$rate run "curl-$proto-$rate" "$BIN/polar-loadd" --config "$WORK/curl-$proto-$rate.toml" \
+        --once --duration "$((seconds + 2))s"
+      rows+=("$proto $rate curl-$proto-$rate $((seconds + 2))")
+    fi
   done
 done
 
@@ -128,6 +156,10 @@ for row in "${rows[@]}"; do
   read -r proto rate name seconds <<<"$row"
   us=$(us_per "$name")
   ratio=-
+  if [[ $name == curl-* ]]; then
+    ref=$(us_per "h2load-$proto-$rate")
+    ratio=$(awk -v a="$us" -v b="$ref" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')
+  fi
   if [[ $name == polar-loadd-* ]]; then
     ref=$(us_per "h2load-$proto-$rate")
     ratio=$(awk -v a="$us" -v b="$ref" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')
@@ -139,7 +171,7 @@ for row in "${rows[@]}"; do
   printf '%-7s %-7s %-28s %10d %10.0f %8s %10s %8s %8s\n' "$proto" "$rate" "$name" "${REQS[$name]}" \
     "$(awk -v n="${REQS[$name]}" -v s="$seconds" 'BEGIN { print n / s }')" "${RATE_PCT[$name]:--}" "$us" "$ratio" "${RSS[$name]}"
 done
-echo "(ratio: polar-loadd / h2load at the same rate; goals: <= ${RATIO_GOAL}x, rate within +-${RATE_GOAL_PCT} %, RSS < ${RSS_GOAL_MIB} MiB; ! marks a miss)"
+echo "(ratio: polar-loadd / h2load at the same rate; goals: <= ${RATIO_GOAL}x, rate within +-${RATE_GOAL_PCT} %, RSS < ${RSS_GOAL_MIB} MiB; ! marks a miss; curl-*: http_client = \"curl\", for reference)"
 if [ "$fails" -gt 0 ]; then
   echo "FAIL: $fails point(s) missed a goal" >&2
   exit 1

@@ -31,6 +31,7 @@
 
 #include "tests/support/fault_server.h"
 #include "tests/support/process.h"
+#include "tests/support/test_pki.h"
 
 namespace polar {
 namespace {
@@ -629,6 +630,136 @@ TEST_F(Faults, AnUntrustedCertificateIsTlsErrorUntilCaFileTrustsIt) {
       MatrixConfig(url, rate(), "5s", fmt::format("ca_file = \"{}\"", c.cert)));
   Snapshot after = ExpectBackOnTime(std::chrono::steady_clock::now());
   ExpectBounded(base, peak, after);
+  ExpectCleanExit();
+}
+
+// ---- HTTP/2 and TLS faults: the built-in HTTPS client -----------------------
+// tests/support/h2_fault_server.py serves HTTP/2 faults on cue, with a
+// certificate from a private CA (tests/support/test_pki.h) that the daemon
+// trusts through ca_file.
+
+struct H2FaultServer {
+  std::unique_ptr<Process> process;
+  std::string url;
+};
+
+H2FaultServer StartH2FaultServer(const testing::KeyPair& keys,
+                                 std::vector<std::string> more) {
+  std::vector<std::string> args{POLAR_SOURCE_DIR
+                                "/tests/support/h2_fault_server.py",
+                                "--cert", keys.cert, "--key", keys.key};
+  args.insert(args.end(), more.begin(), more.end());
+  H2FaultServer s;
+  s.process = std::make_unique<Process>("/usr/bin/python3", args);
+  auto line = s.process->FirstStdoutLine(10s);
+  if (!line || line->rfind("PORT ", 0) != 0)
+    throw std::runtime_error("h2_fault_server did not start: " +
+                             s.process->Stderr());
+  s.url = "https://127.0.0.1:" + line->substr(5);
+  return s;
+}
+
+std::string TrustTestCa() {
+  return fmt::format("ca_file = \"{}\"", testing::Pki().ca);
+}
+
+// Every arrival between two snapshots started within 250 ms of its intended
+// time, and none was dropped.
+void ExpectScheduleKept(const Snapshot& a, const Snapshot& b) {
+  const std::string lag = "polar_loadd_schedule_lag_seconds";
+  EXPECT_EQ(Delta(a, b, lag + "_bucket", {"le=\"0.25\""}),
+            Delta(a, b, lag + "_count"))
+      << "arrivals started more than 250 ms late";
+  EXPECT_EQ(Delta(a, b, "polar_loadd_arrivals_dropped_total"), 0);
+}
+
+// Front ends rotate HTTP/2 connections with GOAWAY (nginx after 1,000
+// requests by default). Here every connection says GOAWAY after 20 answers:
+// requests it did not process are sent again on the next connection, so every
+// one is answered ok and the schedule holds.
+TEST_F(Faults, Http2GoawayRotationLosesNoRequestAndKeepsTheSchedule) {
+  H2FaultServer server =
+      StartH2FaultServer(testing::Pki().good, {"--close-after", "20"});
+  StartLoadd(server.url, "polar_oat_test", "5s", TrustTestCa());
+  std::this_thread::sleep_for(500ms);
+  Snapshot a = Take();
+  ProcStats peak = Hold(2000ms);
+  Snapshot b = Take();
+  ExpectOnly(a, b, "ok", 0.8 * rate() * Seconds(a.at, b.at));
+  EXPECT_NEAR(Delta(a, b, "polar_loadd_arrivals_total"),
+              rate() * Seconds(a.at, b.at),
+              std::max(3.0, 0.1 * rate() * Seconds(a.at, b.at)));
+  ExpectScheduleKept(a, b);
+  ExpectBounded(a, peak, b);
+  ExpectCleanExit();
+}
+
+// RST_STREAM(INTERNAL_ERROR) for every request: each one is an
+// invalid_response, the connection and the schedule hold, and a reload to a
+// healthy server is back on time.
+TEST_F(Faults, Http2StreamResetsAreInvalidResponseAndTheScheduleHolds) {
+  H2FaultServer reset =
+      StartH2FaultServer(testing::Pki().good, {"--rst-every", "1"});
+  H2FaultServer healthy = StartH2FaultServer(testing::Pki().good, {});
+  StartLoadd(reset.url, "polar_oat_test", "5s", TrustTestCa());
+  std::this_thread::sleep_for(500ms);
+  Snapshot a = Take();
+  ProcStats peak = Hold(1500ms);
+  Snapshot b = Take();
+  ExpectOnly(a, b, "invalid_response", 0.8 * rate() * Seconds(a.at, b.at));
+  ExpectScheduleKept(a, b);
+  loadd_->Reload(MatrixConfig(healthy.url, rate(), "5s", TrustTestCa()));
+  Snapshot after = ExpectBackOnTime(std::chrono::steady_clock::now());
+  ExpectBounded(a, peak, after);
+  ExpectCleanExit();
+}
+
+// A server that accepts connections and never answers the TLS handshake:
+// each attempt ends after connect_timeout (1 s here) as a timeout for every
+// request that waited for it, arrivals keep their schedule meanwhile (none
+// dropped: a second of them is well under the in-flight cap), and a reload
+// to a healthy server is back on time.
+TEST_F(Faults, AStalledTlsHandshakeIsTimeoutAndTheScheduleHolds) {
+  H2FaultServer stall =
+      StartH2FaultServer(testing::Pki().good, {"--stall-handshake"});
+  H2FaultServer healthy = StartH2FaultServer(testing::Pki().good, {});
+  StartLoadd(stall.url, "polar_oat_test", "5s", TrustTestCa());
+  std::this_thread::sleep_for(200ms);
+  Snapshot a = Take();
+  ProcStats peak = Hold(2500ms);
+  Snapshot b = Take();
+  // The requests of the first ~1.5 s have timed out by now.
+  ExpectOnly(a, b, "timeout", 0.4 * rate() * Seconds(a.at, b.at));
+  EXPECT_NE(loadd_->process().Stderr().find("TLS handshake timed out"),
+            std::string::npos);
+  EXPECT_NEAR(Delta(a, b, "polar_loadd_arrivals_total"),
+              rate() * Seconds(a.at, b.at),
+              std::max(3.0, 0.1 * rate() * Seconds(a.at, b.at)));
+  ExpectScheduleKept(a, b);
+  loadd_->Reload(MatrixConfig(healthy.url, rate(), "5s", TrustTestCa()));
+  Snapshot after = ExpectBackOnTime(std::chrono::steady_clock::now());
+  ExpectBounded(a, peak, after);
+  ExpectCleanExit();
+}
+
+// An expired certificate, from a CA the daemon trusts: tls_error naming the
+// reason, until a reload points at a server with a valid one.
+TEST_F(Faults, AnExpiredCertificateIsTlsErrorUntilAValidOneIsServed) {
+  H2FaultServer expired = StartH2FaultServer(testing::Pki().expired, {});
+  H2FaultServer healthy = StartH2FaultServer(testing::Pki().good, {});
+  base_rate_ = 20;  // every refused request costs the Python server a handshake
+  StartLoadd(expired.url, "polar_oat_test", "5s", TrustTestCa());
+  std::this_thread::sleep_for(500ms);
+  Snapshot a = Take();
+  ProcStats peak = Hold(1500ms);
+  Snapshot b = Take();
+  ExpectOnly(a, b, "tls_error", 0.8 * rate() * Seconds(a.at, b.at));
+  EXPECT_NE(loadd_->process().Stderr().find("certificate has expired"),
+            std::string::npos);
+  ExpectScheduleKept(a, b);
+  loadd_->Reload(MatrixConfig(healthy.url, rate(), "5s", TrustTestCa()));
+  Snapshot after = ExpectBackOnTime(std::chrono::steady_clock::now());
+  ExpectBounded(a, peak, after);
   ExpectCleanExit();
 }
 
