@@ -12,65 +12,24 @@
 #include <charconv>
 #include <cstring>
 
-#include "daemon/net/retry_after.h"
+#include "daemon/net/http1_codec.h"
 #include "daemon/net/socket_time.h"
 
 namespace polar {
 namespace {
 
-// Header sections above this are garbage, not an answer from Polar (whose
-// largest header blocks are well under 2 KiB).
-constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
 // Deadlines are checked this often while exchanges are on the wire; timeouts
 // are seconds long, so 50 ms of slack is noise.
 constexpr auto kSweepEvery = std::chrono::milliseconds(50);
 constexpr std::size_t kReadChunk = 64 * 1024;
-
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
-
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
-
-bool ContainsNoCase(std::string_view text, std::string_view needle) {
-  if (needle.size() > text.size()) return false;
-  for (std::size_t i = 0; i + needle.size() <= text.size(); ++i) {
-    if (EqualsNoCase(text.substr(i, needle.size()), needle)) return true;
-  }
-  return false;
-}
-
-std::string_view Trim(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
-    v.remove_prefix(1);
-  }
-  while (!v.empty() &&
-         (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) {
-    v.remove_suffix(1);
-  }
-  return v;
-}
 
 }  // namespace
 
 // One TCP connection and the exchange on it, if any.
 struct Http1Client::Conn {
   enum class State { kConnecting, kIdle, kBusy };
-  enum class Phase {
-    kStatus,
-    kHeaders,
-    kBody,
-    kChunkSize,
-    kChunkData,
-    kChunkEnd,
-    kTrailers,
-    kUntilClose,
-    kDone
-  };
+
+  explicit Conn(std::size_t max_body) : parser(max_body) {}
 
   int fd = -1;
   State state = State::kConnecting;
@@ -78,30 +37,14 @@ struct Http1Client::Conn {
   bool want_write = false;  // EPOLLOUT registered
   std::string out;          // request bytes not yet written
   std::size_t out_offset = 0;
-  std::string in;  // received bytes not yet parsed
   // The kernel's receive time of the newest bytes read (wall clock).
   std::optional<timespec> received;
   std::optional<Exchange> exchange;
   Response response;
   MonoTime deadline{};
-  // Parser state of the current answer.
-  Phase phase = Phase::kStatus;
-  bool got_bytes = false;
-  bool close_after = false;
-  bool chunked = false;
-  bool has_length = false;
-  std::size_t remaining = 0;
-  std::size_t header_bytes = 0;
-
-  void ResetParser() {
-    phase = Phase::kStatus;
-    got_bytes = false;
-    close_after = false;
-    chunked = false;
-    has_length = false;
-    remaining = 0;
-    header_bytes = 0;
-  }
+  // The answer to the current exchange, parsed as it arrives.
+  Http1ResponseParser parser;
+  bool close_after = false;  // bytes came after the answer
 };
 
 std::optional<Http1Target> PlainHttpTarget(std::string_view base_url) {
@@ -252,7 +195,7 @@ Http1Client::Conn* Http1Client::OpenConnection() {
     Deliver(std::move(exchange), std::move(r));
     return nullptr;
   }
-  auto owned = std::make_unique<Conn>();
+  auto owned = std::make_unique<Conn>(options_.max_response_bytes);
   Conn* conn = owned.get();
   conn->fd = fd;
   conn->state = Conn::State::kConnecting;
@@ -266,35 +209,15 @@ Http1Client::Conn* Http1Client::OpenConnection() {
 void Http1Client::Assign(Conn* conn, Exchange exchange) {
   ++active_;
   const Request& req = exchange.request;
-  const bool body_method = req.method == Method::kPost ||
-                           req.method == Method::kPut ||
-                           req.method == Method::kPatch ||
-                           (req.method == Method::kDelete && !req.body.empty());
-  std::string& out = conn->out;
-  out.clear();
+  conn->out.clear();
   conn->out_offset = 0;
-  out += MethodName(req.method);
-  out += ' ';
-  out += options_.target.path_prefix;
-  out += req.path;
-  out += " HTTP/1.1\r\n";
-  out += req.authenticated ? header_auth_ : header_anon_;
-  if (body_method) {
-    // Always a Content-Length, never chunked: Polar answers 411 without one.
-    out += "Content-Type: application/json\r\nContent-Length: ";
-    char digits[24];
-    auto [end, ec] =
-        std::to_chars(digits, digits + sizeof digits, req.body.size());
-    out.append(digits, end);
-    out += "\r\n\r\n";
-    out += req.body;
-  } else {
-    out += "\r\n";
-  }
+  AppendHttp1Request(&conn->out, req, options_.target.path_prefix,
+                     req.authenticated ? header_auth_ : header_anon_);
   conn->response = Response{};
   conn->response.intended = req.intended;
   conn->response.sent = clock_.Now();
-  conn->ResetParser();
+  conn->parser.Reset();
+  conn->close_after = false;
   conn->exchange = std::move(exchange);
   const Duration budget = conn->state == Conn::State::kConnecting
                               ? options_.connect_timeout
@@ -377,9 +300,21 @@ void Http1Client::ReadSome(Conn* conn) {
         Close(conn);
         return;
       }
-      conn->got_bytes = true;
-      conn->in.append(buffer, static_cast<std::size_t>(n));
-      if (!Parse(conn)) return;
+      const std::string_view bytes(buffer, static_cast<std::size_t>(n));
+      std::size_t consumed = 0;
+      const auto status = conn->parser.Feed(bytes, clock_.WallNow(), &consumed);
+      if (status == Http1ResponseParser::Status::kError) {
+        conn->reused = false;  // an answer started: never sent again
+        Fail(conn, Outcome::kInvalidResponse, conn->parser.error());
+        return;
+      }
+      if (status == Http1ResponseParser::Status::kDone) {
+        // Bytes after the answer that nobody asked for: the next exchange
+        // could not be told apart from them, so this connection is done.
+        conn->close_after = consumed < bytes.size();
+        Complete(conn);
+        return;
+      }
       if (static_cast<std::size_t>(n) < sizeof buffer) return;
       continue;
     }
@@ -391,7 +326,9 @@ void Http1Client::ReadSome(Conn* conn) {
       Close(conn);  // an idle keep-alive connection the server closed
       return;
     }
-    if (conn->phase == Conn::Phase::kUntilClose && err == 0) {
+    if (err == 0 &&
+        conn->parser.Finish() == Http1ResponseParser::Status::kDone) {
+      conn->close_after = true;
       Complete(conn);  // the body ends with the connection
       return;
     }
@@ -402,187 +339,17 @@ void Http1Client::ReadSome(Conn* conn) {
   }
 }
 
-bool Http1Client::Parse(Conn* conn) {
-  using Phase = Conn::Phase;
-  Response& r = conn->response;
-  std::string& in = conn->in;
-  std::size_t pos = 0;
-  auto fail = [&](const char* why) {
-    Fail(conn, Outcome::kInvalidResponse, why);
-    return false;
-  };
-  while (true) {
-    switch (conn->phase) {
-      case Phase::kStatus:
-      case Phase::kHeaders:
-      case Phase::kTrailers: {
-        std::size_t eol = in.find("\r\n", pos);
-        if (eol == std::string::npos) {
-          if (in.size() - pos + conn->header_bytes > kMaxHeaderBytes) {
-            return fail("response header section too large");
-          }
-          in.erase(0, pos);
-          return true;
-        }
-        std::string_view line(in.data() + pos, eol - pos);
-        conn->header_bytes += line.size() + 2;
-        pos = eol + 2;
-        if (conn->header_bytes > kMaxHeaderBytes) {
-          return fail("response header section too large");
-        }
-        if (conn->phase == Phase::kStatus) {
-          // "HTTP/1.1 200 OK"
-          if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." ||
-              line[8] != ' ') {
-            return fail("malformed status line");
-          }
-          int status = 0;
-          auto [p, ec] =
-              std::from_chars(line.data() + 9, line.data() + 12, status);
-          if (ec != std::errc() || p != line.data() + 12 || status < 100) {
-            return fail("malformed status code");
-          }
-          r.status = status;
-          r.http_version = line[7] == '0' ? 10 : 11;  // as curl reports it
-          conn->close_after = line[7] == '0';  // HTTP/1.0 closes by default
-          conn->phase = Phase::kHeaders;
-          continue;
-        }
-        if (conn->phase == Phase::kTrailers) {
-          if (line.empty()) {
-            conn->phase = Phase::kDone;
-            continue;
-          }
-          continue;  // trailer fields are ignored
-        }
-        if (!line.empty()) {
-          std::size_t colon = line.find(':');
-          if (colon == std::string_view::npos) {
-            return fail("malformed header line");
-          }
-          std::string_view name = line.substr(0, colon);
-          std::string_view value = Trim(line.substr(colon + 1));
-          if (EqualsNoCase(name, "content-length")) {
-            std::size_t length = 0;
-            auto [p, ec] = std::from_chars(value.data(),
-                                           value.data() + value.size(), length);
-            if (ec != std::errc() || p != value.data() + value.size()) {
-              return fail("malformed Content-Length");
-            }
-            conn->has_length = true;
-            conn->remaining = length;
-          } else if (EqualsNoCase(name, "transfer-encoding")) {
-            conn->chunked = ContainsNoCase(value, "chunked");
-          } else if (EqualsNoCase(name, "connection")) {
-            if (ContainsNoCase(value, "close")) conn->close_after = true;
-            if (ContainsNoCase(value, "keep-alive")) conn->close_after = false;
-          } else if (EqualsNoCase(name, "retry-after")) {
-            r.retry_after = ParseRetryAfter(value, clock_.WallNow());
-          }
-          continue;
-        }
-        // End of the header section.
-        if (r.status < 200) {
-          // 100 Continue and friends: the real answer follows.
-          conn->ResetParser();
-          conn->got_bytes = true;
-          continue;
-        }
-        if (r.status == 204 || r.status == 304) {
-          conn->phase = Phase::kDone;
-        } else if (conn->chunked) {
-          conn->phase = Phase::kChunkSize;
-        } else if (conn->has_length) {
-          if (conn->remaining > options_.max_response_bytes) {
-            return fail("response body over the size limit");
-          }
-          r.body.reserve(conn->remaining);
-          conn->phase = conn->remaining ? Phase::kBody : Phase::kDone;
-        } else {
-          conn->phase = Phase::kUntilClose;
-          conn->close_after = true;
-        }
-        continue;
-      }
-      case Phase::kBody:
-      case Phase::kChunkData:
-      case Phase::kUntilClose: {
-        std::size_t available = in.size() - pos;
-        std::size_t take = conn->phase == Phase::kUntilClose
-                               ? available
-                               : std::min(available, conn->remaining);
-        if (r.body.size() + take > options_.max_response_bytes) {
-          return fail("response body over the size limit");
-        }
-        r.body.append(in, pos, take);
-        pos += take;
-        if (conn->phase == Phase::kUntilClose) {
-          in.clear();
-          return true;
-        }
-        conn->remaining -= take;
-        if (conn->remaining > 0) {
-          in.erase(0, pos);
-          return true;
-        }
-        conn->phase =
-            conn->phase == Phase::kBody ? Phase::kDone : Phase::kChunkEnd;
-        continue;
-      }
-      case Phase::kChunkSize: {
-        std::size_t eol = in.find("\r\n", pos);
-        if (eol == std::string::npos) {
-          if (in.size() - pos > 1024) return fail("malformed chunk size");
-          in.erase(0, pos);
-          return true;
-        }
-        std::string_view line(in.data() + pos, eol - pos);
-        line = line.substr(0, line.find(';'));  // chunk extensions
-        line = Trim(line);
-        std::size_t size = 0;
-        auto [p, ec] =
-            std::from_chars(line.data(), line.data() + line.size(), size, 16);
-        if (line.empty() || ec != std::errc() ||
-            p != line.data() + line.size()) {
-          return fail("malformed chunk size");
-        }
-        pos = eol + 2;
-        conn->remaining = size;
-        conn->phase = size == 0 ? Phase::kTrailers : Phase::kChunkData;
-        continue;
-      }
-      case Phase::kChunkEnd: {
-        if (in.size() - pos < 2) {
-          in.erase(0, pos);
-          return true;
-        }
-        if (in.compare(pos, 2, "\r\n") != 0) return fail("malformed chunk end");
-        pos += 2;
-        conn->phase = Phase::kChunkSize;
-        continue;
-      }
-      case Phase::kDone: {
-        in.erase(0, pos);
-        if (!in.empty()) {
-          // Bytes after the answer that nobody asked for: the next exchange
-          // could not be told apart from them, so this connection is done.
-          conn->close_after = true;
-          in.clear();
-        }
-        Complete(conn);
-        return false;
-      }
-    }
-  }
-}
-
 void Http1Client::Complete(Conn* conn) {
   Exchange exchange = std::move(*conn->exchange);
   conn->exchange.reset();
   Response response = std::move(conn->response);
   response.transport = Outcome::kOk;
   response.done = std::max(ArrivalTime(clock_, conn->received), response.sent);
-  if (conn->close_after) {
+  response.status = conn->parser.status();
+  response.http_version = conn->parser.http_version();
+  response.retry_after = conn->parser.retry_after();
+  response.body = std::move(conn->parser.body());
+  if (conn->close_after || conn->parser.close_after()) {
     Close(conn);
   } else {
     conn->state = Conn::State::kIdle;
@@ -595,8 +362,8 @@ void Http1Client::Complete(Conn* conn) {
 void Http1Client::Fail(Conn* conn, Outcome outcome, std::string error) {
   std::optional<Exchange> exchange = std::move(conn->exchange);
   conn->exchange.reset();
-  const bool stale =
-      conn->reused && !conn->got_bytes && outcome == Outcome::kInvalidResponse;
+  const bool stale = conn->reused && !conn->parser.started() &&
+                     outcome == Outcome::kInvalidResponse;
   Response response = std::move(conn->response);
   Close(conn);
   if (!exchange) return;

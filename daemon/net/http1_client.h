@@ -1,13 +1,17 @@
 // Http1Client: a small HTTP/1.1 keep-alive client for plain-http targets, run
 // on the daemon's EventLoop. HttpEngine sends ordinary requests through it
 // when the target is `http://` with a literal address (a local Polar stack,
-// polar-sim), and keeps libcurl for TLS, HTTP/2, host names and streams.
+// polar-sim); https:// targets have HttpsClient, host names and streams
+// libcurl.
 //
 // Why it exists: libcurl's per-transfer work (state machine, connection-cache
 // checks with two poll() calls per reuse, allocations) cost 3-4x wrk's CPU per
 // request at 20,000 requests/s; the load box should spend its CPU on load, not
 // on bookkeeping. This client does one writev-free send() and one or two
-// recv() per exchange and allocates only the response body.
+// recv() per exchange, framed by daemon/net/http1_codec.h (shared with
+// HttpsClient). A connected socket waits for the loop's next wake-up
+// (EventLoop::Wake::kBatched) and its answers are dated by the kernel's
+// receive time (daemon/net/socket_time.h).
 //
 // Owned by HttpEngine; loop thread only. Same contract as Transport::Send:
 // the callback runs exactly once per request, never before Send() returns,
@@ -85,8 +89,6 @@ class Http1Client {
   void WriteSome(Conn* conn);
   void OnEvents(Conn* conn, uint32_t events);
   void ReadSome(Conn* conn);
-  // Parses what is buffered; returns false when the connection was closed.
-  bool Parse(Conn* conn);
   void Complete(Conn* conn);
   void Fail(Conn* conn, Outcome outcome, std::string error);
   void Close(Conn* conn);

@@ -1,4 +1,4 @@
-// Fuzz target: the HTTPS client's HTTP/2 session (daemon/h2_session.h) fed
+// Fuzz target: the HTTPS client's HTTP/2 session (daemon/net/h2_session.h) fed
 // what an untrusted server sends after two requests went out: frames of any
 // kind, in pieces of any size. It must never crash or grow without bound,
 // every stream it reports ended is one that was submitted and ends once, and

@@ -1,5 +1,5 @@
 // Fuzz target: the HTTPS client's HTTP/1.1 response parser
-// (daemon/http1_codec.h), which reads what an untrusted server sends. The
+// (daemon/net/http1_codec.h), which reads what an untrusted server sends. The
 // same bytes parsed whole and in pieces of every size the input picks must
 // end the same way: the same status, body and close decision, or an error.
 //

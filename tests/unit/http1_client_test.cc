@@ -303,7 +303,11 @@ std::set<std::string> HeaderNames(const std::string& request) {
 // into its next wake-up) is dated by when it reached the kernel: the 100 ms
 // the loop spent elsewhere is not service time.
 TEST_F(Http1ClientTest, AnAnswerReadLateIsDatedByItsArrival) {
-  ScriptedHttpServer server([](const std::string&, int) {
+  // The second answer leaves 20 ms after its request, well inside the 100 ms
+  // the loop is busy (it would otherwise be read before the busy spell, in
+  // the wake-up that sends the request when a new connection opens).
+  ScriptedHttpServer server([](const std::string&, int index) {
+    if (index == 1) std::this_thread::sleep_for(20ms);
     return Reply{ScriptedHttpServer::Ok(R"({"inserted":1})")};
   });
   auto client = Client(server.base_url());

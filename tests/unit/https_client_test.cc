@@ -365,7 +365,9 @@ TEST(HttpsClient, ARequestWithoutAnAnswerIsATimeoutAndFreesItsStream) {
 // into its next wake-up) is dated by when it reached the kernel: the 100 ms
 // the loop spent elsewhere is not service time.
 TEST(HttpsClient, AnAnswerReadLateIsDatedByItsArrival) {
-  Server server = StartServer(Pki().good);
+  // Answers leave 20 ms after their request, well inside the 100 ms the loop
+  // is busy below.
+  Server server = StartServer(Pki().good, {"--delay", "20"});
   EventLoop loop;
   SystemClock clock;
   HttpsOptions h;
@@ -388,7 +390,7 @@ TEST(HttpsClient, AnAnswerReadLateIsDatedByItsArrival) {
   ASSERT_EQ(out.size(), 1u);
   send();
   // Right after the send leaves, the loop blocks for 100 ms: the answer
-  // (a few ms away) arrives meanwhile and is read afterwards.
+  // arrives meanwhile and is read afterwards.
   loop.AddTimerAfter(1ms, [] { std::this_thread::sleep_for(100ms); });
   loop.Run();
   ASSERT_EQ(out.size(), 2u);
