@@ -160,6 +160,21 @@ Metrics::Metrics(prometheus::Registry& registry)
                "waiting, over the last second (1 = saturated).")
            .Register(registry)
            .Add({});
+  auto& connection_events =
+      prometheus::BuildCounter()
+          .Name("polar_loadd_connection_events_total")
+          .Help(
+              "Connection events of the built-in HTTPS client: attempts, TLS "
+              "handshakes and resumptions, GOAWAYs, refused streams and "
+              "requests sent again.")
+          .Register(registry);
+  const char* kConnectionEventNames[kConnectionEventCount] = {
+      "opened", "handshake",      "tls_resumed",
+      "goaway", "stream_refused", "resent"};
+  for (std::size_t i = 0; i < kConnectionEventCount; ++i) {
+    connection_events_[i] =
+        &connection_events.Add({{"event", kConnectionEventNames[i]}});
+  }
   engine_queued_ = &prometheus::BuildGauge()
                         .Name("polar_loadd_engine_queued")
                         .Help(

@@ -96,6 +96,19 @@ struct ScenarioSeries {
   prometheus::Gauge* rate_overridden = nullptr;
 };
 
+// Connection-level events of the built-in HTTPS client. Fixed set: it is
+// the `event` label of polar_loadd_connection_events_total.
+enum class ConnectionEvent : unsigned char {
+  kOpened,         // a connection attempt began
+  kHandshake,      // a TLS handshake completed
+  kTlsResumed,     // ... and resumed a kept session
+  kGoaway,         // the server said GOAWAY on a connection
+  kStreamRefused,  // REFUSED_STREAM, or above a GOAWAY's last stream id
+  kResent,         // a request sent again (after a refusal, or a stale
+                   // keep-alive connection)
+};
+inline constexpr std::size_t kConnectionEventCount = 6;
+
 // Requests finished so far, summed over every scenario and step (for the
 // one-line status systemd shows; the time series are in the registry).
 struct RequestTotals {
@@ -133,6 +146,9 @@ class Metrics {
   prometheus::Gauge& loop_utilisation() { return *loop_utilisation_; }
   // Requests accepted by the engine and waiting for a connection.
   prometheus::Gauge& engine_queued() { return *engine_queued_; }
+  prometheus::Counter& connection_events(ConnectionEvent event) {
+    return *connection_events_[static_cast<std::size_t>(event)];
+  }
   // Standard process_* metrics (Prometheus client conventions), refreshed by
   // SampleProcess() from /proc/self.
   void SampleProcess();
@@ -200,6 +216,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& paused_;
   prometheus::Family<prometheus::Gauge>& rate_overridden_;
   prometheus::Family<prometheus::Counter>& control_actions_;
+  std::array<prometheus::Counter*, kConnectionEventCount> connection_events_{};
   prometheus::Histogram* loop_lag_ = nullptr;
   prometheus::Counter* reloads_success_ = nullptr;
   prometheus::Counter* reloads_failure_ = nullptr;

@@ -207,7 +207,32 @@ void App::SampleEverySecond() {
   metrics_->loop_utilisation().Set(loop_->TakeUtilisation());
   metrics_->engine_queued().Set(
       static_cast<double>(engine_->in_flight() - engine_->active()));
+  SampleConnectionEvents();
   metrics_->SampleProcess();
+}
+
+void App::SampleConnectionEvents() {
+  const HttpsClient* https = engine_->https();
+  if (!https) return;
+  // A reload's new engine counts from zero again.
+  if (https != sampled_https_) {
+    sampled_https_ = https;
+    sampled_stats_ = HttpsStats{};
+  }
+  const HttpsStats& now = https->stats();
+  auto add = [&](ConnectionEvent event, uint64_t HttpsStats::*field) {
+    const uint64_t delta = now.*field - sampled_stats_.*field;
+    if (delta > 0) {
+      metrics_->connection_events(event).Increment(static_cast<double>(delta));
+    }
+  };
+  add(ConnectionEvent::kOpened, &HttpsStats::connections_opened);
+  add(ConnectionEvent::kHandshake, &HttpsStats::handshakes);
+  add(ConnectionEvent::kTlsResumed, &HttpsStats::handshakes_resumed);
+  add(ConnectionEvent::kGoaway, &HttpsStats::goaways);
+  add(ConnectionEvent::kStreamRefused, &HttpsStats::streams_refused);
+  add(ConnectionEvent::kResent, &HttpsStats::requests_resent);
+  sampled_stats_ = now;
 }
 
 void App::PrintProgress() {

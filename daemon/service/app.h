@@ -104,8 +104,12 @@ class App {
   void InstallTestHooks();
   void BeginShutdown(const char* why);
   void CheckDrained();
-  // Every second: loop utilisation, engine queue, process_* metrics.
+  // Every second: loop utilisation, engine queue, connection events,
+  // process_* metrics.
   void SampleEverySecond();
+  // The HTTPS client's connection counts since the last sample, added to
+  // polar_loadd_connection_events_total.
+  void SampleConnectionEvents();
   // One-shot runs: progress lines, the summary and the verdict.
   void PrintProgress();
   RunSummary BuildSummary() const;
@@ -120,6 +124,9 @@ class App {
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<Lifecycle> lifecycle_;
   std::unique_ptr<HttpEngine> engine_;
+  // What SampleConnectionEvents() last read, and from which client.
+  const HttpsClient* sampled_https_ = nullptr;
+  HttpsStats sampled_stats_;
   std::unique_ptr<HttpServer> metrics_server_;
   std::unique_ptr<ControlApi> control_;
   std::unique_ptr<StatusBoard> status_board_;

@@ -690,6 +690,12 @@ TEST_F(Faults, Http2GoawayRotationLosesNoRequestAndKeepsTheSchedule) {
               rate() * Seconds(a.at, b.at),
               std::max(3.0, 0.1 * rate() * Seconds(a.at, b.at)));
   ExpectScheduleKept(a, b);
+  // The rotations are counted, and every new connection resumed the TLS
+  // session of an earlier one.
+  const std::string events = "polar_loadd_connection_events_total";
+  const double goaways = Delta(a, b, events, {"event=\"goaway\""});
+  EXPECT_GE(goaways, 1);
+  EXPECT_GE(Delta(a, b, events, {"event=\"tls_resumed\""}), goaways - 1);
   ExpectBounded(a, peak, b);
   ExpectCleanExit();
 }
