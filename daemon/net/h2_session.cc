@@ -317,6 +317,10 @@ bool H2Session::Drain(std::string* out) {
   }
 }
 
+bool H2Session::WantsToWrite() const {
+  return !pending_out_.empty() || nghttp2_session_want_write(session_) != 0;
+}
+
 bool H2Session::finished() const {
   return nghttp2_session_want_read(session_) == 0 &&
          nghttp2_session_want_write(session_) == 0;

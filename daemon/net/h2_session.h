@@ -84,6 +84,11 @@ class H2Session {
   // False on an internal error.
   bool Output(std::string* out);
 
+  // Frames are waiting for Output() (acknowledgements, window updates,
+  // resets). After most answers nothing is, and the owner then skips the
+  // flush it would otherwise schedule for every read.
+  bool WantsToWrite() const;
+
   // A new stream fits: no GOAWAY, under the server's concurrency limit, and
   // stream ids left.
   bool CanSubmit() const;

@@ -549,7 +549,7 @@ void HttpsClient::ProcessH2(Conn* conn) {
   } else if (conn->streams.empty() &&
              (conn->session->goaway_received() || conn->session->finished())) {
     Close(conn);  // drained after GOAWAY
-  } else {
+  } else if (conn->session->WantsToWrite()) {
     MarkDirty(conn);  // SETTINGS and PING acknowledgements, WINDOW_UPDATEs
   }
   Finish(std::move(done));

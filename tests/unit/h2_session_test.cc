@@ -88,6 +88,7 @@ class Server {
   void Reset(int32_t id, uint32_t code) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, code);
   }
+  void Ping() { nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr); }
   void Goaway(int32_t last, uint32_t code = NGHTTP2_NO_ERROR) {
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, last, code, nullptr, 0);
   }
@@ -206,6 +207,29 @@ TEST(H2Session, AnAnswerEndsItsStreamWithStatusBodyAndRetryAfter) {
   ASSERT_TRUE(end.retry_after);
   EXPECT_EQ(*end.retry_after, 30s);
   EXPECT_EQ(client.open_streams(), 0u);
+}
+
+TEST(H2Session, OnlyFramesOwedToTheServerAskForAWrite) {
+  H2Session client(1024);
+  Server server;
+  std::string preface;
+  ASSERT_TRUE(client.Output(&preface));
+  EXPECT_FALSE(client.WantsToWrite());
+  server.Receive(preface);
+  ASSERT_TRUE(client.Receive(server.Output(), kNow));
+  EXPECT_TRUE(client.WantsToWrite()) << "the server's SETTINGS need an ACK";
+  Exchange(client, server);
+  EXPECT_FALSE(client.WantsToWrite());
+  const int32_t id = client.Submit(Post(), TestHeaders());
+  EXPECT_TRUE(client.WantsToWrite());
+  Exchange(client, server);
+  server.Respond(id, "200", R"({"inserted":1,"duplicates":0})");
+  ASSERT_TRUE(client.Receive(server.Output(), kNow));
+  ASSERT_EQ(client.ended().size(), 1u);
+  EXPECT_FALSE(client.WantsToWrite()) << "a small answer owes nothing back";
+  server.Ping();
+  ASSERT_TRUE(client.Receive(server.Output(), kNow));
+  EXPECT_TRUE(client.WantsToWrite()) << "a PING needs its ACK";
 }
 
 TEST(H2Session, AResetIsReportedAndARefusalIsToldApart) {
