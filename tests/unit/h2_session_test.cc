@@ -9,7 +9,7 @@
 #include <cstring>
 #include <map>
 
-namespace polar {
+namespace polar::h2_session_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -327,4 +327,4 @@ TEST(H2Session, AProtocolErrorFromTheServerBreaksTheSession) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::h2_session_test

@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-namespace polar {
+namespace polar::http1_codec_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -202,4 +202,4 @@ TEST(Http1Codec, ResetStartsAFreshAnswerOnTheSameConnection) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::http1_codec_test

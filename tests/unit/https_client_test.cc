@@ -16,7 +16,7 @@
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
 
-namespace polar {
+namespace polar::https_client_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -425,4 +425,4 @@ TEST(HttpsClient, AnUnreadableCaFileFailsEveryRequestWithItsReason) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::https_client_test

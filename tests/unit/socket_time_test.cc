@@ -10,7 +10,7 @@
 
 #include <thread>
 
-namespace polar {
+namespace polar::socket_time_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -73,4 +73,4 @@ TEST(SocketTime, AStampFromTheFutureIsClampedToNow) {
 }
 
 }  // namespace
-}  // namespace polar
+}  // namespace polar::socket_time_test
