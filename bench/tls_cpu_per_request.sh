@@ -11,8 +11,11 @@
 # counted from the same log over DURATION seconds, starting WARMUP seconds after its first request.
 #
 # Goals (exit status 1 when one is missed): at every rate and protocol polar-loadd's CPU per
-# request <= 1.5x h2load's at the same rate, its rate within +-0.5 %, its max RSS < 64 MiB.
-#   bench/tls_cpu_per_request.sh                                   # figures of record (~35 min)
+# request <= 1.5x h2load's at the same rate, its rate within +-0.5 %, its max RSS < 64 MiB; and
+# plain HTTP/1.1 not worse than its figure of record (bench/cpu_per_request.sh, docs/performance.md):
+# polar-loadd at 20,000/s <= 1.09x wrk at its maximum with 32 connections, measured here in the
+# same run (the wrk-max-h1 row uses those 32 connections; needs h1, 20000 and MAX_SECONDS > 0).
+#   bench/tls_cpu_per_request.sh                                   # figures of record (~25 min)
 #   DURATION=5 MAX_SECONDS=3 bench/tls_cpu_per_request.sh          # smoke run
 #   RATES=20000 PROTOCOLS=h2 bench/tls_cpu_per_request.sh          # one point
 # Parameters (environment): RATES ("1000 5000 20000"), PROTOCOLS ("h2 h1tls h1"), DURATION (60),
@@ -20,7 +23,8 @@
 # connections; default one per 2,500/s of rate, so one at 1,000/s and eight at 20,000/s: one
 # connection with one request at a time carries about that much here), H2_CLIENTS (1, h2load
 # HTTP/2 connections), CURL (1 adds polar-loadd with http_client = "curl" at every point, as a
-# reference), RATIO_GOAL (1.5), RATE_GOAL_PCT (0.5), RSS_GOAL_MIB (64).
+# reference), RATIO_GOAL (1.5), RATE_GOAL_PCT (0.5), RSS_GOAL_MIB (64), PLAIN_WRK_GOAL (1.09),
+# PLAIN_WRK_CONNECTIONS (32).
 #
 # h2load --rps N sends on a libev timer of 1/N s per connection; libev sleeps in whole
 # milliseconds, so above 1,000/s it sends several requests per wake-up. polar-loadd does the same
@@ -39,6 +43,8 @@ CURL=${CURL:-0}
 RATIO_GOAL=${RATIO_GOAL:-1.5}
 RATE_GOAL_PCT=${RATE_GOAL_PCT:-0.5}
 RSS_GOAL_MIB=${RSS_GOAL_MIB:-64}
+PLAIN_WRK_GOAL=${PLAIN_WRK_GOAL:-1.09}
+PLAIN_WRK_CONNECTIONS=${PLAIN_WRK_CONNECTIONS:-32}
 
 ensure_built
 "$ROOT/scripts/deps" bench
@@ -126,7 +132,9 @@ for proto in $PROTOCOLS; do
       "${streams[@]}" -D "$MAX_SECONDS" "$url$path"
     rows+=("$proto max h2load-max-$proto $MAX_SECONDS")
     if [ "$proto" != h2 ]; then
-      RATE_OF='' run "wrk-max-$proto" wrk -t1 -c"$max_clients" -d"${MAX_SECONDS}s" -s "$WORK/post.lua" \
+      wrk_clients=$max_clients
+      [ "$proto" = h1 ] && wrk_clients=$PLAIN_WRK_CONNECTIONS
+      RATE_OF='' run "wrk-max-$proto" wrk -t1 -c"$wrk_clients" -d"${MAX_SECONDS}s" -s "$WORK/post.lua" \
         "$url$path"
       rows+=("$proto max wrk-max-$proto $MAX_SECONDS")
     fi
@@ -172,6 +180,19 @@ for row in "${rows[@]}"; do
     "$(awk -v n="${REQS[$name]}" -v s="$seconds" 'BEGIN { print n / s }')" "${RATE_PCT[$name]:--}" "$us" "$ratio" "${RSS[$name]}"
 done
 echo "(ratio: polar-loadd / h2load at the same rate; goals: <= ${RATIO_GOAL}x, rate within +-${RATE_GOAL_PCT} %, RSS < ${RSS_GOAL_MIB} MiB; ! marks a miss; curl-*: http_client = \"curl\", for reference)"
+# Plain HTTP/1.1 not worse than its figure of record: polar-loadd at 20,000/s against wrk flat out.
+if [ -n "${CPU[polar-loadd-h1-20000]:-}" ] && [ -n "${CPU[wrk-max-h1]:-}" ]; then
+  plain=$(awk -v a="$(us_per polar-loadd-h1-20000)" -v b="$(us_per wrk-max-h1)" \
+    'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  if awk -v r="$plain" -v g="$PLAIN_WRK_GOAL" 'BEGIN { exit !(r > 0 && r <= g) }'; then
+    echo "plain HTTP/1.1: polar-loadd at 20000/s ${plain}x wrk at its maximum (goal <= ${PLAIN_WRK_GOAL}x, the figure of record): met"
+  else
+    echo "plain HTTP/1.1: polar-loadd at 20000/s ${plain}x wrk at its maximum (goal <= ${PLAIN_WRK_GOAL}x, the figure of record): MISSED"
+    fails=$((fails + 1))
+  fi
+else
+  echo "plain HTTP/1.1 check skipped (needs PROTOCOLS with h1, RATES with 20000, MAX_SECONDS > 0)"
+fi
 if [ "$fails" -gt 0 ]; then
   echo "FAIL: $fails point(s) missed a goal" >&2
   exit 1
