@@ -769,5 +769,26 @@ TEST_F(Faults, AnExpiredCertificateIsTlsErrorUntilAValidOneIsServed) {
   ExpectCleanExit();
 }
 
+// A certificate from a trusted CA for another host name (other.example, not
+// 127.0.0.1): tls_error naming the mismatch, the schedule kept meanwhile,
+// until a reload points at a server with the right one.
+TEST_F(Faults, ACertificateForAnotherHostIsTlsErrorAndTheScheduleHolds) {
+  H2FaultServer wrong = StartH2FaultServer(testing::Pki().wrong_host, {});
+  H2FaultServer healthy = StartH2FaultServer(testing::Pki().good, {});
+  base_rate_ = 20;  // every refused request costs the Python server a handshake
+  StartLoadd(wrong.url, "polar_oat_test", "5s", TrustTestCa());
+  std::this_thread::sleep_for(500ms);
+  Snapshot a = Take();
+  ProcStats peak = Hold(1500ms);
+  Snapshot b = Take();
+  ExpectOnly(a, b, "tls_error", 0.8 * rate() * Seconds(a.at, b.at));
+  EXPECT_NE(loadd_->process().Stderr().find("mismatch"), std::string::npos);
+  ExpectScheduleKept(a, b);
+  loadd_->Reload(MatrixConfig(healthy.url, rate(), "5s", TrustTestCa()));
+  Snapshot after = ExpectBackOnTime(std::chrono::steady_clock::now());
+  ExpectBounded(a, peak, after);
+  ExpectCleanExit();
+}
+
 }  // namespace
 }  // namespace polar
