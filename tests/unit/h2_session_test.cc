@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <map>
+#include <string_view>
 
 namespace polar::h2_session_test {
 namespace {
@@ -63,7 +64,9 @@ class Server {
                std::vector<std::pair<std::string, std::string>> extra = {}) {
     bodies_[id] = body;
     std::vector<nghttp2_nv> nva;
-    auto add = [&](const std::string& n, const std::string& v) {
+    // string_view: a literal name stays in static storage (a const
+    // std::string& would be a temporary gone before nghttp2 copies it).
+    auto add = [&](std::string_view n, std::string_view v) {
       nva.push_back({(uint8_t*)n.data(), (uint8_t*)v.data(), n.size(), v.size(),
                      NGHTTP2_NV_FLAG_NONE});
     };
