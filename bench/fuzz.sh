@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzing: runs each of the eight libFuzzer targets of tests/fuzz (config, units, tzif, ingest_judge,
-# sim_request, webhook, http1_response, h2_session; clang, ASan + UBSan; preset `fuzz`) for RUNS executions (default one
-# million), one target after another, starting from its checked-in corpus, and prints executions,
-# exec/s, coverage and new inputs per target. Exits 1 if a target crashed, leaked, timed out or
-# ran out of memory; the input that did it is kept under build-fuzz/findings/NAME/ and printed:
+# Fuzzing: runs each of the nine libFuzzer targets of tests/fuzz (config, units, tzif,
+# ingest_judge, sim_request, webhook, http1_response, h2_session, sse; clang, ASan + UBSan; preset
+# `fuzz`) for RUNS executions (default one million), one target after another, starting from its
+# checked-in corpus, and prints executions, exec/s, coverage and new inputs per target. Exits 1 if
+# a target crashed, leaked, timed out or ran out of memory; the input that did it is kept under
+# build-fuzz/findings/NAME/ and printed:
 # copy it into tests/fuzz/corpus/NAME/ and it becomes a regression test (ctest label `fuzz`
 # replays the corpus in every build).
 #   bench/fuzz.sh                                   # every target, 1,000,000 executions each
@@ -20,7 +21,7 @@ cd "$ROOT"
 RUNS=${RUNS:-1000000}
 MAX_SECONDS=${MAX_SECONDS:-0}
 MERGE=${MERGE:-0}
-ALL=(config units tzif ingest_judge sim_request webhook http1_response h2_session)  # = POLAR_FUZZ_TARGETS in tests/fuzz/CMakeLists.txt
+ALL=(config units tzif ingest_judge sim_request webhook http1_response h2_session sse)  # = POLAR_FUZZ_TARGETS in tests/fuzz/CMakeLists.txt
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ALL[@]}")
 
