@@ -54,8 +54,9 @@ bool VerifyWebhookSignature(std::string_view key, std::string_view id,
 // webhook-timestamp: Unix seconds as 1-12 decimal digits; nullopt otherwise.
 std::optional<int64_t> ParseWebhookTimestamp(std::string_view text);
 
-// Standard base64 (RFC 4648 §4); padding is optional when decoding, other
-// characters make the decode fail.
+// Standard base64 (RFC 4648 §4), by OpenSSL's EVP_EncodeBlock and
+// EVP_DecodeBlock; padding is optional when decoding, other characters
+// (blanks included) make the decode fail.
 std::string Base64Encode(std::string_view bytes);
 std::optional<std::string> Base64Decode(std::string_view text);
 

@@ -122,6 +122,26 @@ TEST(WebhookSignature, TheStandardFormOfAPolarSecretGivesTheSameKey) {
   }
 }
 
+TEST(WebhookSignature, AnUnpaddedStandardSecretIsTheSameKeyAsItsPaddedForm) {
+  // Secrets are often copied without their trailing '='. Keys of 25 and 26
+  // bytes need two and one pad characters; ending in zero bytes, they also
+  // catch a decoder that counts the pad's zero bytes as key bytes.
+  for (const std::string& key : {std::string(24, 'k') + std::string(1, '\0'),
+                                 std::string(24, 'k') + std::string(2, '\0')}) {
+    const std::string padded = Base64Encode(key);
+    ASSERT_EQ(padded.back(), '=');
+    std::string unpadded = padded;
+    while (unpadded.back() == '=') unpadded.pop_back();
+    for (const std::string& text : {"whsec_" + padded, "whsec_" + unpadded}) {
+      std::string error;
+      auto got =
+          WebhookKeyFromSecret(text, WebhookSecretFormat::kStandard, &error);
+      ASSERT_TRUE(got) << error;
+      EXPECT_EQ(*got, key) << text;
+    }
+  }
+}
+
 TEST(WebhookSignature, AnyOfSeveralSpaceSeparatedSignaturesMayMatch) {
   const std::string key(kPolarSecret);
   const std::string good = PythonSignature(key, "id-1", "1755856800", kBody);
@@ -201,7 +221,8 @@ TEST(WebhookSignature, Base64MatchesPythonAndRoundTrips) {
   for (std::string_view bytes :
        {std::string_view(""), std::string_view("f"), std::string_view("fo"),
         std::string_view("foo"), std::string_view("\xff\x00\xfe\x01", 4),
-        kPolarSecret}) {
+        std::string_view("\0", 1), std::string_view("a\0", 2),
+        std::string_view("\0\0\0", 3), kPolarSecret}) {
     std::string encoded = Base64Encode(bytes);
     if (!bytes.empty()) {
       EXPECT_EQ(encoded, PythonBase64(bytes));
@@ -216,6 +237,14 @@ TEST(WebhookSignature, Base64MatchesPythonAndRoundTrips) {
   }
   EXPECT_FALSE(Base64Decode("ab$d"));
   EXPECT_FALSE(Base64Decode("abcde"));  // 5 characters cannot be base64
+  // Blanks anywhere are refused (OpenSSL's decoder alone would skip them at
+  // the ends), and so is padding in the middle.
+  EXPECT_FALSE(Base64Decode(" Zm9v"));
+  EXPECT_FALSE(Base64Decode("Zm9v\n"));
+  EXPECT_FALSE(Base64Decode("Zm 9v"));
+  EXPECT_FALSE(Base64Decode("Zg==Zm9v"));
+  // Any run of trailing '=' is padding, as before.
+  EXPECT_EQ(Base64Decode("Zg==="), std::string("f"));
 }
 
 }  // namespace
