@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzing: runs each of the nine libFuzzer targets of tests/fuzz (config, units, tzif,
-# ingest_judge, sim_request, webhook, http1_response, h2_session, sse; clang, ASan + UBSan; preset
+# Fuzzing: runs each of the eight libFuzzer targets of tests/fuzz (config, units, ingest_judge,
+# sim_request, webhook, http1_response, h2_session, sse; clang, ASan + UBSan; preset
 # `fuzz`) for RUNS executions (default one million), one target after another, starting from its
 # checked-in corpus, and prints executions, exec/s, coverage and new inputs per target. Exits 1 if
 # a target crashed, leaked, timed out or ran out of memory; the input that did it is kept under
@@ -21,7 +21,7 @@ cd "$ROOT"
 RUNS=${RUNS:-1000000}
 MAX_SECONDS=${MAX_SECONDS:-0}
 MERGE=${MERGE:-0}
-ALL=(config units tzif ingest_judge sim_request webhook http1_response h2_session sse)  # = POLAR_FUZZ_TARGETS in tests/fuzz/CMakeLists.txt
+ALL=(config units ingest_judge sim_request webhook http1_response h2_session sse)  # = POLAR_FUZZ_TARGETS in tests/fuzz/CMakeLists.txt
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ALL[@]}")
 

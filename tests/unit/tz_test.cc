@@ -1,9 +1,12 @@
-// TimeZone: the TZif reader and POSIX TZ rules against offsets known from
-// tzdata (zdump), including DST switch instants and zones south of the equator.
+// TimeZone: zones looked up through cctz against offsets known from tzdata
+// (zdump), including DST switch instants, instants after the files' tables
+// (their POSIX rule) and zones south of the equator.
 #include "daemon/schedule/tz.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 
 namespace polar {
@@ -72,81 +75,62 @@ TEST(TimeZone, KolkataHasAHalfHourOffsetAndNoChanges) {
 TEST(TimeZone, UnknownAndPathLikeNamesAreRefusedWithAReason) {
   std::string why;
   EXPECT_FALSE(TimeZone::Load("Europe/Atlantis", &why));
-  EXPECT_NE(why.find("Europe/Atlantis"), std::string::npos);
-  why.clear();
-  EXPECT_FALSE(TimeZone::Load("../../etc/passwd", &why));
-  EXPECT_FALSE(why.empty());
-  EXPECT_FALSE(TimeZone::FromTzif("x", "not a tzif file at all", &why));
+  EXPECT_NE(why.find("unknown time zone \"Europe/Atlantis\""),
+            std::string::npos)
+      << why;
+  for (const char* name :
+       {"../../etc/passwd", "/usr/share/zoneinfo/Europe/Berlin",
+        "libc:Europe/Berlin", ""}) {
+    why.clear();
+    EXPECT_FALSE(TimeZone::Load(name, &why)) << name;
+    EXPECT_NE(why.find("is not a time zone name"), std::string::npos) << why;
+  }
 }
 
 TEST(TimeZone, UtcNeedsNoFiles) {
+  // cctz reads $TZDIR instead of /usr/share/zoneinfo when it is set.
+  const char* old = std::getenv("TZDIR");
+  const std::string saved = old ? old : "";
+  ::setenv("TZDIR", "/nonexistent", 1);
   std::string why;
-  auto utc = TimeZone::Load("UTC", &why, "/nonexistent");
-  ASSERT_TRUE(utc);
-  EXPECT_EQ(utc->Lookup(0).utc_offset, 0);
-  EXPECT_EQ(utc->Lookup(0).next_change, INT64_MAX);
+  EXPECT_FALSE(TimeZone::Load("Europe/Paris", &why));  // no files indeed
+  for (const char* name : {"UTC", "Etc/UTC"}) {
+    auto utc = TimeZone::Load(name, &why);
+    ASSERT_TRUE(utc) << why;
+    EXPECT_EQ(utc->Lookup(0).utc_offset, 0);
+    EXPECT_EQ(utc->Lookup(0).next_change, INT64_MAX);
+  }
+  if (old) {
+    ::setenv("TZDIR", saved.c_str(), 1);
+  } else {
+    ::unsetenv("TZDIR");
+  }
 }
 
-// A "slim" TZif v2 file: no transitions at all, only the POSIX footer.
-std::string SlimTzif(const std::string& footer, int32_t type0_offset) {
-  auto header = [](std::string& out) {
-    out += "TZif2";
-    out += std::string(15, '\0');
-    auto be32 = [&](uint32_t v) {
-      for (int s = 24; s >= 0; s -= 8)
-        out += static_cast<char>((v >> s) & 0xff);
-    };
-    for (uint32_t v : {0u, 0u, 0u, 0u, 1u, 4u}) be32(v);
-  };
-  auto block = [&](std::string& out) {
-    for (int s = 24; s >= 0; s -= 8)
-      out +=
-          static_cast<char>((static_cast<uint32_t>(type0_offset) >> s) & 0xff);
-    out += '\0';  // isdst
-    out += '\0';  // desigidx
-    out += std::string("CET\0", 4);
-  };
-  std::string out;
-  header(out);
-  block(out);
-  header(out);
-  block(out);
-  out += "\n" + footer + "\n";
-  return out;
+TEST(TimeZone, ARepeatedHourEndsAtTheSwitchNotAtTheRepeatedWallTime) {
+  // Autumn 2024 in Berlin: 03:00 CEST becomes 02:00 CET at 01:00 UTC; the
+  // change is at that instant, one hour after 02:00 local first occurs.
+  auto berlin = MustLoad("Europe/Berlin");
+  ASSERT_TRUE(berlin);
+  constexpr int64_t kAutumn2024 = 1'729'990'800;  // 2024-10-27 01:00 UTC
+  ZoneState summer = berlin->Lookup(kAutumn2024 - 3600);  // 02:00 CEST
+  EXPECT_TRUE(summer.dst);
+  EXPECT_EQ(summer.next_change, kAutumn2024);
+  ZoneState winter = berlin->Lookup(kAutumn2024);  // 02:00 CET, again
+  EXPECT_FALSE(winter.dst);
+  EXPECT_EQ(winter.utc_offset, 3600);
+  EXPECT_EQ(winter.next_change, 1'743'296'400);  // 2025-03-30 01:00 UTC
 }
 
-TEST(TimeZone, ASlimFileIsAnsweredFromItsFooterRule) {
-  std::string why;
-  auto tz = TimeZone::FromTzif(
-      "Slim/Berlin", SlimTzif("CET-1CEST,M3.5.0,M10.5.0/3", 3600), &why);
-  ASSERT_TRUE(tz) << why;
-  EXPECT_EQ(tz->Lookup(1'711'846'800 - 1).utc_offset, 3600);
-  EXPECT_EQ(tz->Lookup(1'711'846'800).utc_offset, 7200);
-  EXPECT_EQ(tz->Lookup(1'711'846'800 - 1).next_change, 1'711'846'800);
-}
-
-TEST(PosixTz, ParsesQuotedNamesFractionalOffsetsAndJulianDays) {
-  auto tehran = PosixTz::Parse("<+0330>-3:30");
+TEST(TimeZone, AZoneThatStoppedSwitchingHasNoNextChange) {
+  // Tehran dropped summer time in 2022 (tzdata 2022b): +03:30 from then on.
+  auto tehran = MustLoad("Asia/Tehran");
   ASSERT_TRUE(tehran);
-  EXPECT_EQ(tehran->std_offset, 3 * 3600 + 1800);
-  EXPECT_FALSE(tehran->has_dst);
-  auto julian = PosixTz::Parse("XST5XDT,J60/2,J300/2");
-  ASSERT_TRUE(julian);
-  EXPECT_EQ(julian->dst_offset, -4 * 3600);
-  // J60 is March 1 even in a leap year: 2024-03-01 07:00 UTC.
-  constexpr int64_t kMarch1 = 1'709'276'400;
-  EXPECT_FALSE(julian->Lookup(kMarch1 - 1).dst);
-  EXPECT_TRUE(julian->Lookup(kMarch1).dst);
-  EXPECT_FALSE(PosixTz::Parse("CET-1CEST,M13.5.0,M10.5.0"));
-  EXPECT_FALSE(PosixTz::Parse("X1"));
-}
-
-TEST(Calendar, DaysAndWeekdaysMatchKnownDates) {
-  EXPECT_EQ(DaysFromCivil(1970, 1, 1), 0);
-  EXPECT_EQ(DaysFromCivil(2024, 3, 31), 19'813);
-  EXPECT_EQ(WeekdayMondayFirst(0), 3);                           // Thursday
-  EXPECT_EQ(WeekdayMondayFirst(DaysFromCivil(2024, 3, 31)), 6);  // Sunday
-  EXPECT_EQ(WeekdayMondayFirst(-1), 2);  // 1969-12-31, Wednesday
+  constexpr int64_t kJuly2024 = 1'719'792'000;  // 2024-07-01 00:00 UTC
+  ZoneState s = tehran->Lookup(kJuly2024);
+  EXPECT_EQ(s.utc_offset, 3 * 3600 + 1800);
+  EXPECT_FALSE(s.dst);
+  EXPECT_EQ(s.next_change, INT64_MAX);
 }
 
 }  // namespace
