@@ -2,9 +2,9 @@
 add_library(polar_options INTERFACE)
 target_compile_options(polar_options INTERFACE -Wall -Wextra -Wpedantic)
 target_include_directories(polar_options INTERFACE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
-# __FILE__ relative to the source root ("daemon/app.cc"), not the build machine's checkout: the
-# journal shows it as CODE_FILE of every log entry (daemon/logging.h), and a path is no business of
-# the binary's.
+# __FILE__ relative to the source root ("daemon/service/app.cc"), not the build machine's checkout:
+# the journal shows it as CODE_FILE of every log entry (daemon/service/logging.h), and a path is no
+# business of the binary's.
 target_compile_options(polar_options INTERFACE -fmacro-prefix-map=${PROJECT_SOURCE_DIR}/=)
 if(POLAR_SANITIZE)
   target_compile_options(polar_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer

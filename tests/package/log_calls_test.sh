@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every log call in the daemon's code passes its caller's location: SPDLOG_INFO(...) and friends,
 # never spdlog::info(...), which sends no file, line or function, so the journal entry would carry
-# no CODE_FILE/CODE_LINE/CODE_FUNC (daemon/logging.h).
+# no CODE_FILE/CODE_LINE/CODE_FUNC (daemon/service/logging.h).
 #   log_calls_test.sh SOURCE_DIR
 set -euo pipefail
 cd "$1"
