@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "sim/http.h"
+#include "sim/http/server.h"
 #include "sim/options.h"
 #include "sim/simulator.h"
 

@@ -390,33 +390,6 @@ void LoadToml(const std::string& path, SimOptions* o,
 
 }  // namespace
 
-bool ParseOutage(const std::string& text,
-                 std::pair<SimServer::Outage, Duration>* out) {
-  auto colon = text.find(':');
-  std::string mode = text.substr(0, colon);
-  if (mode == "refuse") {
-    out->first = SimServer::Outage::kRefuse;
-  } else if (mode == "reset") {
-    out->first = SimServer::Outage::kReset;
-  } else {
-    return false;
-  }
-  return colon != std::string::npos &&
-         ParseDuration(text.substr(colon + 1), &out->second);
-}
-
-const char* ToString(SimServer::Outage mode) {
-  switch (mode) {
-    case SimServer::Outage::kNone:
-      return "none";
-    case SimServer::Outage::kRefuse:
-      return "refuse";
-    case SimServer::Outage::kReset:
-      return "reset";
-  }
-  return "none";
-}
-
 bool ParseOptions(const std::vector<std::string>& args, SimOptions* o,
                   std::vector<std::string>* errors, bool* help) {
   *help = false;

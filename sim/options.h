@@ -12,12 +12,13 @@
 #include <utility>
 #include <vector>
 
-#include "sim/checkouts.h"
-#include "sim/events.h"
-#include "sim/faults.h"
-#include "sim/http.h"
-#include "sim/rate_limit.h"
-#include "sim/worker.h"
+#include "sim/api/checkouts.h"
+#include "sim/api/events.h"
+#include "sim/api/webhooks.h"
+#include "sim/http/server.h"
+#include "sim/middleware/faults.h"
+#include "sim/middleware/rate_limit.h"
+#include "sim/worker/worker.h"
 
 namespace polar::sim {
 
@@ -48,9 +49,5 @@ struct SimOptions {
 bool ParseOptions(const std::vector<std::string>& args, SimOptions* options,
                   std::vector<std::string>* errors, bool* help);
 extern const char* const kUsage;
-
-bool ParseOutage(const std::string& text,
-                 std::pair<SimServer::Outage, Duration>* out);
-const char* ToString(SimServer::Outage mode);
 
 }  // namespace polar::sim

@@ -1,38 +1,43 @@
-// Simulator: polar-sim's composition root and router. It owns the seeded
-// organization, tokens, products and customers, the stores and services
-// (checkouts, events, webhooks, worker, faults, rate limits) and turns each
-// HTTP request into a response the way Polar's middleware stack does:
-// Polar-Version -> body length -> legacy path rewrite -> (faults) -> rate limit
-// -> authentication -> route -> scopes -> handler -> response headers.
-// Admin routes under /_sim/ and the simulator's own /metrics bypass all of it.
+// Simulator: polar-sim's composition root. It seeds the organization, tokens,
+// products and customers, builds the stores and services (checkouts, events,
+// webhooks, worker, faults, rate limits), the route table (sim/routes.cc) and
+// the middleware chain (sim/middleware/chain.h) that every API request
+// travels, and owns the metrics registry behind /metrics.
 //
 // Thread-safe: Handle() and HandleAdmin() are called concurrently from the
 // HTTP threads and never block. The worker's and the timer's threads call back
 // into the services. ~Simulator stops the timer and the worker first, so no
-// callback outlives the objects it uses. AttachServer() must be called before
-// an outage is requested (main does it right after the server starts).
+// callback outlives the objects it uses. Start() attaches the HTTP server
+// (main does it right after the server starts), which outages need.
+//
+// Every reading of the time goes through the Clock given at construction;
+// tests pass a FakeClock, advance it and Settle().
 #pragma once
 
-#include <array>
-#include <atomic>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "sim/auth.h"
-#include "sim/checkouts.h"
-#include "sim/customers.h"
-#include "sim/events.h"
-#include "sim/faults.h"
-#include "sim/http.h"
-#include "sim/model.h"
+#include "sim/admin.h"
+#include "sim/api/checkouts.h"
+#include "sim/api/customers.h"
+#include "sim/api/events.h"
+#include "sim/api/model.h"
+#include "sim/api/webhooks.h"
+#include "sim/base/clock.h"
+#include "sim/base/timer.h"
+#include "sim/http/router.h"
+#include "sim/http/server.h"
+#include "sim/middleware/auth.h"
+#include "sim/middleware/chain.h"
+#include "sim/middleware/faults.h"
+#include "sim/middleware/rate_limit.h"
+#include "sim/middleware/stages.h"
 #include "sim/options.h"
-#include "sim/rate_limit.h"
-#include "sim/timer.h"
-#include "sim/webhooks.h"
-#include "sim/worker.h"
+#include "sim/worker/worker.h"
 
 namespace polar::sim {
 
@@ -46,9 +51,15 @@ struct Seeded {
   std::string paid_product_id, paid_price_id;
 };
 
+// Polar's API routes (operation ids, methods, patterns, scopes) bound to the
+// services' handlers; the index in the vector is the route's id.
+std::vector<Route> PolarRoutes(CheckoutsApi* checkouts, EventsApi* events,
+                               WebhookService* webhooks);
+
 class Simulator {
  public:
-  explicit Simulator(const SimOptions& options);
+  explicit Simulator(const SimOptions& options,
+                     const Clock& clock = RealClock());
   ~Simulator();
   Simulator(const Simulator&) = delete;
   Simulator& operator=(const Simulator&) = delete;
@@ -63,52 +74,48 @@ class Simulator {
   // Starts the background schedules (expiry sweep) and the start-up stall
   // and outage.
   void Start(SimServer* server);
-  std::string Metrics() const;
+  // Prometheus text of every polar-sim metric.
+  std::string Metrics();
   // Stops the timer and the worker (joining their threads), so no callback
   // touches the HTTP server after this returns. Call before destroying it.
   void Shutdown();
+  // For tests on a FakeClock: returns once no timer callback and no job is
+  // due or running.
+  void Settle();
 
   EventsApi& events() { return *events_; }
   Faults& faults() { return faults_; }
   Worker& worker() { return *worker_; }
-
-  struct Route;  // the route table's entry (simulator.cc)
+  TimerThread& timer() { return timer_; }
+  const Clock& clock() const { return clock_; }
 
  private:
-  SimResponse Dispatch(const SimRequest& request, const Route& route,
-                       const std::vector<std::string>& params,
-                       const AccessToken* token);
-  SimResponse Admin(const SimRequest& request, bool on_admin_listener);
-  void StartOutage(SimServer::Outage mode, Duration length, Duration delay);
-  void ApplyWorkerFaults();
-  void Count(int route, int status);
+  void Seed();
+  void BuildChain();
+  json State() const;
 
   SimOptions options_;
+  const Clock& clock_;
+  prometheus::Registry registry_;
   Organization org_;
   std::vector<std::unique_ptr<Product>> products_;
   Seeded seeded_;
   Auth auth_;
   Faults faults_;
   RateLimiter rate_limiter_;
+  IdentityCache identities_;
   TimerThread timer_;
   CustomerStore customers_;
+  prometheus::Gauge* customers_gauge_;
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<WebhookService> webhooks_;
   std::unique_ptr<EventsApi> events_;
   std::unique_ptr<CheckoutsApi> checkouts_;
-
-  std::atomic<SimServer*> server_{nullptr};
-  std::atomic<uint64_t> outage_generation_{0};
-  std::atomic<int> outage_mode_{0};
-  std::atomic<int64_t> outage_until_ns_{0};
-
-  // Token -> last successful authentication, for the rate limiter's identity
-  // cache (Polar keeps it 300 s in Redis).
-  std::mutex identity_mutex_;
-  std::unordered_map<std::string, SteadyClock::time_point> identity_;
-
-  std::unique_ptr<std::atomic<uint64_t>[]> requests_;
-  std::atomic<uint64_t> rate_limited_{0};
+  std::vector<Route> routes_;
+  Router router_;
+  std::unique_ptr<RequestCounter> request_counter_;
+  std::unique_ptr<AdminApi> admin_;
+  std::unique_ptr<Chain> chain_;
 };
 
 }  // namespace polar::sim

@@ -7,9 +7,8 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
-#include <thread>
 
-#include "sim/validation.h"
+#include "sim/api/validation.h"
 #include "tests/unit/sim_harness.h"
 
 namespace polar::sim {
@@ -152,10 +151,10 @@ TEST(SimCheckouts, ConfirmIs200ConfirmedThenTheFreeJobMakesItSucceeded) {
   EXPECT_EQ(
       body["customer_session_token"].get<std::string>().rfind("polar_cst_", 0),
       0u);
-  EXPECT_TRUE(SimHarness::Eventually([&] {
-    return SimHarness::Body(h.Call("GET", "/v1/checkouts/client/" + secret,
-                                   nullptr, false))["status"] == "succeeded";
-  }));
+  h.Settle();  // checkout.handle_free_success
+  EXPECT_EQ(SimHarness::Body(h.Call("GET", "/v1/checkouts/client/" + secret,
+                                    nullptr, false))["status"],
+            "succeeded");
   // A second customer with the same email is matched, not created: no token.
   json c2 = h.CreateCheckout();
   SimResponse again =
@@ -214,7 +213,7 @@ TEST(SimCheckouts, AnUpdateWhileConfirmHoldsTheRowIs409ThenNotOpenIs403) {
       h.Request("POST", "/v1/checkouts/client/" + secret + "/confirm",
                 json{{"customer_email", "a@polar.sh"}}.dump(), false));
   ASSERT_TRUE(held.finish);
-  EXPECT_GE(held.hold_until, SteadyClock::now() + 900ms);
+  EXPECT_EQ(held.hold_until, h.clock.Now() + 1s);
   SimResponse locked = h.Call("PATCH", "/v1/checkouts/client/" + secret,
                               {{"customer_name", "B"}}, false);
   ASSERT_EQ(locked.status, 409);
@@ -234,7 +233,7 @@ TEST(SimCheckouts, PastItsTtlACheckoutIs410OnClientRoutesAndExpiredInTheSweep) {
   SimHarness h([](SimOptions& o) { o.checkouts.ttl = 20ms; });
   json c = h.CreateCheckout();
   std::string secret = c["client_secret"];
-  std::this_thread::sleep_for(40ms);
+  h.Advance(40ms);
   SimResponse get =
       h.Call("GET", "/v1/checkouts/client/" + secret, nullptr, false);
   ASSERT_EQ(get.status, 410);
@@ -250,7 +249,7 @@ TEST(SimCheckouts, PastItsTtlACheckoutIs410OnClientRoutesAndExpiredInTheSweep) {
                 .status,
             410);
   json other = h.CreateCheckout();
-  std::this_thread::sleep_for(40ms);
+  h.Advance(40ms);
   SimResponse by_id =
       h.Call("GET", "/v1/checkouts/" + other["id"].get<std::string>());
   EXPECT_EQ(SimHarness::Body(by_id)["status"],
@@ -305,12 +304,18 @@ TEST(SimEvents, AnIngestedEventIsListedOnlyAfterTheWorkerChainAndItsLag) {
             200);
   const std::string q =
       "/v1/events/?external_customer_id=probe&metadata[probe_id]=u1";
-  EXPECT_EQ(SimHarness::Body(h.Call("GET", q))["pagination"]["total_count"], 0);
-  auto start = SteadyClock::now();
-  ASSERT_TRUE(SimHarness::Eventually([&] {
-    return SimHarness::Body(h.Call("GET", q))["pagination"]["total_count"] == 1;
-  }));
-  EXPECT_GE(SteadyClock::now() - start, 250ms);
+  auto count = [&] {
+    return SimHarness::Body(h.Call("GET", q))["pagination"]["total_count"];
+  };
+  EXPECT_EQ(count(), 0);
+  // event.ingested waits out the 10 ms coalescing window, tinybird.ingest
+  // follows at once, then Tinybird's 300 ms.
+  h.Advance(10ms);
+  EXPECT_EQ(count(), 0);
+  h.Advance(299ms);
+  EXPECT_EQ(count(), 0);
+  h.Advance(1ms);
+  EXPECT_EQ(count(), 1);
 }
 
 TEST(SimEvents, ASlowWorkerDelaysVisibility) {
@@ -321,11 +326,14 @@ TEST(SimEvents, ASlowWorkerDelaysVisibility) {
   h.Call("POST", "/v1/events/ingest",
          {{"events", {Ev("slow", "p", json::object())}}});
   const std::string q = "/v1/events/?external_customer_id=slow";
-  std::this_thread::sleep_for(150ms);
-  EXPECT_EQ(SimHarness::Body(h.Call("GET", q))["pagination"]["total_count"], 0);
-  EXPECT_TRUE(SimHarness::Eventually([&] {
-    return SimHarness::Body(h.Call("GET", q))["pagination"]["total_count"] == 1;
-  }));
+  auto count = [&] {
+    return SimHarness::Body(h.Call("GET", q))["pagination"]["total_count"];
+  };
+  h.Advance(10ms);  // the coalescing window; tinybird.ingest starts
+  h.Advance(150ms);
+  EXPECT_EQ(count(), 0);
+  h.Advance(150ms);  // 10 ms x 30 of tinybird.ingest are over
+  EXPECT_EQ(count(), 1);
 }
 
 TEST(SimEvents, FiltersMatchCustomerNameStringMetadataAndAStrictStartTime) {
@@ -338,14 +346,9 @@ TEST(SimEvents, FiltersMatchCustomerNameStringMetadataAndAStrictStartTime) {
       Ev("c1", "generate.text", {{"slug", "pack"}}, "2026-01-01T00:00:04Z")};
   ASSERT_EQ(h.Call("POST", "/v1/events/ingest", {{"events", events}}).status,
             200);
+  h.Advance(10ms);  // the worker chain; no Tinybird lag in these tests
   auto count = [&](const std::string& query) {
-    json body;
-    SimHarness::Eventually(
-        [&] {
-          body = SimHarness::Body(h.Call("GET", "/v1/events/?" + query));
-          return body["pagination"]["total_count"].get<int>() > 0;
-        },
-        2s);
+    json body = SimHarness::Body(h.Call("GET", "/v1/events/?" + query));
     return body["pagination"]["total_count"].get<int>();
   };
   EXPECT_EQ(count("external_customer_id=c1"), 3);
@@ -377,12 +380,10 @@ TEST(SimEvents, EventsOfASeededCustomerCarryTheCustomer) {
   h.Call("POST", "/v1/events/ingest",
          {{"events",
            {Ev("loadtest-customer-3", "generate.text", json::object())}}});
-  json body;
-  ASSERT_TRUE(SimHarness::Eventually([&] {
-    body = SimHarness::Body(
-        h.Call("GET", "/v1/events/?external_customer_id=loadtest-customer-3"));
-    return body["pagination"]["total_count"] == 1;
-  }));
+  h.Advance(10ms);
+  json body = SimHarness::Body(
+      h.Call("GET", "/v1/events/?external_customer_id=loadtest-customer-3"));
+  ASSERT_EQ(body["pagination"]["total_count"], 1);
   EXPECT_EQ(body["items"][0]["customer_id"], h.sim->seeded().customer_ids[3]);
   EXPECT_EQ(body["items"][0]["customer"]["external_id"], "loadtest-customer-3");
 }
@@ -427,13 +428,11 @@ TEST(SimEvents, TheFastParserAndTheFullValidatorStoreTheSameEvents) {
   EXPECT_EQ(SimHarness::Body(
                 h.Call("POST", "/v1/events/ingest", {{"events", slow_events}})),
             (json{{"inserted", 0}, {"duplicates", 1}}));
+  h.Advance(10ms);
   auto item = [&](const std::string& customer) {
-    json body;
-    SimHarness::Eventually([&] {
-      body = SimHarness::Body(
-          h.Call("GET", "/v1/events/?external_customer_id=" + customer));
-      return body["pagination"]["total_count"] == 1;
-    });
+    json body = SimHarness::Body(
+        h.Call("GET", "/v1/events/?external_customer_id=" + customer));
+    EXPECT_EQ(body["pagination"]["total_count"], 1) << customer;
     json e = body["items"][0];
     e.erase("id");
     e.erase("external_customer_id");
@@ -531,9 +530,8 @@ TEST(SimValidation, APagePastTheEndIsEmptyEvenWhenPageTimesLimitOverflows) {
                    {{"events", {Ev("c1", "generate.text", json::object())}}})
                 .status,
             200);
-  ASSERT_TRUE(SimHarness::Eventually([&] {
-    return SimHarness::Body(h.Call("GET", "/v1/events/"))["items"].size() == 1;
-  }));
+  h.Advance(10ms);
+  ASSERT_EQ(SimHarness::Body(h.Call("GET", "/v1/events/"))["items"].size(), 1u);
   ASSERT_EQ(h.Call("POST", "/v1/webhooks/endpoints",
                    {{"url", "https://hooks.polar.sh/x"},
                     {"format", "raw"},
@@ -679,11 +677,11 @@ TEST(SimFaultInjection, MalformedRatioCutsJsonBodiesAndLatencyHoldsResponses) {
   SimResponse r = h.sim->Handle(h.Request("GET", "/v1/events/"));
   EXPECT_EQ(r.status, 200);
   EXPECT_TRUE(SimHarness::Body(r).is_discarded()) << r.body;
-  EXPECT_GE(r.hold_until, SteadyClock::now() + 200ms);
+  EXPECT_EQ(r.hold_until, h.clock.Now() + 250ms);
   h.sim->faults().Stall(2s);
   h.sim->faults().ClearRoute("*");
   SimResponse stalled = h.sim->Handle(h.Request("GET", "/v1/events/"));
-  EXPECT_GE(stalled.hold_until, SteadyClock::now() + 1500ms);
+  EXPECT_EQ(stalled.hold_until, h.clock.Now() + 2s);
 }
 
 TEST(SimFaultInjection, AdminRoutesSetListAndRefuseBadFaults) {

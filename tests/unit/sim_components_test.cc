@@ -1,28 +1,46 @@
-// polar-sim's building blocks: time parsing, distributions, the rate limiter
-// (with a fake clock), the worker's queues, the timer, webhook signing and
-// backoff, fault and option parsing.
+// polar-sim's building blocks: time parsing, distributions, the rate limiter,
+// the worker's queues, the timer, webhook signing and backoff, fault and
+// option parsing. Everything timed runs on a FakeClock: nothing sleeps.
 #include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
-#include "sim/clock.h"
-#include "sim/distribution.h"
-#include "sim/faults.h"
+#include "sim/api/webhooks.h"
+#include "sim/base/clock.h"
+#include "sim/base/distribution.h"
+#include "sim/base/timer.h"
+#include "sim/middleware/faults.h"
+#include "sim/middleware/rate_limit.h"
 #include "sim/options.h"
-#include "sim/rate_limit.h"
-#include "sim/timer.h"
-#include "sim/webhooks.h"
-#include "sim/worker.h"
-#include "tests/unit/sim_harness.h"
+#include "sim/worker/worker.h"
 
 namespace polar::sim {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::SimHarness;
+
+// A worker on a fake clock, and its metrics as Prometheus text.
+struct WorkerRig {
+  explicit WorkerRig(const WorkerOptions& options)
+      : worker(options, clock, registry) {}
+  // Settles first: a job enqueued just before must start at the old time.
+  void Advance(Duration d) {
+    worker.Settle();
+    clock.Advance(d);
+    worker.Settle();
+  }
+  std::string Metrics() {
+    worker.UpdateGauges();
+    return prometheus::TextSerializer().Serialize(registry.Collect());
+  }
+  FakeClock clock;
+  prometheus::Registry registry;
+  Worker worker;
+};
 
 TEST(SimClock, DurationsParseWithUnitsAndRejectJunk) {
   Duration d;
@@ -151,18 +169,17 @@ TEST(SimRateLimit, OffModeNeverLimits) {
   RateLimiter limiter(RateLimitMode::kOff);
   for (int i = 0; i < 1000; ++i)
     ASSERT_FALSE(limiter.Check("/v1/events/ingest", "org:a",
-                               RateLimitGroup::kDefault, SteadyClock::now()));
+                               RateLimitGroup::kDefault, SteadyTime{} + 1h));
 }
 
 TEST(SimWorker, OneThreadRunsJobsOneAtATimeForTheirJobTime) {
   WorkerOptions options;
   options.concurrency = {{kQueueHigh, 1}};
   options.job_time["slow"] = Distribution::Fixed(40ms);
-  Worker worker(options);
+  WorkerRig rig(options);
   std::atomic<int> running{0}, max_running{0}, done{0};
-  auto start = SteadyClock::now();
   for (int i = 0; i < 3; ++i) {
-    worker.Enqueue(kQueueHigh, "slow", [&](JobContext& ctx) {
+    rig.worker.Enqueue(kQueueHigh, "slow", [&](JobContext& ctx) {
       int now = ++running;
       max_running = std::max(max_running.load(), now);
       ctx.Work();
@@ -171,61 +188,73 @@ TEST(SimWorker, OneThreadRunsJobsOneAtATimeForTheirJobTime) {
       return JobResult::Done();
     });
   }
-  ASSERT_TRUE(SimHarness::Eventually([&] { return done == 3; }));
+  rig.worker.Settle();
+  EXPECT_EQ(done, 0);
+  rig.Advance(39ms);
+  EXPECT_EQ(done, 0);
+  rig.Advance(1ms);
+  EXPECT_EQ(done, 1);
+  rig.Advance(40ms);
+  EXPECT_EQ(done, 2);
+  rig.Advance(40ms);
+  EXPECT_EQ(done, 3);
   EXPECT_EQ(max_running, 1);
-  EXPECT_GE(SteadyClock::now() - start, 120ms);
 }
 
 TEST(SimWorker, QueueSizeAndOldestAgeShowABacklog) {
   WorkerOptions options;
   options.concurrency = {{kQueueLow, 1}};
   options.job_time["blocker"] = Distribution::Fixed(300ms);
-  Worker worker(options);
-  worker.Enqueue(kQueueLow, "blocker", [](JobContext& ctx) {
+  WorkerRig rig(options);
+  rig.worker.Enqueue(kQueueLow, "blocker", [](JobContext& ctx) {
     ctx.Work();
     return JobResult::Done();
   });
-  std::this_thread::sleep_for(20ms);  // the blocker is running now
+  rig.worker.Settle();  // the blocker is running now
   for (int i = 0; i < 5; ++i)
-    worker.Enqueue(kQueueLow, "later",
-                   [](JobContext&) { return JobResult::Done(); });
-  std::this_thread::sleep_for(100ms);
-  std::string metrics;
-  worker.AppendMetrics(&metrics);
-  EXPECT_NE(metrics.find("polar_queue_size{queue=\"low_priority\"} 5"),
+    rig.worker.Enqueue(kQueueLow, "later",
+                       [](JobContext&) { return JobResult::Done(); });
+  rig.Advance(100ms);
+  std::string metrics = rig.Metrics();
+  EXPECT_NE(metrics.find("polar_queue_size{queue=\"low_priority\"} 5\n"),
             std::string::npos)
       << metrics;
-  const std::string needle =
-      "polar_queue_oldest_message_age_seconds{queue=\"low_priority\"} ";
-  auto at = metrics.find(needle);
-  ASSERT_NE(at, std::string::npos);
-  double age = std::stod(metrics.substr(at + needle.size()));
-  EXPECT_GE(age, 0.09);
-  EXPECT_LT(age, 1.0);
+  EXPECT_NE(
+      metrics.find(
+          "polar_queue_oldest_message_age_seconds{queue=\"low_priority\"} "
+          "0.1\n"),
+      std::string::npos)
+      << metrics;
+  rig.Advance(200ms);  // the blocker ends; the five run at once
+  metrics = rig.Metrics();
+  EXPECT_NE(metrics.find("polar_queue_size{queue=\"low_priority\"} 0\n"),
+            std::string::npos);
 }
 
 TEST(SimWorker, RetriesComeBackAfterTheirDelayAndSlowdownStretchesJobs) {
   WorkerOptions options;
   options.concurrency = {{kQueueWebhooks, 2}};
   options.job_time["job"] = Distribution::Fixed(10ms);
-  Worker worker(options);
-  worker.SetSlowdown("*", 5.0, 20ms);  // 10 ms × 5 + 20 ms = 70 ms
+  WorkerRig rig(options);
+  rig.worker.SetSlowdown("*", 5.0, 20ms);  // 10 ms × 5 + 20 ms = 70 ms
   std::atomic<int> attempts{0};
   std::atomic<bool> finished{false};
-  auto start = SteadyClock::now();
-  worker.Enqueue(kQueueWebhooks, "job", [&](JobContext& ctx) {
+  rig.worker.Enqueue(kQueueWebhooks, "job", [&](JobContext& ctx) {
     ctx.Work();
     if (++attempts < 2) return JobResult::Retry(50ms);
     finished = true;
     return JobResult::Done();
   });
-  ASSERT_TRUE(SimHarness::Eventually([&] { return finished.load(); }));
-  // Two runs of 70 ms plus the 50 ms retry delay.
-  EXPECT_GE(SteadyClock::now() - start, 190ms);
-  std::string metrics;
-  worker.AppendMetrics(&metrics);
+  // Two runs of 70 ms plus the 50 ms retry delay: 190 ms.
+  rig.Advance(70ms);
+  EXPECT_EQ(attempts, 1);
+  rig.Advance(50ms);
+  rig.Advance(69ms);
+  EXPECT_FALSE(finished);
+  rig.Advance(1ms);
+  EXPECT_TRUE(finished);
   EXPECT_NE(
-      metrics.find(
+      rig.Metrics().find(
           "polar_task_retries_total{queue=\"webhooks\",task_name=\"job\"} 1"),
       std::string::npos);
 }
@@ -235,27 +264,30 @@ TEST(SimWorker, AFullQueueDropsAndCountsInsteadOfGrowing) {
   options.concurrency = {{kQueueLow, 1}};
   options.max_queued = 2;
   options.job_time["block"] = Distribution::Fixed(200ms);
-  Worker worker(options);
+  WorkerRig rig(options);
   auto noop = [](JobContext& ctx) {
     ctx.Work();
     return JobResult::Done();
   };
-  EXPECT_TRUE(worker.Enqueue(kQueueLow, "block", noop));
-  std::this_thread::sleep_for(20ms);
-  EXPECT_TRUE(worker.Enqueue(kQueueLow, "x", noop));
-  EXPECT_TRUE(worker.Enqueue(kQueueLow, "x", noop));
-  EXPECT_FALSE(worker.Enqueue(kQueueLow, "x", noop));
-  std::string metrics;
-  worker.AppendMetrics(&metrics);
-  EXPECT_NE(
-      metrics.find("polar_sim_jobs_dropped_total{queue=\"low_priority\"} 1"),
-      std::string::npos);
+  EXPECT_TRUE(rig.worker.Enqueue(kQueueLow, "block", noop));
+  rig.worker.Settle();
+  EXPECT_TRUE(rig.worker.Enqueue(kQueueLow, "x", noop));
+  EXPECT_TRUE(rig.worker.Enqueue(kQueueLow, "x", noop));
+  EXPECT_FALSE(rig.worker.Enqueue(kQueueLow, "x", noop));
+  EXPECT_NE(rig.Metrics().find(
+                "polar_sim_jobs_dropped_total{queue=\"low_priority\"} 1"),
+            std::string::npos);
 }
 
 TEST(SimTimer, CallbacksRunInTimeOrderNotScheduleOrder) {
-  TimerThread timer;
+  FakeClock clock;
+  TimerThread timer(clock);
   std::mutex mutex;
   std::vector<int> order;
+  auto seen = [&] {
+    std::lock_guard lock(mutex);
+    return order;
+  };
   timer.After(60ms, [&] {
     std::lock_guard lock(mutex);
     order.push_back(2);
@@ -264,11 +296,16 @@ TEST(SimTimer, CallbacksRunInTimeOrderNotScheduleOrder) {
     std::lock_guard lock(mutex);
     order.push_back(1);
   });
-  ASSERT_TRUE(SimHarness::Eventually([&] {
-    std::lock_guard lock(mutex);
-    return order.size() == 2;
-  }));
-  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  timer.Settle();
+  clock.Advance(19ms);
+  timer.Settle();
+  EXPECT_EQ(seen(), std::vector<int>{});
+  clock.Advance(1ms);
+  timer.Settle();
+  EXPECT_EQ(seen(), std::vector<int>{1});
+  clock.Advance(40ms);
+  timer.Settle();
+  EXPECT_EQ(seen(), (std::vector<int>{1, 2}));
 }
 
 TEST(SimWebhookSigning, MatchesAnHmacOfTheWholeSecretComputedElsewhere) {
@@ -312,7 +349,9 @@ TEST(SimFaults, RouteFaultsParseFromJsonAndBadKeysAreAllReported) {
 }
 
 TEST(SimFaults, ARouteEntryReplacesTheWildcardAndStallHoldsEverything) {
-  Faults faults;
+  FakeClock clock;
+  prometheus::Registry registry;
+  Faults faults(clock, registry);
   RouteFaults all;
   all.error_ratio = 1;
   faults.SetRoute("*", all);
@@ -324,8 +363,7 @@ TEST(SimFaults, ARouteEntryReplacesTheWildcardAndStallHoldsEverything) {
   EXPECT_FALSE(d.error);
   EXPECT_EQ(d.latency, 30ms);
   faults.Stall(200ms);
-  EXPECT_GT(faults.Decide("checkouts:create").stall_until,
-            SteadyClock::now() + 100ms);
+  EXPECT_EQ(faults.Decide("checkouts:create").stall_until, clock.Now() + 200ms);
   faults.Clear();
   auto none = faults.Decide("checkouts:create");
   EXPECT_FALSE(none.error);

@@ -1,6 +1,8 @@
-// Test harness for polar-sim's Simulator without HTTP: builds requests, calls
-// Handle() and runs a held response's deferred work at once (the timer's job in
-// the real server). For tests only; one thread.
+// Test harness for polar-sim's Simulator without HTTP and on a FakeClock:
+// builds requests, calls Handle() and runs a held response's deferred work at
+// once (the timer's job in the real server). Time moves only in Advance(),
+// which then waits until every timer callback and job that fell due has run,
+// so the tests never sleep. For tests only; one thread.
 #pragma once
 
 #include <chrono>
@@ -8,8 +10,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 
+#include "sim/base/clock.h"
 #include "sim/simulator.h"
 
 namespace polar::sim::testing {
@@ -23,7 +25,16 @@ class SimHarness {
     options.events.visibility_lag = Distribution::Fixed(Duration::zero());
     options.checkouts.stripe_delay = Distribution::Fixed(Duration::zero());
     if (configure) configure(options);
-    sim = std::make_unique<Simulator>(options);
+    sim = std::make_unique<Simulator>(options, clock);
+  }
+
+  // Runs what is due now (jobs a request enqueued, timers it armed).
+  void Settle() { sim->Settle(); }
+  // Runs what is due now, moves the clock and runs everything that fell due.
+  void Advance(Duration d) {
+    sim->Settle();
+    clock.Advance(d);
+    sim->Settle();
   }
 
   SimRequest Request(const std::string& method, const std::string& path,
@@ -72,18 +83,6 @@ class SimHarness {
     return json::parse(r.body, nullptr, false);
   }
 
-  // Polls `condition` every 5 ms for up to `timeout`.
-  static bool Eventually(
-      const std::function<bool()>& condition,
-      std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (condition()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return condition();
-  }
-
   json CreateCheckout(bool paid = false) {
     const Seeded& s = sim->seeded();
     SimResponse r =
@@ -92,6 +91,7 @@ class SimHarness {
     return Body(r);
   }
 
+  FakeClock clock;
   SimOptions options;
   std::unique_ptr<Simulator> sim;
 };

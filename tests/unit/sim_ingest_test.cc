@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sim/events.h"
+#include "sim/api/events.h"
+#include "sim/base/ids.h"
 #include "sim/simulator.h"
-#include "sim/token.h"
 
 namespace polar::sim {
 namespace {
