@@ -31,13 +31,15 @@ std::string ParseFor(const json& body, Duration* out, bool required) {
 
 AdminApi::AdminApi(Faults* faults, Worker* worker, TimerThread* timer,
                    std::vector<std::string> routes,
-                   std::vector<std::string> queues, std::function<json()> state)
+                   std::vector<std::string> queues, std::function<json()> state,
+                   std::function<std::string()> confirmation_token)
     : faults_(faults),
       worker_(worker),
       timer_(timer),
       routes_(std::move(routes)),
       queues_(std::move(queues)),
-      state_(std::move(state)) {
+      state_(std::move(state)),
+      confirmation_token_(std::move(confirmation_token)) {
   for (const char* method : {"GET", "PUT", "DELETE"})
     router_.Add(kFaults, method, "/_sim/faults");
   for (const char* method : {"PUT", "DELETE"}) {
@@ -49,6 +51,7 @@ AdminApi::AdminApi(Faults* faults, Worker* worker, TimerThread* timer,
     router_.Add(kOutage, method, "/_sim/faults/outage");
   }
   router_.Add(kState, "GET", "/_sim/state");
+  router_.Add(kConfirmationToken, "POST", "/_sim/stripe/confirmation_tokens");
 }
 
 SimResponse AdminApi::Handle(const SimRequest& request,
@@ -75,6 +78,9 @@ SimResponse AdminApi::Handle(const SimRequest& request,
       return OutageRoute(call);
     case kState:
       return Json(200, state_());
+    case kConfirmationToken:
+      return Json(201, {{"id", confirmation_token_()},
+                        {"object", "confirmation_token"}});
   }
   return NotFound();
 }

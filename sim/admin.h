@@ -8,6 +8,9 @@
 //   POST|DELETE /_sim/faults/stall       {"for":"2s"}
 //   POST|DELETE /_sim/faults/outage      {"mode":"refuse|reset|none","for":..}
 //   GET /_sim/state                      stored checkouts, events, customers
+//   POST /_sim/stripe/confirmation_tokens a Stripe ConfirmationToken a paid
+//                                        confirm accepts (once), as Stripe's
+//                                        test helpers make one
 //
 // Served on the API listener (a request there asking for an outage must say
 // when it ends) and on --admin-listen. Every problem in a body is reported in
@@ -38,7 +41,8 @@ class AdminApi {
   // `state`: the body of GET /_sim/state.
   AdminApi(Faults* faults, Worker* worker, TimerThread* timer,
            std::vector<std::string> routes, std::vector<std::string> queues,
-           std::function<json()> state);
+           std::function<json()> state,
+           std::function<std::string()> confirmation_token);
 
   SimResponse Handle(const SimRequest& request, bool on_admin_listener);
   void Attach(SimServer* server) { server_ = server; }
@@ -57,6 +61,7 @@ class AdminApi {
     kStall,
     kOutage,
     kState,
+    kConfirmationToken,
   };
   struct Call {
     const SimRequest& request;
@@ -82,6 +87,7 @@ class AdminApi {
   std::vector<std::string> routes_;
   std::vector<std::string> queues_;
   std::function<json()> state_;
+  std::function<std::string()> confirmation_token_;
   Router router_;
 
   std::atomic<SimServer*> server_{nullptr};

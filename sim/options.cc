@@ -23,8 +23,14 @@ seed:
   --customers N             seeded customers loadtest-customer-0..N-1 (default 20)
 model:
   --time-scale F            multiplies Polar's schedules: webhook retry backoff (2 s·2^n),
-                            FIFO guard, 15-min expiry sweep (default 1; tests use 0.001)
-  --rate-limit MODE         off | sandbox | production (default off, as a local Polar)
+                            FIFO guard, 15-min expiry sweep, rate-limit windows and blocks,
+                            stream lifetime (default 1; tests use 0.001)
+  --rate-limit MODE         off | sandbox | production: Polar's rules of that environment
+                            (default off, as a local Polar)
+  --replica-lag DIST        how far the read replica behind GET /v1/checkouts/ and
+                            GET /v1/checkouts/{id} trails (default 0: no replica)
+  --stream-lifetime D       a checkout stream ends with {"type": "reconnect"} after D of
+                            Polar time (default 10m, scaled)
   --checkout-ttl D          checkout expiry (default 24h)
   --confirm-time DIST       how long confirm holds the checkout locked (default 0)
   --stripe-delay DIST       paid checkouts: confirm -> charge.succeeded (default 1s)
@@ -165,6 +171,15 @@ const std::vector<Flag>& Flags() {
        [](auto& v, auto* o) { return Dist(v, &o->events.visibility_lag); }},
       {"sse-ping", false,
        [](auto& v, auto* o) { return Dur(v, &o->checkouts.sse_ping); }},
+      {"replica-lag", false,
+       [](auto& v, auto* o) { return Dist(v, &o->checkouts.replica_lag); }},
+      {"stream-lifetime", false,
+       [](auto& v, auto* o) {
+         std::string err = Dur(v, &o->checkouts.stream_lifetime);
+         if (err.empty() && o->checkouts.stream_lifetime <= Duration::zero())
+           err = "must be more than 0";
+         return err;
+       }},
       {"queue", false,
        [](auto& v, auto* o) {
          std::string name, n;

@@ -10,8 +10,10 @@ Simulator::Simulator(const SimOptions& options, const Clock& clock)
     : options_(options),
       clock_(clock),
       faults_(clock, registry_),
-      rate_limiter_(options.rate_limit),
-      identities_(clock),
+      rate_limiter_(options.rate_limit, TimeScale(options.time_scale)),
+      // Polar caches an identity 300 s (_IDENTITY_TTL_SECONDS).
+      identities_(clock,
+                  TimeScale(options.time_scale)(std::chrono::seconds(300))),
       timer_(clock),
       customers_(options.max_customers, clock),
       customers_gauge_(&prometheus::BuildGauge()
@@ -101,8 +103,10 @@ void Simulator::BuildChain() {
   std::vector<std::string> queues;
   for (const auto& [queue, _] : options_.worker.concurrency)
     queues.push_back(queue);
-  admin_ = std::make_unique<AdminApi>(&faults_, worker_.get(), &timer_, names,
-                                      queues, [this] { return State(); });
+  admin_ = std::make_unique<AdminApi>(
+      &faults_, worker_.get(), &timer_, names, queues,
+      [this] { return State(); },
+      [this] { return checkouts_->IssueConfirmationToken(); });
   request_counter_ = std::make_unique<RequestCounter>(registry_, names);
 
   chain_ = std::make_unique<Chain>(

@@ -135,8 +135,10 @@ void ApplyPublicUpdate(Checkout& c, const json& b, SysMicros now) {
   set("customer_tax_id", c.customer_tax_id);
   set("locale", c.locale);
   set("payment_method_type", c.payment_method_type);
-  if (b.contains("customer_billing_address"))
-    c.customer_billing_address = b["customer_billing_address"];
+  if (b.contains("customer_billing_address")) {
+    const json& a = b["customer_billing_address"];
+    c.customer_billing_address = a.is_object() ? NormalizeAddress(a) : json();
+  }
   if (b.contains("is_business_customer") &&
       b["is_business_customer"].is_boolean())
     c.is_business_customer = b["is_business_customer"].get<bool>();

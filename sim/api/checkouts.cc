@@ -80,8 +80,47 @@ void CheckoutsApi::EvictLocked() {
       continue;
     }
     by_secret_.erase(it->second->client_secret);
+    replica_.erase(it->first);
     by_id_.erase(it);
   }
+}
+
+void CheckoutsApi::ReplicateLocked(const Checkout& c) {
+  if (!replicated()) return;
+  const SteadyTime now = clock_.Now();
+  auto& versions = replica_[c.id];
+  // Replication applies writes in order: a write never shows before an
+  // earlier one.
+  SteadyTime at = now + options_.replica_lag.Sample(rng_);
+  if (!versions.empty()) at = std::max(at, versions.back().visible_at);
+  versions.push_back({at, CheckoutJson(c, org_, CheckoutView::kFull)});
+  // Keep the newest version the replica shows and the ones it will.
+  while (versions.size() >= 2 && versions[1].visible_at <= now)
+    versions.pop_front();
+}
+
+const json* CheckoutsApi::ReplicaLocked(const std::string& id) const {
+  auto it = replica_.find(id);
+  if (it == replica_.end()) return nullptr;
+  const SteadyTime now = clock_.Now();
+  const json* shown = nullptr;
+  for (const ReplicaVersion& v : it->second) {
+    if (v.visible_at > now) break;
+    shown = &v.full;
+  }
+  return shown;
+}
+
+std::string CheckoutsApi::IssueConfirmationToken() {
+  std::string token = RandomToken("ctoken_", 24);
+  std::lock_guard lock(mutex_);
+  confirmation_tokens_.insert(token);
+  confirmation_token_order_.push_back(token);
+  while (confirmation_token_order_.size() > 10'000) {
+    confirmation_tokens_.erase(confirmation_token_order_.front());
+    confirmation_token_order_.pop_front();
+  }
+  return token;
 }
 
 std::size_t CheckoutsApi::size() const {
@@ -240,7 +279,7 @@ SimResponse CheckoutsApi::Create(const SimRequest& request) {
 
   auto c = std::make_unique<Checkout>();
   c->id = NewId();
-  c->client_secret = RandomToken("polar_c_", 43);
+  c->client_secret = NewToken("polar_c_");
   c->created_at = clock_.WallNow();
   c->expires_at =
       c->created_at +
@@ -259,7 +298,9 @@ SimResponse CheckoutsApi::Create(const SimRequest& request) {
     c->customer_name = v;
   c->customer_billing_name =
       OptString(body.value("customer_billing_name", json()));
-  c->customer_billing_address = body.value("customer_billing_address", json());
+  if (const json& a = body.value("customer_billing_address", json());
+      a.is_object())
+    c->customer_billing_address = NormalizeAddress(a);
   c->customer_tax_id = OptString(body.value("customer_tax_id", json()));
   c->customer_ip_address = OptString(body.value("customer_ip_address", json()));
   c->is_business_customer = body.value("is_business_customer", false);
@@ -284,6 +325,7 @@ SimResponse CheckoutsApi::Create(const SimRequest& request) {
     std::lock_guard lock(mutex_);
     by_secret_[c->client_secret] = c->id;
     order_.push_back(c->id);
+    ReplicateLocked(*c);
     by_id_[c->id] = std::move(c);
     EvictLocked();
   }
@@ -305,28 +347,50 @@ SimResponse CheckoutsApi::List(const SimRequest& request) {
     return wanted.empty() ||
            (v && std::find(wanted.begin(), wanted.end(), *v) != wanted.end());
   };
+  auto matches = [&](const std::optional<std::string>& product,
+                     const std::optional<std::string>& customer,
+                     const std::optional<std::string>& external,
+                     const std::optional<std::string>& status,
+                     const std::optional<std::string>& email) {
+    return any(product_ids, product) && any(customer_ids, customer) &&
+           any(external_ids, external) && any(statuses, status) &&
+           (!query || (email && email->find(*query) != std::string::npos));
+  };
+  auto str = [](const json& v) {
+    return v.is_string() ? std::optional<std::string>(v.get<std::string>())
+                         : std::nullopt;
+  };
   std::lock_guard lock(mutex_);
+  // Newest first (default sorting -created_at). get_db_read_session: with
+  // replication modelled, the rows and values the replica shows.
   std::vector<const Checkout*> hits;
-  // Newest first (default sorting -created_at).
+  std::vector<const json*> shown_hits;
   for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
     auto c = by_id_.find(*it);
     if (c == by_id_.end()) continue;
-    const Checkout& k = *c->second;
-    if (!any(product_ids, k.product->id)) continue;
-    if (!any(customer_ids, k.customer_id)) continue;
-    if (!any(external_ids, k.external_customer_id)) continue;
-    if (!any(statuses, std::string(ToString(k.status)))) continue;
-    if (query && (!k.customer_email ||
-                  k.customer_email->find(*query) == std::string::npos))
+    if (replicated()) {
+      const json* shown = ReplicaLocked(*it);
+      if (shown &&
+          matches(str((*shown)["product_id"]), str((*shown)["customer_id"]),
+                  str((*shown)["external_customer_id"]),
+                  str((*shown)["status"]), str((*shown)["customer_email"])))
+        shown_hits.push_back(shown);
       continue;
-    hits.push_back(&k);
+    }
+    const Checkout& k = *c->second;
+    if (matches(k.product->id, k.customer_id, k.external_customer_id,
+                std::string(ToString(k.status)), k.customer_email))
+      hits.push_back(&k);
   }
+  const std::size_t total = replicated() ? shown_hits.size() : hits.size();
   json items = json::array();
-  const PageRange range = PageOf(q.page, q.limit, hits.size());
-  for (std::size_t i = range.begin; i < range.end; ++i)
-    items.push_back(CheckoutJson(*hits[i], org_, CheckoutView::kFull));
-  return ListResponse(std::move(items), static_cast<int64_t>(hits.size()),
-                      q.limit);
+  const PageRange range = PageOf(q.page, q.limit, total);
+  for (std::size_t i = range.begin; i < range.end; ++i) {
+    items.push_back(replicated()
+                        ? *shown_hits[i]
+                        : CheckoutJson(*hits[i], org_, CheckoutView::kFull));
+  }
+  return ListResponse(std::move(items), static_cast<int64_t>(total), q.limit);
 }
 
 SimResponse CheckoutsApi::Get(const std::string& id) {
@@ -334,6 +398,12 @@ SimResponse CheckoutsApi::Get(const std::string& id) {
   std::lock_guard lock(mutex_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return ResourceNotFound();
+  // get_db_read_session: just after create the replica may not have the row
+  // (404), just after confirm it may still say open.
+  if (replicated()) {
+    const json* shown = ReplicaLocked(id);
+    return shown ? Json(200, *shown) : ResourceNotFound();
+  }
   return Json(200, CheckoutJson(*it->second, org_, CheckoutView::kFull));
 }
 
@@ -355,8 +425,10 @@ SimResponse CheckoutsApi::Update(const SimRequest& request,
     if (it == by_id_.end()) return ResourceNotFound();
     Checkout& c = *it->second;
     if (c.lock_holders > 0) return Locked();
-    if (c.status == CheckoutStatus::kOpen && c.expires_at < clock_.WallNow())
+    if (c.status == CheckoutStatus::kOpen && c.expires_at < clock_.WallNow()) {
       c.status = CheckoutStatus::kExpired;
+      ReplicateLocked(c);
+    }
     if (c.status != CheckoutStatus::kOpen) return NotOpen(c);
     CheckProductChoice(c, body, errors);
     if (!errors.empty()) return errors.Response("PolarRequestValidationError");
@@ -366,6 +438,7 @@ SimResponse CheckoutsApi::Update(const SimRequest& request,
     if (body.contains("customer_metadata") &&
         body["customer_metadata"].is_object())
       c.customer_metadata = body["customer_metadata"];
+    ReplicateLocked(c);
     full = CheckoutJson(c, org_, CheckoutView::kFull);
     secret = c.client_secret;
   }
@@ -391,6 +464,7 @@ void CheckoutsApi::SweepExpired() {
           c->lock_holders == 0) {
         c->status = CheckoutStatus::kExpired;
         c->modified_at = now;
+        ReplicateLocked(*c);
         expired.push_back(CheckoutJson(*c, org_, CheckoutView::kFull));
       }
     }

@@ -34,6 +34,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "sim/api/customers.h"
@@ -53,9 +54,17 @@ struct CheckoutOptions {
   // Paid checkouts: from confirm to Stripe's charge.succeeded webhook.
   Distribution stripe_delay = Distribution::Fixed(std::chrono::seconds(1));
   std::size_t max_checkouts = 100'000;
-  TimeScale scale;                               // the 15-minute expiry sweep
+  TimeScale scale;  // the expiry sweep and the stream lifetime
   Duration sse_ping = std::chrono::seconds(15);  // sse_starlette's default
+  // MAX_SSE_CONNECTION_LIFETIME (server/polar/eventstream/endpoints.py): a
+  // stream then sends {"type": "reconnect"} and ends. Polar time (scaled).
+  Duration stream_lifetime = std::chrono::minutes(10);
   std::size_t max_streams = 1000;
+  // How far the read replica behind GET /v1/checkouts/ and
+  // GET /v1/checkouts/{id} trails the primary (get_db_read_session; sandbox
+  // and production have one, docs/polar-api.md §2.3). Zero: reads see the
+  // primary. Each write becomes visible there this long after it happened.
+  Distribution replica_lag;
 };
 
 class CheckoutsApi {
@@ -76,6 +85,11 @@ class CheckoutsApi {
                             const std::string& secret);
   SimResponse ClientStream(const std::string& secret);
 
+  // A Stripe ConfirmationToken for a paid confirm, as Stripe's test helpers
+  // make one (polar-sim's POST /_sim/stripe/confirmation_tokens). Any other
+  // token, or one used already, fails at Stripe: 400 PaymentError.
+  std::string IssueConfirmationToken();
+
   // Starts the periodic expiry sweep on the timer thread.
   void StartSweeper();
   void SweepExpired();
@@ -95,7 +109,15 @@ class CheckoutsApi {
   const Product* FindProduct(const std::string& id) const;
   const Product* FindProductByPrice(const std::string& price_id) const;
   Checkout* FindBySecretLocked(const std::string& secret);
+  // Past expires_at: an open checkout becomes expired; true either way.
+  bool ExpireIfOverdueLocked(Checkout& c);
   void EvictLocked();
+  // A write to `c` reaches the replica after the replica lag.
+  void ReplicateLocked(const Checkout& c);
+  // The full view of checkout `id` on the replica now; null when the replica
+  // does not have it yet (or lag is off: then read the primary).
+  const json* ReplicaLocked(const std::string& id) const;
+  bool replicated() const { return !options_.replica_lag.IsZero(); }
 
   CheckoutOptions options_;
   const Organization& org_;
@@ -111,6 +133,16 @@ class CheckoutsApi {
   std::unordered_map<std::string, std::string> by_secret_;
   std::deque<std::string> order_;  // creation order, for eviction
   std::mt19937_64 rng_{11};
+  struct ReplicaVersion {
+    SteadyTime visible_at;
+    json full;
+  };
+  // Per checkout, the writes the replica has not shown yet and the newest it
+  // shows; only while replica_lag is set.
+  std::unordered_map<std::string, std::deque<ReplicaVersion>> replica_;
+  // Issued and unused Stripe confirmation tokens (FIFO-bounded).
+  std::unordered_set<std::string> confirmation_tokens_;
+  std::deque<std::string> confirmation_token_order_;
 
   std::mutex streams_mutex_;
   std::unordered_map<std::string, std::vector<std::weak_ptr<SseStream>>>

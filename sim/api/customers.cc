@@ -49,23 +49,42 @@ std::optional<Customer> CustomerStore::ByExternalId(
   return by_id_.at(it->second);
 }
 
-Customer CustomerStore::GetOrCreate(
-    const std::string& email, const std::optional<std::string>& name,
-    const std::optional<std::string>& external_id, const json& billing_address,
-    const std::string& organization_id, bool* created) {
+std::optional<Customer> CustomerStore::ForConfirm(
+    const Buyer& buyer, const std::string& organization_id, Match* how) {
   std::lock_guard lock(mutex_);
-  if (auto it = by_email_.find(email); it != by_email_.end()) {
-    *created = false;
-    return by_id_.at(it->second);
+  Customer* found = nullptr;
+  if (buyer.customer_id) {
+    if (auto it = by_id_.find(*buyer.customer_id); it != by_id_.end()) {
+      found = &it->second;
+      *how = Match::kLinked;
+    }
+  }
+  if (!found) {
+    if (auto it = by_email_.find(buyer.email); it != by_email_.end()) {
+      found = &by_id_.at(it->second);
+      *how = Match::kByEmail;
+    }
+  }
+  if (found) {
+    // Indexes (e-mail, external id) do not change on this path.
+    if (!found->name) found->name = buyer.name;
+    if (buyer.billing_name) found->billing_name = buyer.billing_name;
+    if (!buyer.billing_address.is_null())
+      found->billing_address = buyer.billing_address;
+    found->modified_at = clock_.WallNow();
+    return *found;
+  }
+  if (buyer.external_id && by_external_.count(*buyer.external_id)) {
+    *how = Match::kExternalIdTaken;
+    return std::nullopt;
   }
   Customer c;
   c.id = NewId();
-  c.email = email;
-  c.name = name;
-  c.external_id = external_id;
-  // An external id already taken by another customer is not reused.
-  if (external_id && by_external_.count(*external_id)) c.external_id.reset();
-  c.billing_address = billing_address;
+  c.email = buyer.email;
+  c.name = buyer.name;
+  c.billing_name = buyer.billing_name;
+  c.external_id = buyer.external_id;
+  c.billing_address = buyer.billing_address;
   c.organization_id = organization_id;
   c.created_at = clock_.WallNow();
   IndexLocked(c);
@@ -74,7 +93,7 @@ Customer CustomerStore::GetOrCreate(
     UnindexLocked(created_order_.front());
     created_order_.pop_front();
   }
-  *created = true;
+  *how = Match::kCreated;
   return c;
 }
 

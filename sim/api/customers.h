@@ -27,12 +27,29 @@ class CustomerStore {
   std::optional<Customer> ById(const std::string& id) const;
   std::optional<Customer> ByEmail(const std::string& email) const;
   std::optional<Customer> ByExternalId(const std::string& external_id) const;
-  // Returns the customer with `email`, or creates it; *created says which.
-  Customer GetOrCreate(const std::string& email,
-                       const std::optional<std::string>& name,
-                       const std::optional<std::string>& external_id,
-                       const json& billing_address,
-                       const std::string& organization_id, bool* created);
+  // What a confirm knows about its buyer.
+  struct Buyer {
+    std::optional<std::string> customer_id;  // set at create
+    std::string email;
+    std::optional<std::string> name;
+    std::optional<std::string> billing_name;
+    std::optional<std::string> external_id;
+    json billing_address = nullptr;
+  };
+  enum class Match {
+    kLinked,           // the checkout's customer_id
+    kByEmail,          // the organization's customer with that e-mail
+    kCreated,          // a new customer
+    kExternalIdTaken,  // would be new, but another customer has the external
+                       // id: Polar's 422 CheckoutCustomerExternalIdMismatch
+  };
+  // Confirm's _create_or_update_customer: the linked customer, else the one
+  // with the e-mail, else a new one with the external id. An existing one gets
+  // a name when it has none, and the billing name and address the checkout
+  // carries (Polar then sends customer.updated). Atomic.
+  std::optional<Customer> ForConfirm(const Buyer& buyer,
+                                     const std::string& organization_id,
+                                     Match* how);
   std::size_t size() const;
 
  private:

@@ -102,6 +102,7 @@ std::vector<bool> DedupIndex::Insert(
       continue;
     }
     if (shard.ring_size == per_shard_) {
+      forgotten_.fetch_add(1, std::memory_order_relaxed);
       shard.Remove(shard.ring[shard.ring_head]);
       shard.ring_head = (shard.ring_head + 1) % per_shard_;
       --shard.ring_size;

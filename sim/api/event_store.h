@@ -8,6 +8,7 @@
 // oldest ids and events are forgotten first.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -36,6 +37,10 @@ class DedupIndex {
   std::vector<bool> Insert(const std::vector<std::string>& external_ids);
   // How many of the batch's ids were new.
   int64_t InsertBatch(const std::vector<std::string>& external_ids);
+  // Ids forgotten to make room since start. Polar's unique index never
+  // forgets: one of these sent again is inserted here where Polar would count
+  // a duplicate.
+  uint64_t forgotten() const { return forgotten_.load(); }
 
  private:
   struct Shard {
@@ -47,6 +52,7 @@ class DedupIndex {
     void Add(uint64_t h);
     void Remove(uint64_t h);
   };
+  std::atomic<uint64_t> forgotten_{0};
   // 16 shards for real sizes; one for small ones, so the FIFO bound is exact.
   std::size_t shards_count_;
   std::size_t per_shard_;

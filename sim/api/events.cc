@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "sim/api/io.h"
 #include "sim/api/validation.h"
@@ -54,13 +55,13 @@ class FastIngest : public nlohmann::json_sax<json> {
   bool binary(binary_t&) override { return false; }
   bool string(string_t& v) override {
     if (depth_ == 4) {
-      if (v.empty() || v.size() > 500) return false;
+      if (v.empty() || Utf8Length(v) > 500) return false;
       return Meta(json(std::move(v)));
     }
     if (depth_ != 3) return false;
     StoredEvent& e = events_->back();
     if (key_ == "name") {
-      if (v.size() > 128) return false;
+      if (Utf8Length(v) > 128) return false;
       e.name = std::move(v);
       has_name_ = true;
     } else if (key_ == "external_customer_id") {
@@ -177,6 +178,27 @@ EventsApi::EventsApi(const EventOptions& options, const Organization& org,
                  .Help("Events held for GET /v1/events/.")
                  .Register(registry)
                  .Add({});
+  forgotten_ = &prometheus::BuildCounter()
+                    .Name("polar_sim_event_ids_forgotten_total")
+                    .Help(
+                        "external_ids the dedup memory (--max-event-ids) "
+                        "forgot to make room since start; one sent again is "
+                        "inserted where Polar would count a duplicate.")
+                    .Register(registry)
+                    .Add({});
+}
+
+void EventsApi::UpdateGauges() {
+  stored_->Set(static_cast<double>(store_.size()));
+  // The index counts; the counter catches up (concurrent scrapes add each
+  // forgotten id once).
+  const uint64_t now = dedup_.forgotten();
+  uint64_t reported = forgotten_reported_.load();
+  while (reported < now &&
+         !forgotten_reported_.compare_exchange_weak(reported, now)) {
+  }
+  if (reported < now)
+    forgotten_->Increment(static_cast<double>(now - reported));
 }
 
 SimResponse EventsApi::Ingest(const SimRequest& request) {
@@ -306,6 +328,14 @@ SimResponse EventsApi::Ingest(const SimRequest& request) {
 SimResponse EventsApi::Store(std::vector<StoredEvent>& parsed,
                              const std::vector<std::string>& external_ids) {
   std::vector<bool> fresh = dedup_.Insert(external_ids);
+  if (dedup_.forgotten() > 0 && !said_forgetting_.exchange(true)) {
+    std::fprintf(stderr,
+                 "polar-sim: the dedup memory is full (--max-event-ids %zu): "
+                 "the oldest external_ids are forgotten from now on, and one "
+                 "of them sent again is inserted where Polar would answer a "
+                 "duplicate (polar_sim_event_ids_forgotten_total)\n",
+                 options_.max_remembered_ids);
+  }
   thread_local std::vector<StoredEvent> inserted;
   inserted.clear();
   for (std::size_t i = 0; i < parsed.size(); ++i) {

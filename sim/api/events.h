@@ -63,8 +63,9 @@ class EventsApi {
   uint64_t duplicates_total() const {
     return static_cast<uint64_t>(duplicates_total_->Value());
   }
-  // polar_sim_events_stored: call before a scrape.
-  void UpdateGauges() { stored_->Set(static_cast<double>(store_.size())); }
+  // polar_sim_events_stored and polar_sim_event_ids_forgotten_total: call
+  // before a scrape.
+  void UpdateGauges();
 
  private:
   SimResponse Store(std::vector<StoredEvent>& parsed,
@@ -82,6 +83,9 @@ class EventsApi {
   prometheus::Counter* inserted_total_;
   prometheus::Counter* duplicates_total_;
   prometheus::Gauge* stored_;
+  prometheus::Counter* forgotten_;
+  std::atomic<uint64_t> forgotten_reported_{0};
+  std::atomic<bool> said_forgetting_{false};
 
   // Ids waiting for an event.ingested job. Polar enqueues one job per request
   // with at most 5000 ids; polar-sim coalesces the requests of a 10 ms window

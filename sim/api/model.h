@@ -43,9 +43,11 @@ struct Customer {
   std::optional<std::string> external_id;
   std::string email;
   std::optional<std::string> name;
+  std::optional<std::string> billing_name;
   json billing_address = nullptr;
   std::string organization_id;
   SysMicros created_at{};
+  std::optional<SysMicros> modified_at;
 };
 
 enum class CheckoutStatus { kOpen, kExpired, kConfirmed, kSucceeded, kFailed };

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string>
+#include <vector>
 
 namespace polar::sim {
 namespace {
@@ -20,7 +22,68 @@ constexpr std::string_view kCountries =
     "TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI "
     "VN VU WF WS YE YT ZA ZM ZW";
 
+// pycountry has no XK; Polar's enum is pycountry's list.
+constexpr std::string_view kEmbargoed = "CU IR KP SY RU";
+
+constexpr std::string_view kUsStates =
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS "
+    "MO "
+    "MT NE NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI "
+    "WY "
+    "DC";
+constexpr std::string_view kCaSubdivisions =
+    "AB BC MB NB NL NS NT NU ON PE QC SK YT";
+
+bool InList(std::string_view list, std::string_view code) {
+  if (code.size() != 2) return false;
+  for (std::size_t i = 0; i + 2 <= list.size(); i += 3)
+    if (list.substr(i, 2) == code) return true;
+  return false;
+}
+
+std::string UpperAscii(std::string s) {
+  for (char& c : s)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "'AD', 'AE', ... or 'ZW'": pydantic's enum message, over the supported
+// codes.
+const std::string& SupportedCountriesText() {
+  static const std::string text = [] {
+    std::vector<std::string> codes;
+    for (std::size_t i = 0; i + 2 <= kCountries.size(); i += 3) {
+      std::string_view c = kCountries.substr(i, 2);
+      if (!InList(kEmbargoed, c)) codes.emplace_back(c);
+    }
+    std::string out;
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+      if (i > 0) out += i + 1 == codes.size() ? " or " : ", ";
+      out += "'" + codes[i] + "'";
+    }
+    return out;
+  }();
+  return text;
+}
+
+// A US state or CA subdivision, with or without its "US-"/"CA-" prefix.
+bool IsStateOf(const std::string& country, std::string state) {
+  if (state.rfind(country + "-", 0) == 0) state = state.substr(3);
+  return InList(country == "US" ? kUsStates : kCaSubdivisions, state);
+}
+
 }  // namespace
+
+std::size_t Utf8Length(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+bool IsSupportedCountry(std::string_view code) {
+  return IsCountry(code) && !InList(kEmbargoed, code);
+}
 
 json Loc(std::initializer_list<json> parts) {
   json loc = json::array();
@@ -65,7 +128,7 @@ bool ValidationErrors::OptString(const json& obj, const char* key,
     Add(Append(loc, key), "string_type", "Input should be a valid string", *it);
     return false;
   }
-  std::size_t n = it->get_ref<const std::string&>().size();
+  std::size_t n = Utf8Length(it->get_ref<const std::string&>());
   if (max_len && n > max_len) {
     Add(Append(loc, key), "string_too_long",
         "String should have at most " + std::to_string(max_len) + " characters",
@@ -157,14 +220,53 @@ bool ValidationErrors::OptAddress(const json& obj, const char* key,
   for (const char* f : {"line1", "line2", "postal_code", "city", "state"})
     OptString(*it, f, here);
   auto country = it->find("country");
+  std::string code;
   if (country == it->end()) {
     Missing(*it, "country", here);
-  } else if (!country->is_string() ||
-             !IsCountry(country->get_ref<const std::string&>())) {
-    Add(Append(here, "country"), "enum", "Input should be a valid country code",
-        *country);
+  } else {
+    // BeforeValidator(upper_if_str), then the CountryAlpha2Input enum.
+    if (country->is_string()) code = UpperAscii(country->get<std::string>());
+    if (!IsSupportedCountry(code)) {
+      Add(Append(here, "country"), "enum",
+          "Input should be " + SupportedCountriesText(), *country,
+          {{"expected", SupportedCountriesText()}});
+    }
   }
-  return detail_.size() == before;
+  if (detail_.size() != before) return false;
+  // Address.validate_state (a model validator, so the error is the
+  // address's): US and CA states must exist, with or without their prefix.
+  auto state = it->find("state");
+  if (state != it->end() && state->is_string() && !state->empty() &&
+      (code == "US" || code == "CA")) {
+    if (!IsStateOf(code, state->get<std::string>())) {
+      Add(here, "value_error",
+          code == "US" ? "Value error, Invalid US state"
+                       : "Value error, Invalid CA subdivision",
+          *it, {{"error", json::object()}});
+      return false;
+    }
+  }
+  return true;
+}
+
+json NormalizeAddress(const json& in) {
+  json out = {{"line1", nullptr}, {"line2", nullptr}, {"postal_code", nullptr},
+              {"city", nullptr},  {"state", nullptr}, {"country", nullptr}};
+  for (const char* f : {"line1", "line2", "postal_code", "city", "state"}) {
+    auto v = in.find(f);
+    // EmptyStrToNone.
+    if (v != in.end() && v->is_string() &&
+        !v->get_ref<const std::string&>().empty())
+      out[f] = *v;
+  }
+  const std::string country = UpperAscii(in.value("country", ""));
+  out["country"] = country;
+  if (out["state"].is_string() && (country == "US" || country == "CA")) {
+    std::string state = out["state"].get<std::string>();
+    if (state.rfind(country + "-", 0) != 0)
+      out["state"] = country + "-" + state;
+  }
+  return out;
 }
 
 bool ValidationErrors::OptMetadata(const json& obj, const char* key,
@@ -184,6 +286,7 @@ bool ValidationErrors::OptMetadata(const json& obj, const char* key,
         *it, {{"field_type", "Dictionary"}, {"max_length", 50}});
   }
   for (const auto& [k, v] : it->items()) {
+    const std::size_t key_length = Utf8Length(k);
     if (event_metadata && (k == "_cost" || k == "_llm")) {
       if (!v.is_object()) {
         Add(Append(here, k), "model_type", "Input should be an object", v);
@@ -204,13 +307,13 @@ bool ValidationErrors::OptMetadata(const json& obj, const char* key,
       }
       continue;
     }
-    if (!event_metadata && (k.empty() || k.size() > 40)) {
+    if (!event_metadata && (key_length == 0 || key_length > 40)) {
       Add(Append(here, k), "string_too_long",
           "String should have at most 40 characters", k, {{"max_length", 40}});
       continue;
     }
     if (v.is_string()) {
-      std::size_t n = v.get_ref<const std::string&>().size();
+      std::size_t n = Utf8Length(v.get_ref<const std::string&>());
       if (n < 1 || n > 500) {
         Add(Append(here, k), n < 1 ? "string_too_short" : "string_too_long",
             n < 1 ? "String should have at least 1 character"
@@ -279,13 +382,7 @@ bool EmailError(std::string_view email, std::string* why) {
   return false;
 }
 
-bool IsCountry(std::string_view code) {
-  if (code.size() != 2) return false;
-  for (std::size_t i = 0; i + 2 <= kCountries.size(); i += 3) {
-    if (kCountries.substr(i, 2) == code) return true;
-  }
-  return false;
-}
+bool IsCountry(std::string_view code) { return InList(kCountries, code); }
 
 SimResponse JsonDecodeError(std::string_view why) {
   ValidationErrors e;

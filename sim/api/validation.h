@@ -40,6 +40,9 @@ class ValidationErrors {
   bool OptBool(const json& obj, const char* key, const json& loc);
   bool OptUuid(const json& obj, const char* key, const json& loc);
   bool OptEmail(const json& obj, const char* key, const json& loc);
+  // Polar's AddressInput: country required (upper-cased first, then one of
+  // the supported codes), line1/line2/postal_code/city/state strings, a US
+  // state or CA subdivision that exists.
   bool OptAddress(const json& obj, const char* key, const json& loc);
   // Polar's metadata: at most 50 keys of 1-40 characters; values strings of
   // 1-500 characters, integers, floats or booleans.
@@ -55,11 +58,21 @@ json Loc(std::initializer_list<json> parts);
 json Append(json loc, json part);
 
 bool IsUuid(std::string_view s);
+// Characters (Unicode code points) in UTF-8 text, as pydantic measures
+// min_length/max_length; a byte that does not start a sequence does not count.
+std::size_t Utf8Length(std::string_view s);
 // Email syntax plus the special-use domains email_validator refuses
 // (example.com, .test, .invalid, .localhost, ...). polar-sim does no DNS.
 bool EmailError(std::string_view email, std::string* why);
-// ISO 3166 alpha-2 codes Polar's Address accepts.
+// ISO 3166 alpha-2 codes (pycountry's), and the ones Polar accepts in an
+// input address: all but the US trade embargoes CU, IR, KP, SY, RU
+// (server/polar/kit/address.py, docs/polar-api.md §2.2).
 bool IsCountry(std::string_view code);
+bool IsSupportedCountry(std::string_view code);
+// An AddressInput as Polar stores and answers it: the country upper-cased,
+// empty strings as null, a US or CA state prefixed ("CA" -> "US-CA"), all
+// six keys present. `in` must have passed OptAddress.
+json NormalizeAddress(const json& in);
 
 // A body that is not JSON: FastAPI's json_invalid error.
 SimResponse JsonDecodeError(std::string_view why);

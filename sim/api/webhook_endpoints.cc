@@ -147,7 +147,7 @@ SimResponse WebhookService::CreateEndpoint(const SimRequest& request) {
   ep->events = std::move(events);
   ep->secret = body.contains("secret") && body["secret"].is_string()
                    ? body["secret"].get<std::string>()
-                   : RandomToken("whsec_", 43);
+                   : NewToken("whsec_");
   std::lock_guard lock(mutex_);
   std::size_t live =
       std::count_if(endpoints_.begin(), endpoints_.end(),
@@ -226,7 +226,7 @@ SimResponse WebhookService::ResetSecret(const std::string& id) {
   std::lock_guard lock(mutex_);
   auto it = endpoints_.find(id);
   if (it == endpoints_.end() || it->second->deleted) return ResourceNotFound();
-  it->second->secret = RandomToken("whsec_", 43);
+  it->second->secret = NewToken("whsec_");
   it->second->modified_at = clock_.WallNow();
   return Json(200, EndpointJson(*it->second));
 }

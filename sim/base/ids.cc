@@ -63,11 +63,15 @@ uint32_t Crc32(std::string_view data) {
 }
 
 std::string MakeToken(std::string_view prefix, uint64_t seed) {
-  std::string token(prefix);
+  std::string random;
   uint64_t state = seed;
-  for (int i = 0; i < 37; ++i) token += kBase62Alphabet[Mix(state) % 62];
-  token += Base62Checksum(token);
-  return token;
+  for (int i = 0; i < 37; ++i) random += kBase62Alphabet[Mix(state) % 62];
+  return std::string(prefix) + random + Base62Checksum(random);
+}
+
+std::string NewToken(std::string_view prefix) {
+  const std::string random = RandomToken("", 37);
+  return std::string(prefix) + random + Base62Checksum(random);
 }
 
 bool TokenChecksumValid(std::string_view token, std::string_view prefix) {
@@ -75,7 +79,7 @@ bool TokenChecksumValid(std::string_view token, std::string_view prefix) {
       token.substr(0, prefix.size()) != prefix) {
     return false;
   }
-  return Base62Checksum(token.substr(0, token.size() - 6)) ==
+  return Base62Checksum(token.substr(prefix.size(), 37)) ==
          token.substr(token.size() - 6);
 }
 

@@ -18,7 +18,13 @@ namespace polar::sim {
 inline constexpr char kBase62Alphabet[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+// prefix + 37 [A-Za-z0-9] characters derived from `seed` + the base62 CRC32
+// of those 37 (kit/crypto.py generate_token: the checksum covers the random
+// part only, not the prefix).
 std::string MakeToken(std::string_view prefix, uint64_t seed);
+// The same with fresh random characters (per-thread generator): client
+// secrets, webhook secrets, customer session tokens.
+std::string NewToken(std::string_view prefix);
 // True when `token` has the prefix, length and a checksum that matches.
 bool TokenChecksumValid(std::string_view token, std::string_view prefix);
 // A version-4-shaped UUID from two 64-bit values.

@@ -26,6 +26,11 @@ void SseStream::Close() {
   }
 }
 
+std::vector<std::string> SseStream::queued() const {
+  std::lock_guard lock(mutex_);
+  return {frames_.begin(), frames_.end()};
+}
+
 bool SseStream::alive() const {
   std::lock_guard lock(mutex_);
   return !closed_ && !gone_;

@@ -47,6 +47,8 @@ class SseStream {
   // Ends the stream after the queued frames.
   void Close();
   bool alive() const;
+  // The frames not sent yet (tests read a stream's frames with it).
+  std::vector<std::string> queued() const;
 
  private:
   friend class SimServer;

@@ -207,39 +207,73 @@ RateLimitStage::RateLimitStage(RateLimiter* limiter, IdentityCache* identities,
                     .Help("Requests answered 429.")
                     .Register(registry)
                     .Add({})),
-      clock_(clock) {}
+      clock_(clock) {
+  auto& by_zone = prometheus::BuildCounter()
+                      .Name("polar_sim_rate_limited_by_zone_total")
+                      .Help(
+                          "Requests answered 429, by the zone that decided "
+                          "and why: window (a spent window) or blocked (the "
+                          "identity's block, which covers every zone).")
+                      .Register(registry);
+  auto& blocks = prometheus::BuildCounter()
+                     .Name("polar_sim_rate_limit_blocks_total")
+                     .Help(
+                         "Identity blocks started (a refused request in a "
+                         "zone with a block time, such as checkout-confirm).")
+                     .Register(registry);
+  for (const std::string& zone : limiter_->zone_names()) {
+    zones_[zone] =
+        ZoneCounters{&by_zone.Add({{"zone", zone}, {"reason", "window"}}),
+                     &by_zone.Add({{"zone", zone}, {"reason", "blocked"}}),
+                     &blocks.Add({{"zone", zone}})};
+  }
+}
 
 SimResponse RateLimitStage::Handle(Exchange& x, const Next& next) {
-  if (limiter_->mode() == RateLimitMode::kOff) return next(x);
-  std::string identity = "ip:" + x.request->client_ip;
-  RateLimitGroup group = RateLimitGroup::kDefault;
+  RateLimitIdentity who;
   if (auto bearer = Auth::BearerToken(*x.request)) {
-    if (auto user = identities_->Find(*bearer)) {
-      identity = *user;
+    if (auto cached = identities_->Find(*bearer)) {
+      who = std::move(*cached);
     } else {
-      identity =
+      who.user =
           "token:" + std::to_string(std::hash<std::string_view>{}(*bearer));
-      group = RateLimitGroup::kPendingAuth;
+      who.group = RateLimitGroup::kPendingAuth;
     }
+  } else {
+    who.user =
+        x.request->client_ip.empty() ? "anonymous" : x.request->client_ip;
   }
-  if (auto retry =
-          limiter_->Check(x.request->path, identity, group, clock_.Now())) {
-    limited_->Increment();
-    SimResponse r;
-    r.status = 429;
-    r.body.clear();
-    r.headers.emplace_back("Retry-After", std::to_string(*retry));
-    return r;
+  const RateLimiter::Decision d =
+      limiter_->Decide(x.request->path, who, clock_.Now());
+  if (!d.limited) return next(x);
+  limited_->Increment();
+  if (auto it = zones_.find(d.zone); it != zones_.end()) {
+    (d.blocked ? it->second.blocked : it->second.window)->Increment();
+    if (d.block_started) it->second.blocks->Increment();
   }
-  return next(x);
+  // asgi-ratelimit's default on_blocked: 429, retry-after, an empty body.
+  SimResponse r;
+  r.status = 429;
+  r.body.clear();
+  r.headers.emplace_back("Retry-After", std::to_string(d.retry_after));
+  return r;
 }
 
 SimResponse AuthStage::Handle(Exchange& x, const Next& next) {
   x.auth = auth_->Authenticate(*x.request, &x.token);
-  if (x.auth == Auth::Result::kInvalid) return Auth::InvalidToken();
+  if (x.auth == Auth::Result::kInvalid) {
+    // AuthSubjectMiddleware clears a refused token's cached identity.
+    if (identities_)
+      if (auto bearer = Auth::BearerToken(*x.request))
+        identities_->Forget(*bearer);
+    return Auth::InvalidToken();
+  }
+  // An organization's tokens share its bucket, in the organization's group
+  // (default).
   if (x.auth == Auth::Result::kOk && identities_)
-    identities_->Remember(x.token->value,
-                          "organization:" + x.token->organization_id);
+    identities_->Remember(
+        x.token->value,
+        {"organization:" + x.token->organization_id, RateLimitGroup::kDefault});
   if (x.route->needs_token) {
     if (x.auth != Auth::Result::kOk) return Auth::Unauthorized();
     if (!Auth::HasAnyScope(*x.token, x.route->scopes))

@@ -137,7 +137,10 @@ class NotFoundStage : public Middleware {
 };
 
 // RateLimitMiddleware: runs before authentication and reads the identity
-// that AuthStage caches (IdentityCache).
+// that AuthStage caches (IdentityCache), as Polar's _authenticate does: a
+// bearer token's cached organization, else "token:<hash>" in pending_auth;
+// no token, the client IP. Counts 429s in total (polar_sim_rate_limited_total)
+// and by zone and cause, and the identity blocks it starts.
 class RateLimitStage : public Middleware {
  public:
   RateLimitStage(RateLimiter* limiter, IdentityCache* identities,
@@ -145,9 +148,15 @@ class RateLimitStage : public Middleware {
   SimResponse Handle(Exchange& x, const Next& next) override;
 
  private:
+  struct ZoneCounters {
+    prometheus::Counter* window;   // a spent window
+    prometheus::Counter* blocked;  // the identity's block
+    prometheus::Counter* blocks;   // blocks started
+  };
   RateLimiter* limiter_;
   IdentityCache* identities_;
   prometheus::Counter* limited_;
+  std::unordered_map<std::string, ZoneCounters> zones_;
   const Clock& clock_;
 };
 

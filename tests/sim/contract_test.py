@@ -103,10 +103,17 @@ class Checkouts(SimTestCase):
         try:
             r = sim.post("/v1/checkouts/", {"product_id": self.paid})
             secret = r.json()["client_secret"]
+            body = {"customer_email": "p@polar.sh", "confirmation_token_id": "ctoken_x",
+                    "customer_billing_address": {"country": "SE"}}
+            # A token Stripe did not make is refused as Stripe would: 400 PaymentError.
+            r = sim.post(f"/v1/checkouts/client/{secret}/confirm", body, token=None)
+            self.assertEqual(r.status, 400, r.body)
+            self.assertEqual(r.json()["error"], "PaymentError")
+            # polar-sim's stand-in for Stripe's test helpers makes one that works.
+            body["confirmation_token_id"] = sim.post("/_sim/stripe/confirmation_tokens", {},
+                                                     token=None).json()["id"]
             t0 = time.monotonic()
-            r = sim.post(f"/v1/checkouts/client/{secret}/confirm",
-                         {"customer_email": "p@polar.sh", "confirmation_token_id": "ctoken_x",
-                          "customer_billing_address": {"country": "SE"}}, token=None)
+            r = sim.post(f"/v1/checkouts/client/{secret}/confirm", body, token=None)
             self.assertEqual(r.status, 200, r.body)
             API.schema("CheckoutPublicConfirmed", r.json())
             wait_for(lambda: sim.get(f"/v1/checkouts/client/{secret}", token=None)

@@ -5,6 +5,7 @@
 // faults.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
@@ -181,9 +182,14 @@ TEST(SimCheckouts, PaidConfirmNeedsEveryMissingFieldReportedTogether) {
   json detail = SimHarness::Body(r)["detail"];
   std::vector<json> locs;
   for (const auto& d : detail) locs.push_back(d["loc"]);
-  EXPECT_EQ(locs, (std::vector<json>{json{"body", "customer_email"},
-                                     json{"body", "customer_billing_address"},
-                                     json{"body", "confirmation_token_id"}}));
+  // _get_required_confirm_fields: with no address its country is missing too.
+  EXPECT_EQ(locs, (std::vector<json>{
+                      json{"body", "customer_email"},
+                      json{"body", "customer_billing_address"},
+                      json{"body", "customer_billing_address", "country"},
+                      json{"body", "confirmation_token_id"}}));
+  EXPECT_EQ(detail[0]["msg"], "Field is required.");
+  EXPECT_EQ(detail[3]["msg"], "Confirmation token is required.");
   SimResponse us = h.Call("POST", path,
                           {{"customer_email", "a@polar.sh"},
                            {"customer_billing_address", {{"country", "US"}}},
@@ -191,15 +197,242 @@ TEST(SimCheckouts, PaidConfirmNeedsEveryMissingFieldReportedTogether) {
                           false);
   ASSERT_EQ(us.status, 422);
   EXPECT_EQ(SimHarness::Body(us)["detail"].size(),
-            4u);  // line1, postal, city, state
-  SimResponse ok = h.Call("POST", path,
-                          {{"customer_email", "a@polar.sh"},
-                           {"customer_billing_address", {{"country", "FR"}}},
-                           {"confirmation_token_id", "ctoken_1"}},
-                          false);
+            4u);  // state, line1, city, postal_code
+}
+
+TEST(SimCheckouts, APaidConfirmNeedsATokenStripeMadeAndAFakeOneIs400) {
+  SimHarness h([](SimOptions& o) {
+    o.checkouts.confirm_time = Distribution::Fixed(300ms);
+  });
+  json c = h.CreateCheckout(/*paid=*/true);
+  const std::string secret = c["client_secret"];
+  const std::string path = "/v1/checkouts/client/" + secret + "/confirm";
+  const json body = {{"customer_email", "paid@polar.sh"},
+                     {"customer_billing_address", {{"country", "FR"}}}};
+  json fake = body;
+  fake["confirmation_token_id"] = "ctoken_made_up";
+  // Stripe's round trips first, then its refusal; nothing changed.
+  SimResponse held = h.sim->Handle(h.Request("POST", path, fake.dump(), false));
+  EXPECT_EQ(held.hold_until, h.clock.Now() + 300ms);
+  ASSERT_TRUE(held.finish);
+  SimResponse refused = held.finish();
+  ASSERT_EQ(refused.status, 400);
+  EXPECT_EQ(SimHarness::Body(refused),
+            (json{{"error", "PaymentError"},
+                  {"detail",
+                   "The payment failed: No such confirmationtoken: "
+                   "'ctoken_made_up' Please try again with a different payment "
+                   "method."}}));
+  json now = SimHarness::Body(
+      h.Call("GET", "/v1/checkouts/client/" + secret, nullptr, false));
+  EXPECT_EQ(now["status"], "open");
+  EXPECT_EQ(now["customer_email"], nullptr);
+
+  json made = SimHarness::Body(
+      h.Call("POST", "/_sim/stripe/confirmation_tokens", json::object()));
+  ASSERT_EQ(made["id"].get<std::string>().rfind("ctoken_", 0), 0u);
+  json real = body;
+  real["confirmation_token_id"] = made["id"];
+  SimResponse ok = h.Call("POST", path, real, false);
   ASSERT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(SimHarness::Body(ok)["payment_processor_metadata"]["intent_status"],
             "succeeded");
+  // A token works once.
+  json again = h.CreateCheckout(/*paid=*/true);
+  EXPECT_EQ(h.Call("POST",
+                   "/v1/checkouts/client/" +
+                       again["client_secret"].get<std::string>() + "/confirm",
+                   real, false)
+                .status,
+            400);
+}
+
+TEST(SimCheckouts, BillingAddressesAreCheckedAndStoredAsPolarDoes) {
+  SimHarness h;
+  json c = h.CreateCheckout();
+  const std::string path =
+      "/v1/checkouts/client/" + c["client_secret"].get<std::string>();
+  auto patch = [&](json address) {
+    return h.Call("PATCH", path, {{"customer_billing_address", address}},
+                  false);
+  };
+  // Upper-cased, the state prefixed, empty strings null.
+  SimResponse ok = patch({{"country", "us"},
+                          {"state", "CA"},
+                          {"line1", "1 Main St"},
+                          {"line2", ""}});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(SimHarness::Body(ok)["customer_billing_address"],
+            (json{{"line1", "1 Main St"},
+                  {"line2", nullptr},
+                  {"postal_code", nullptr},
+                  {"city", nullptr},
+                  {"state", "US-CA"},
+                  {"country", "US"}}));
+  EXPECT_EQ(patch({{"country", "CA"}, {"state", "CA-QC"}}).status, 200);
+  SimResponse bad_state = patch({{"country", "US"}, {"state", "XX"}});
+  ASSERT_EQ(bad_state.status, 422);
+  json d = SimHarness::Body(bad_state)["detail"][0];
+  EXPECT_EQ(d["msg"], "Value error, Invalid US state");
+  EXPECT_EQ(d["loc"], (json{"body", "customer_billing_address"}));
+  EXPECT_EQ(SimHarness::Body(patch(
+                {{"country", "CA"}, {"state", "ZZ"}}))["detail"][0]["msg"],
+            "Value error, Invalid CA subdivision");
+  // The US trade embargoes are refused; so are codes that do not exist.
+  for (const char* country : {"RU", "ir", "CU", "KP", "SY", "XX"}) {
+    SimResponse r = patch({{"country", country}});
+    ASSERT_EQ(r.status, 422) << country;
+    json e = SimHarness::Body(r)["detail"][0];
+    EXPECT_EQ(e["type"], "enum") << country;
+    EXPECT_EQ(
+        e["msg"].get<std::string>().rfind("Input should be 'AD', 'AE'", 0), 0u);
+    EXPECT_EQ(e["msg"].get<std::string>().find("'RU'"), std::string::npos);
+  }
+}
+
+TEST(SimCheckouts, ConfirmingForAnExistingCustomerSendsCustomerUpdated) {
+  SimHarness h([](SimOptions& o) { o.webhooks.allow_loopback = true; });
+  // An endpoint that is never called (delivery is recorded as simulated for
+  // non-loopback URLs): the delivery log shows what was sent.
+  ASSERT_EQ(h.Call("POST", "/v1/webhooks/endpoints",
+                   {{"url", "https://hooks.polar.sh/x"},
+                    {"format", "raw"},
+                    {"events", {"customer.created", "customer.updated"}}})
+                .status,
+            201);
+  auto confirm = [&](const std::string& email) {
+    json c = h.CreateCheckout();
+    return h.Call("POST",
+                  "/v1/checkouts/client/" +
+                      c["client_secret"].get<std::string>() + "/confirm",
+                  {{"customer_email", email},
+                   {"customer_billing_address", {{"country", "SE"}}}},
+                  false);
+  };
+  ASSERT_EQ(confirm("repeat@polar.sh").status, 200);
+  ASSERT_EQ(confirm("repeat@polar.sh").status, 200);
+  ASSERT_EQ(confirm("loadtest-customer-2@polar.sh").status, 200);
+  h.Advance(5s);  // the customer.webhook jobs, deliveries and FIFO waits
+  json log =
+      SimHarness::Body(h.Call("GET", "/v1/webhooks/deliveries?limit=10"));
+  std::vector<std::string> types;
+  for (const json& d : log["items"])
+    types.push_back(d["webhook_event"]["type"]);
+  std::sort(types.begin(), types.end());
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"customer.created", "customer.updated",
+                                      "customer.updated"}));
+}
+
+TEST(SimCheckouts, ANewEmailWithATakenExternalIdIs422AsPolarAnswers) {
+  SimHarness h;
+  json c =
+      SimHarness::Body(h.Call("POST", "/v1/checkouts/",
+                              {{"product_id", h.sim->seeded().free_product_id},
+                               {"external_customer_id", "someone-else"}}));
+  // No customer has it yet: a new one is created with it.
+  ASSERT_EQ(h.Call("POST",
+                   "/v1/checkouts/client/" +
+                       c["client_secret"].get<std::string>() + "/confirm",
+                   {{"customer_email", "first@polar.sh"}}, false)
+                .status,
+            200);
+  json d =
+      SimHarness::Body(h.Call("POST", "/v1/checkouts/",
+                              {{"product_id", h.sim->seeded().free_product_id},
+                               {"customer_external_id", "someone-else"},
+                               {"customer_email", "second@polar.sh"}}));
+  // Create links the existing customer by its external id: it confirms.
+  EXPECT_EQ(h.Call("POST",
+                   "/v1/checkouts/client/" +
+                       d["client_secret"].get<std::string>() + "/confirm",
+                   json::object(), false)
+                .status,
+            200);
+  // A confirm of a checkout whose external id was taken after create.
+  json e =
+      SimHarness::Body(h.Call("POST", "/v1/checkouts/",
+                              {{"product_id", h.sim->seeded().free_product_id},
+                               {"external_customer_id", "late"}}));
+  json f =
+      SimHarness::Body(h.Call("POST", "/v1/checkouts/",
+                              {{"product_id", h.sim->seeded().free_product_id},
+                               {"external_customer_id", "late"}}));
+  ASSERT_EQ(h.Call("POST",
+                   "/v1/checkouts/client/" +
+                       e["client_secret"].get<std::string>() + "/confirm",
+                   {{"customer_email", "late-1@polar.sh"}}, false)
+                .status,
+            200);
+  SimResponse mismatch =
+      h.Call("POST",
+             "/v1/checkouts/client/" + f["client_secret"].get<std::string>() +
+                 "/confirm",
+             {{"customer_email", "late-2@polar.sh"}}, false);
+  ASSERT_EQ(mismatch.status, 422);
+  EXPECT_EQ(SimHarness::Body(mismatch)["error"],
+            "CheckoutCustomerExternalIdMismatch");
+}
+
+TEST(SimCheckouts, TheReplicaTrailsTheClientRoutesByItsLag) {
+  SimHarness h([](SimOptions& o) {
+    o.checkouts.replica_lag = Distribution::Fixed(500ms);
+  });
+  json c = h.CreateCheckout();
+  const std::string id = c["id"], secret = c["client_secret"];
+  // The primary has it, the replica not yet.
+  EXPECT_EQ(
+      h.Call("GET", "/v1/checkouts/client/" + secret, nullptr, false).status,
+      200);
+  EXPECT_EQ(h.Call("GET", "/v1/checkouts/" + id).status, 404);
+  EXPECT_EQ(SimHarness::Body(
+                h.Call("GET", "/v1/checkouts/"))["pagination"]["total_count"],
+            0);
+  h.Advance(500ms);
+  EXPECT_EQ(SimHarness::Body(h.Call("GET", "/v1/checkouts/" + id))["status"],
+            "open");
+  ASSERT_EQ(h.Call("POST", "/v1/checkouts/client/" + secret + "/confirm",
+                   {{"customer_email", "lag@polar.sh"}}, false)
+                .status,
+            200);
+  h.Settle();  // the success job ran: succeeded on the primary
+  EXPECT_EQ(SimHarness::Body(h.Call("GET", "/v1/checkouts/client/" + secret,
+                                    nullptr, false))["status"],
+            "succeeded");
+  // Just after confirm a poll of GET /v1/checkouts/{id} still sees open.
+  EXPECT_EQ(SimHarness::Body(h.Call("GET", "/v1/checkouts/" + id))["status"],
+            "open");
+  h.Advance(499ms);
+  EXPECT_EQ(SimHarness::Body(h.Call("GET", "/v1/checkouts/" + id))["status"],
+            "open");
+  h.Advance(1ms);
+  EXPECT_EQ(SimHarness::Body(h.Call("GET", "/v1/checkouts/" + id))["status"],
+            "succeeded");
+  EXPECT_EQ(
+      SimHarness::Body(h.Call(
+          "GET",
+          "/v1/checkouts/?status=succeeded"))["pagination"]["total_count"],
+      1);
+}
+
+TEST(SimCheckouts, AStreamEndsWithReconnectAfterTenMinutesOfPolarTime) {
+  SimHarness h([](SimOptions& o) {
+    o.checkouts.scale = TimeScale(0.001);  // 10 min of Polar time: 600 ms
+    o.checkouts.sse_ping = 1h;
+  });
+  json c = h.CreateCheckout();
+  SimResponse r = h.Call("GET",
+                         "/v1/checkouts/client/" +
+                             c["client_secret"].get<std::string>() + "/stream",
+                         nullptr, false);
+  ASSERT_TRUE(r.stream);
+  h.Advance(599ms);
+  EXPECT_TRUE(r.stream->alive());
+  EXPECT_TRUE(r.stream->queued().empty());
+  h.Advance(1ms);
+  EXPECT_FALSE(r.stream->alive());
+  EXPECT_EQ(r.stream->queued(), std::vector<std::string>{
+                                    "data: {\"type\": \"reconnect\"}\r\n\r\n"});
 }
 
 TEST(SimCheckouts, AnUpdateWhileConfirmHoldsTheRowIs409ThenNotOpenIs403) {
@@ -643,10 +876,46 @@ TEST(SimRateLimits, SandboxModeAnswers429WithAnEmptyBodyAndRetryAfter) {
   EXPECT_EQ(ok, 101);
   EXPECT_EQ(last.status, 429);
   EXPECT_TRUE(last.body.empty());
-  EXPECT_FALSE(Header(last, "Retry-After").empty());
+  EXPECT_EQ(Header(last, "Retry-After"), "60");  // the whole minute
   EXPECT_TRUE(Header(last, "Cache-Control").empty());
-  EXPECT_NE(h.sim->Metrics().find("polar_sim_rate_limited_total 99"),
+  const std::string metrics = h.sim->Metrics();
+  EXPECT_NE(metrics.find("polar_sim_rate_limited_total 99\n"),
             std::string::npos);
+  EXPECT_NE(
+      metrics.find("polar_sim_rate_limited_by_zone_total{reason=\"window\","
+                   "zone=\"api\"} 99\n"),
+      std::string::npos)
+      << metrics;
+}
+
+TEST(SimRateLimits, AConfirmBlockRefusesEveryAnonymousRouteFromThatIp) {
+  SimHarness h([](SimOptions& o) { o.rate_limit = RateLimitMode::kSandbox; });
+  std::vector<std::string> secrets;
+  for (int i = 0; i < 7; ++i)
+    secrets.push_back(h.CreateCheckout()["client_secret"]);
+  auto confirm = [&](const std::string& secret) {
+    return h.Call("POST", "/v1/checkouts/client/" + secret + "/confirm",
+                  {{"customer_email", "rl@polar.sh"}}, false);
+  };
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(confirm(secrets[i]).status, 200) << i;
+  SimResponse seventh = confirm(secrets[6]);
+  ASSERT_EQ(seventh.status, 429);
+  EXPECT_EQ(Header(seventh, "Retry-After"), "1800");
+  h.Advance(1s);
+  // The client GET of another checkout from the same IP: blocked too.
+  SimResponse get =
+      h.Call("GET", "/v1/checkouts/client/" + secrets[6], nullptr, false);
+  ASSERT_EQ(get.status, 429);
+  EXPECT_EQ(Header(get, "Retry-After"), "1799");
+  // The organization's token counts as the organization, not the IP.
+  EXPECT_EQ(h.Call("GET", "/v1/events/").status, 200);
+  EXPECT_NE(h.sim->Metrics().find("polar_sim_rate_limit_blocks_total{zone="
+                                  "\"checkout-confirm\"} 1\n"),
+            std::string::npos);
+  h.Advance(30min);
+  EXPECT_EQ(h.Call("GET", "/v1/checkouts/client/" + secrets[6], nullptr, false)
+                .status,
+            200);
 }
 
 // ---- faults ----

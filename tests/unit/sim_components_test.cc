@@ -113,32 +113,40 @@ TEST(SimDistribution, EachKindSamplesWithinItsShape) {
   EXPECT_NE(error.find("unknown kind"), std::string::npos);
 }
 
-TEST(SimRateLimit, SandboxAllows100PerMinuteThen429WithRetryAfter) {
+TEST(SimRateLimit, SandboxAllows100PerMinuteThenAnswersTheWholeMinute) {
   RateLimiter limiter(RateLimitMode::kSandbox);
-  auto t0 = SteadyClock::time_point{} + 1h;
+  auto t0 = SteadyTime{} + 1h;
   for (int i = 0; i < 100; ++i) {
-    ASSERT_FALSE(limiter.Check("/v1/events/ingest", "org:a",
+    ASSERT_FALSE(limiter.Check("/v1/events/ingest", "organization:a",
                                RateLimitGroup::kDefault, t0 + i * 10ms))
         << i;
   }
-  auto retry = limiter.Check("/v1/events/ingest", "org:a",
+  // asgi-ratelimit answers the window's whole period, not what is left of it
+  // (the window opened at t0 and has 40 s to go).
+  auto retry = limiter.Check("/v1/events/ingest", "organization:a",
                              RateLimitGroup::kDefault, t0 + 20s);
   ASSERT_TRUE(retry);
-  EXPECT_EQ(*retry, 40);  // the window opened at t0 and lasts a minute
-  // Another organization has its own bucket; the window reopens after 60 s.
-  EXPECT_FALSE(limiter.Check("/v1/events/ingest", "org:b",
+  EXPECT_EQ(*retry, 60);
+  // A refused request spends nothing; another organization has its own
+  // bucket; the window reopens 60 s after its first request.
+  EXPECT_FALSE(limiter.Check("/v1/events/ingest", "organization:b",
                              RateLimitGroup::kDefault, t0 + 20s));
-  EXPECT_FALSE(limiter.Check("/v1/events/ingest", "org:a",
-                             RateLimitGroup::kDefault, t0 + 61s));
+  EXPECT_TRUE(limiter.Check("/v1/checkouts/", "organization:a",
+                            RateLimitGroup::kDefault, t0 + 59s));
+  EXPECT_FALSE(limiter.Check("/v1/events/ingest", "organization:a",
+                             RateLimitGroup::kDefault, t0 + 60s));
+  // Outside ^/v1 nothing is limited.
+  EXPECT_FALSE(limiter.Check("/healthz", "organization:a",
+                             RateLimitGroup::kDefault, t0 + 20s));
 }
 
 TEST(SimRateLimit, ProductionAllows500AndPendingAuth60PerMinute) {
   RateLimiter limiter(RateLimitMode::kProduction);
-  auto t0 = SteadyClock::time_point{} + 1h;
+  auto t0 = SteadyTime{} + 1h;
   int allowed = 0;
   for (int i = 0; i < 600; ++i)
-    allowed +=
-        !limiter.Check("/v1/checkouts/", "org:a", RateLimitGroup::kDefault, t0);
+    allowed += !limiter.Check("/v1/checkouts/", "organization:a",
+                              RateLimitGroup::kDefault, t0);
   EXPECT_EQ(allowed, 500);
   allowed = 0;
   for (int i = 0; i < 100; ++i)
@@ -147,28 +155,99 @@ TEST(SimRateLimit, ProductionAllows500AndPendingAuth60PerMinute) {
   EXPECT_EQ(allowed, 60);
 }
 
-TEST(SimRateLimit, TheSeventhConfirmInAMinuteBlocksTheZoneFor30Minutes) {
+TEST(SimRateLimit, TheSeventhConfirmInAMinuteBlocksTheWholeIdentityFor30Min) {
   RateLimiter limiter(RateLimitMode::kSandbox);
-  auto t0 = SteadyClock::time_point{} + 1h;
-  const std::string path = "/v1/checkouts/client/polar_c_x/confirm";
+  auto t0 = SteadyTime{} + 1h;
+  const std::string confirm = "/v1/checkouts/client/polar_c_x/confirm";
+  const std::string get = "/v1/checkouts/client/polar_c_x";
   for (int i = 0; i < 6; ++i)
-    ASSERT_FALSE(limiter.Check(path, "ip:1", RateLimitGroup::kDefault, t0));
-  auto retry = limiter.Check(path, "ip:1", RateLimitGroup::kDefault, t0 + 1s);
-  ASSERT_TRUE(retry);
-  EXPECT_EQ(*retry, 1800);
-  // Still blocked after the minute window has passed, until 30 min are over.
-  EXPECT_TRUE(limiter.Check(path, "ip:1", RateLimitGroup::kDefault, t0 + 5min));
+    ASSERT_FALSE(limiter.Check(confirm, "10.0.0.1", RateLimitGroup::kDefault,
+                               t0 + i * 1s));
+  auto first =
+      limiter.Decide(confirm, {"10.0.0.1", RateLimitGroup::kDefault}, t0 + 10s);
+  ASSERT_TRUE(first.limited);
+  EXPECT_EQ(first.retry_after, 1800);
+  EXPECT_TRUE(first.block_started);
+  EXPECT_STREQ(first.zone, "checkout-confirm");
+  // blocking:{user}: the same IP's GET, PATCH and stream (zone "api") are
+  // refused too, with the block's remaining time.
+  auto later = limiter.Decide(get, {"10.0.0.1", RateLimitGroup::kDefault},
+                              t0 + 10s + 5min);
+  ASSERT_TRUE(later.limited);
+  EXPECT_TRUE(later.blocked);
+  EXPECT_EQ(later.retry_after, 1500);
+  // Rounded to the nearest second, as Redis' TTL is.
+  EXPECT_EQ(*limiter.Check(get, "10.0.0.1", RateLimitGroup::kDefault,
+                           t0 + 10s + 5min + 400ms),
+            1500);
+  EXPECT_EQ(*limiter.Check(get, "10.0.0.1", RateLimitGroup::kDefault,
+                           t0 + 10s + 5min + 600ms),
+            1499);
+  // Another IP is untouched; the block ends after 30 minutes.
   EXPECT_FALSE(
-      limiter.Check(path, "ip:1", RateLimitGroup::kDefault, t0 + 32min));
-  // The confirm zone does not spend the catch-all budget.
-  EXPECT_FALSE(
-      limiter.Check("/v1/events/ingest", "ip:1", RateLimitGroup::kDefault, t0));
+      limiter.Check(get, "10.0.0.2", RateLimitGroup::kDefault, t0 + 11s));
+  EXPECT_FALSE(limiter.Check(get, "10.0.0.1", RateLimitGroup::kDefault,
+                             t0 + 10s + 30min));
+  // The confirm's minute window is over by then too.
+  EXPECT_FALSE(limiter.Check(confirm, "10.0.0.1", RateLimitGroup::kDefault,
+                             t0 + 10s + 30min));
+}
+
+TEST(SimRateLimit, TwentyConfirmsAnHourTripTheBlockEvenAtFivePerMinute) {
+  RateLimiter limiter(RateLimitMode::kProduction);
+  auto t0 = SteadyTime{} + 1h;
+  const std::string confirm = "/v1/checkouts/client/s/confirm";
+  // 5 a minute never spends the minute window; the 21st in the hour is
+  // refused by the hour window, and the block follows.
+  int allowed = 0;
+  RateLimiter::Decision refused;
+  for (int i = 0; i < 25 && !refused.limited; ++i) {
+    auto d = limiter.Decide(
+        confirm, {"organization:o", RateLimitGroup::kDefault}, t0 + i * 12s);
+    if (d.limited)
+      refused = d;
+    else
+      ++allowed;
+  }
+  EXPECT_EQ(allowed, 20);
+  ASSERT_TRUE(refused.limited);
+  EXPECT_EQ(refused.retry_after, 1800);
+  // pending_auth has the same confirm rule under its own key.
+  for (int i = 0; i < 6; ++i)
+    EXPECT_FALSE(
+        limiter.Check(confirm, "token:t", RateLimitGroup::kPendingAuth, t0));
+  EXPECT_EQ(
+      *limiter.Check(confirm, "token:t", RateLimitGroup::kPendingAuth, t0),
+      1800);
+}
+
+TEST(SimRateLimit, TheTimeScaleShortensWindowsAndBlocksNotRetryAfter) {
+  // 0.01: a Polar minute is 600 ms, the 30-minute block 18 s.
+  RateLimiter limiter(RateLimitMode::kSandbox, TimeScale(0.01));
+  auto t0 = SteadyTime{} + 1h;
+  const std::string confirm = "/v1/checkouts/client/s/confirm";
+  for (int i = 0; i < 6; ++i)
+    ASSERT_FALSE(limiter.Check(confirm, "ip", RateLimitGroup::kDefault, t0));
+  EXPECT_FALSE(limiter.Check(confirm, "other", RateLimitGroup::kDefault, t0));
+  // After 600 ms the minute window is new: 6 more (the hour window holds 20).
+  for (int i = 0; i < 6; ++i)
+    ASSERT_FALSE(
+        limiter.Check(confirm, "ip", RateLimitGroup::kDefault, t0 + 600ms));
+  auto block =
+      limiter.Check(confirm, "ip", RateLimitGroup::kDefault, t0 + 600ms);
+  ASSERT_TRUE(block);
+  EXPECT_EQ(*block, 1800);  // Polar's seconds
+  EXPECT_EQ(*limiter.Check("/v1/checkouts/client/s", "ip",
+                           RateLimitGroup::kDefault, t0 + 600ms + 9s),
+            900);
+  EXPECT_FALSE(limiter.Check("/v1/checkouts/client/s", "ip",
+                             RateLimitGroup::kDefault, t0 + 600ms + 18s));
 }
 
 TEST(SimRateLimit, OffModeNeverLimits) {
   RateLimiter limiter(RateLimitMode::kOff);
   for (int i = 0; i < 1000; ++i)
-    ASSERT_FALSE(limiter.Check("/v1/events/ingest", "org:a",
+    ASSERT_FALSE(limiter.Check("/v1/events/ingest", "organization:a",
                                RateLimitGroup::kDefault, SteadyTime{} + 1h));
 }
 

@@ -41,6 +41,62 @@ TEST_F(SimIngestTest, TheSeededTokenHasPolarsFormatAndChecksum) {
   std::string tampered = token;
   tampered[12] = tampered[12] == 'a' ? 'b' : 'a';
   EXPECT_FALSE(TokenChecksumValid(tampered, "polar_oat_"));
+  // kit/crypto.py checksums the 37 random characters only, not the prefix
+  // (computed with Python: zlib.crc32 in base62, zero-filled to 6).
+  const std::string random = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJK";
+  EXPECT_TRUE(
+      TokenChecksumValid("polar_oat_" + random + "4WQsSZ", "polar_oat_"));
+  EXPECT_FALSE(
+      TokenChecksumValid("polar_oat_" + random + "2GSskl", "polar_oat_"));
+}
+
+TEST_F(SimIngestTest, LengthLimitsCountCharactersNotBytes) {
+  // 128 characters of two bytes each: within Polar's 128-character name.
+  std::string name;
+  for (int i = 0; i < 128; ++i) name += "\xc3\xa9";  // é
+  json ok = {{"events",
+              {{{"name", name},
+                {"external_customer_id", "c"},
+                {"metadata", {{"k", std::string(500, 'x')}}}}}}};
+  EXPECT_EQ(sim_.Handle(Ingest(ok)).status, 200);
+  json long_name = ok;
+  long_name["events"][0]["name"] = name + "e";
+  SimResponse r = sim_.Handle(Ingest(long_name));
+  ASSERT_EQ(r.status, 422);
+  EXPECT_EQ(json::parse(r.body)["detail"][0]["msg"],
+            "String should have at most 128 characters");
+  // A 500-character metadata value of two-byte characters passes too.
+  std::string value;
+  for (int i = 0; i < 500; ++i) value += "\xc3\xa9";
+  json meta = ok;
+  meta["events"][0]["metadata"]["k"] = value;
+  EXPECT_EQ(sim_.Handle(Ingest(meta)).status, 200);
+}
+
+TEST(SimDedup, ForgettingIdsToMakeRoomIsCountedNotSilent) {
+  SimOptions o;
+  o.events.max_remembered_ids = 3;
+  Simulator sim(o);
+  auto ingest = [&](const std::string& id) {
+    SimRequest r;
+    r.method = "POST";
+    r.path = "/v1/events/ingest";
+    r.has_content_length = true;
+    r.headers["authorization"] = "Bearer " + sim.seeded().token;
+    r.body = json{{"events",
+                   {{{"name", "n"},
+                     {"external_customer_id", "c"},
+                     {"external_id", id}}}}}
+                 .dump();
+    return json::parse(sim.Handle(r).body);
+  };
+  for (const char* id : {"a", "b", "c", "d"}) ingest(id);
+  // "a" was forgotten to make room for "d": sent again it is inserted (Polar
+  // would answer a duplicate), and the metric says so.
+  EXPECT_EQ(ingest("a"), (json{{"inserted", 1}, {"duplicates", 0}}));
+  EXPECT_EQ(ingest("d"), (json{{"inserted", 0}, {"duplicates", 1}}));
+  EXPECT_NE(sim.Metrics().find("polar_sim_event_ids_forgotten_total 2\n"),
+            std::string::npos);
 }
 
 TEST_F(SimIngestTest, ABatchIsInsertedOnceThenCountedAsDuplicates) {
