@@ -1,6 +1,7 @@
 #include "scenarios/checkout.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -46,9 +47,11 @@ struct CheckoutScenario::Flow {
 
   // The SSE stream (completion = stream).
   StreamId stream = kNoStream;
-  bool stream_open = false;      // headers arrived and were right
-  bool stream_gone = false;      // ended without a failure: poll instead
-  bool stream_recorded = false;  // its step outcome is counted
+  bool stream_reconnect = false;  // the server said {"type": "reconnect"}
+  bool verify_on_open = false;    // check `succeeded` once the new one is live
+  bool stream_open = false;       // headers arrived and were right
+  bool stream_gone = false;       // ended without a failure: poll instead
+  bool stream_recorded = false;   // its step outcome is counted
   std::optional<Outcome> stream_failed;
   Response stream_head;  // timings of the stream's request, for its step
   std::unique_ptr<SseParser> sse;
@@ -67,9 +70,10 @@ CheckoutScenario::CheckoutScenario(ScenarioContext context,
       rng_(context_.seed),
       // This shard's slice of the pool (all of it when unsharded; config
       // makes the pool at least as large as the shard count).
-      email_used_(std::max<std::size_t>(
-          1, context_.shard.SliceSize(
-                 static_cast<uint64_t>(std::max(1, options_.customer_pool))))),
+      email_state_(std::max<std::size_t>(
+                       1, context_.shard.SliceSize(static_cast<uint64_t>(
+                              std::max(1, options_.customer_pool)))),
+                   EmailState::kUnused),
       create_(context_.metrics, context_.name, "create"),
       update_(context_.metrics, context_.name, "update"),
       status_(context_.metrics, context_.name, "status"),
@@ -128,7 +132,7 @@ void CheckoutScenario::Start(const Arrival& arrival) {
             : u < options_.status_ratio ? 2
             : u < options_.update_ratio ? 1
                                         : 0;
-  f.email_index = rng_.Below(email_used_.size());
+  f.email_index = rng_.Below(email_state_.size());
   // The address carries the pool index, which is this shard's own
   // (index % N == i): shards never share a customer.
   f.email = AsciiLower(TaggedEmail(
@@ -199,8 +203,11 @@ void CheckoutScenario::SendStep(Flow& f, Step step, MonoTime intended) {
         f.confirm_waiting = true;
         return;
       }
-      f.email_new = !email_used_[f.email_index];
-      email_used_[f.email_index] = true;
+      // A new customer is expected only if no confirm with this address
+      // succeeded or is under way: marked used when the confirm succeeds
+      // (a refused one creates nobody).
+      f.email_new = email_state_[f.email_index] == EmailState::kUnused;
+      if (f.email_new) email_state_[f.email_index] = EmailState::kConfirming;
       r.method = Method::kPost;
       r.path = client + "/confirm";
       r.body = CustomerBody(f);
@@ -254,6 +261,13 @@ Outcome CheckoutScenario::Judge(const Flow& f, Step step,
   if (step == Step::kCreate) {
     if (!IsJsonString(body, "client_secret") || status != "open")
       return Outcome::kCheckFailed;
+    // A product that needs a payment: confirm would need a Stripe
+    // confirmation token, which only Stripe.js makes (docs/polar-api.md
+    // §2.6). Counted here, said once (ReportPaidProduct), and no confirm is
+    // sent.
+    if (auto paid = body.find("is_payment_form_required");
+        paid != body.end() && paid->is_boolean() && paid->get<bool>())
+      return Outcome::kCheckFailed;
     auto product = body.find("product_id");
     if (product != body.end() && product->is_string() &&
         *product != options_.product_id) {
@@ -278,7 +292,10 @@ Outcome CheckoutScenario::Judge(const Flow& f, Step step,
       if (status != "confirmed") return Outcome::kCheckFailed;
       break;
     case Step::kGet:
-      if (status != "confirmed" && status != "succeeded")
+      // GET /v1/checkouts/{id} reads Polar's replica in sandbox and
+      // production (docs/polar-api.md §2.3): just after confirm it may still
+      // say open. Not yet, not wrong.
+      if (status != "open" && status != "confirmed" && status != "succeeded")
         return Outcome::kCheckFailed;
       break;
     case Step::kCreate:
@@ -294,7 +311,14 @@ void CheckoutScenario::OnResponse(uint64_t id, Step step, Response&& response) {
   json body;
   const Outcome outcome = Judge(*f, step, response, &body);
   Recorder(step).Record(outcome, response);
+  if (step == Step::kConfirm && f->email_new) {
+    email_state_[f->email_index] =
+        outcome == Outcome::kOk ? EmailState::kUsed : EmailState::kUnused;
+  }
   if (outcome != Outcome::kOk) {
+    if (step == Step::kCreate && outcome == Outcome::kCheckFailed &&
+        body.is_object())
+      ReportPaidProduct(body);
     End(*f, outcome, response.done);
     return;
   }
@@ -314,11 +338,28 @@ void CheckoutScenario::OnResponse(uint64_t id, Step step, Response&& response) {
       OnConfirmed(*f, response);
       return;
     case Step::kGet:
-      if (f->expired) return Lost(*f, response.done);
       if (Str(body, "status") == "succeeded")
         return Complete(*f, response.done);
+      if (f->expired) return Lost(*f, response.done);
+      // A check after a reconnected stream opened: the stream reports.
+      if (f->stream != kNoStream && f->stream_open) return;
       return Poll(*f, response.done + options_.poll_interval);
   }
+}
+
+void CheckoutScenario::ReportPaidProduct(const json& body) {
+  auto paid = body.find("is_payment_form_required");
+  if (paid_product_reported_ || paid == body.end() || !paid->is_boolean() ||
+      !paid->get<bool>())
+    return;
+  paid_product_reported_ = true;
+  SPDLOG_ERROR(
+      "scenario {}: product {} needs a payment (Polar's create answered "
+      "is_payment_form_required: true): its confirm would need a Stripe "
+      "confirmation token, which only Stripe.js can make, so every confirm "
+      "would fail. Every create of this scenario counts as check_failed and "
+      "no confirm is sent: use a free product (docs/sandbox.md)",
+      context_.name, options_.product_id);
 }
 
 void CheckoutScenario::OnCreated(Flow& f, const Response& response) {
@@ -397,6 +438,9 @@ void CheckoutScenario::OnStreamHead(uint64_t id, const Response& head) {
   if (f->confirm_waiting) {
     f->confirm_waiting = false;
     SendStep(*f, Step::kConfirm, head.done);
+  } else if (f->verify_on_open) {
+    f->verify_on_open = false;
+    if (!f->busy && !f->succeeded_seen) SendStep(*f, Step::kGet, head.done);
   }
 }
 
@@ -411,6 +455,14 @@ void CheckoutScenario::OnStreamData(uint64_t id, std::string_view chunk) {
     json frame = json::parse(event.data, nullptr, false);
     if (frame.is_discarded() || !frame.is_object()) {
       bad = Outcome::kInvalidResponse;
+      return;
+    }
+    // MAX_SSE_CONNECTION_LIFETIME: after 10 minutes Polar sends this and
+    // ends the stream, and the page opens a new one.
+    if (auto type = frame.find("type"); type != frame.end() &&
+                                        *type == "reconnect" &&
+                                        frame.find("key") == frame.end()) {
+      f->stream_reconnect = true;
       return;
     }
     auto key = frame.find("key");
@@ -448,6 +500,20 @@ void CheckoutScenario::OnStreamEnd(uint64_t id, Response&& end) {
                           : OutcomeFromStatus(end.status);
     if (outcome == Outcome::kOk) outcome = Outcome::kCheckFailed;
     return FailStream(*f, outcome, end.done);
+  }
+  if (end.transport == Outcome::kOk && f->stream_reconnect) {
+    // Asked to reconnect: a new stream continues this one. Whatever was
+    // published in between is missed, so once the new one is live a confirmed
+    // flow checks once whether it already succeeded.
+    RecordStream(*f, Outcome::kOk);
+    f->stream_reconnect = false;
+    f->stream_open = false;
+    f->stream_recorded = false;
+    f->stream_head = Response{};
+    f->verify_on_open = f->confirmed;
+    OpenStream(*f, end.done);
+    if (f->stream == kNoStream) StreamGone(*f, end.done);
+    return;
   }
   if (end.transport == Outcome::kOk || end.transport == Outcome::kTimeout) {
     // The server ended a healthy stream, or our backstop deadline passed.

@@ -120,6 +120,9 @@ class CheckoutScenario final : public Scenario {
   // deadline passed): carry on by polling.
   void StreamGone(Flow& flow, MonoTime at);
 
+  // A create answered for a product that needs a payment: said once.
+  void ReportPaidProduct(const nlohmann::json& body);
+
   void OnDeadline(uint64_t id);
   void Complete(Flow& flow, MonoTime seen);
   void Lost(Flow& flow, MonoTime at);
@@ -133,7 +136,11 @@ class CheckoutScenario final : public Scenario {
   Timers& timers_;
   Rng rng_;
   std::string run_id_;
-  std::vector<bool> email_used_;  // by pool index: a confirm creates a customer
+  // By pool index: whether a confirm with that address succeeded (Polar
+  // then has the customer), is on the wire, or neither.
+  enum class EmailState : unsigned char { kUnused, kConfirming, kUsed };
+  std::vector<EmailState> email_state_;
+  bool paid_product_reported_ = false;
   StepRecorder create_;
   StepRecorder update_;
   StepRecorder status_;

@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "scenarios/billing_address.h"
 #include "scenarios/checkout.h"
 #include "scenarios/generators.h"
 #include "scenarios/scenario_type.h"
@@ -103,13 +104,6 @@ void ParseBillingAddress(ScenarioConfigReader& r, CheckoutOptions& o) {
   if (!country) {
     if (!r.Has("billing_address.country"))
       r.Error("billing_address.country", "missing; e.g. \"SE\"");
-  } else if (country->size() != 2 ||
-             !std::isupper(static_cast<unsigned char>((*country)[0])) ||
-             !std::isupper(static_cast<unsigned char>((*country)[1]))) {
-    r.Error("billing_address.country",
-            fmt::format("\"{}\" is not an ISO 3166-1 alpha-2 code such as "
-                        "\"SE\"",
-                        *country));
   } else {
     address.country = *country;
   }
@@ -119,6 +113,13 @@ void ParseBillingAddress(ScenarioConfigReader& r, CheckoutOptions& o) {
     address.postal_code = *v;
   if (auto v = r.String("billing_address.city")) address.city = *v;
   if (auto v = r.String("billing_address.state")) address.state = *v;
+  if (country) {
+    // Polar's AddressInput rules: what Polar would refuse is refused here.
+    for (const auto& [field, why] : NormalizeBillingAddress(address)) {
+      const std::string key = "billing_address." + field;
+      r.Error(r.Has(key) ? key : "billing_address", why);
+    }
+  }
   if (address.country == "US" &&
       (address.line1.empty() || address.postal_code.empty() ||
        address.city.empty() || address.state.empty())) {
@@ -189,12 +190,31 @@ std::unique_ptr<Scenario> MakeCheckout(ScenarioContext context,
       std::move(context), std::any_cast<const CheckoutOptions&>(options));
 }
 
-// At least: create, the funnel's steps, and for each confirm one stream or
-// one poll.
+// How long a poll waits in the estimate: Polar's success job usually takes a
+// second or two after the confirm.
+constexpr double kCompletionWaitSeconds = 2;
+
+// The create carries the token; the checkout page's steps carry only the
+// client secret, so Polar counts them per IP, the confirm in its own zone. The
+// completion is one stream (per IP) or polls of GET /v1/checkouts/{id} (with
+// the token).
 PolarLoad CheckoutLoad(const std::any& options) {
   const auto& o = std::any_cast<const CheckoutOptions&>(options);
-  return PolarLoad{1 + o.update_ratio + o.status_ratio + 2 * o.confirm_ratio,
-                   o.confirm_ratio};
+  PolarLoad load;
+  load.parts = {{PolarBucket::kOrganization, 1, 1},
+                {PolarBucket::kClientIp, o.update_ratio, 1},
+                {PolarBucket::kClientIp, o.status_ratio, 1},
+                {PolarBucket::kConfirm, o.confirm_ratio, 1}};
+  if (o.completion == CompletionMode::kStream) {
+    load.parts.push_back({PolarBucket::kClientIp, o.confirm_ratio, 1});
+  } else {
+    load.parts.push_back({PolarBucket::kOrganization, o.confirm_ratio,
+                          PollsForWait(o.poll_interval, o.completion_deadline,
+                                       kCompletionWaitSeconds)});
+    load.wait_note = fmt::format("{:.0f} s of polling per confirmed checkout",
+                                 kCompletionWaitSeconds);
+  }
+  return load;
 }
 
 }  // namespace

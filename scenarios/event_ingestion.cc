@@ -110,6 +110,7 @@ void EventIngestionScenario::OnResponse(Response&& response) {
   Outcome outcome = JudgeIngestResponse(response, options_.batch_size,
                                         &inserted, &duplicates);
   ingest_.Record(outcome, response);
+  if (outcome != Outcome::kOk) ExplainIngestRefusal(context_.name, response);
   if (inserted > 0) inserted_.Increment(static_cast<double>(inserted));
   if (duplicates > 0) duplicates_.Increment(static_cast<double>(duplicates));
 }

@@ -55,7 +55,10 @@ std::unique_ptr<Scenario> MakeEventIngestion(ScenarioContext context,
       std::move(context), std::any_cast<const EventIngestionOptions&>(options));
 }
 
-PolarLoad EventIngestionLoad(const std::any&) { return PolarLoad{1, 0}; }
+// One ingest with the token.
+PolarLoad EventIngestionLoad(const std::any&) {
+  return PolarLoad{{{PolarBucket::kOrganization, 1, 1}}, ""};
+}
 
 }  // namespace
 

@@ -101,6 +101,7 @@ void EventVisibilityScenario::OnIngested(uint64_t id, Response&& response) {
     }
   }
   ingest_.Record(outcome, response);
+  if (outcome != Outcome::kOk) ExplainIngestRefusal(context_.name, response);
   if (outcome != Outcome::kOk) return End(*p);
   p->ingested_at = response.done;
   Poll(*p, response.done + options_.poll_interval);

@@ -1,5 +1,7 @@
 // The event_visibility scenario type: its keys, parser, factory and load
 // (scenarios/scenario_type.h). What it sends: scenarios/event_visibility.h.
+#include <fmt/format.h>
+
 #include "scenarios/event_visibility.h"
 #include "scenarios/scenario_type.h"
 
@@ -49,8 +51,22 @@ std::unique_ptr<Scenario> MakeEventVisibility(ScenarioContext context,
       std::any_cast<const EventVisibilityOptions&>(options));
 }
 
-// The ingest and at least one poll.
-PolarLoad EventVisibilityLoad(const std::any&) { return PolarLoad{2, 0}; }
+// How long a probe polls in the estimate: Tinybird's visibility usually takes
+// a few seconds.
+constexpr double kVisibilityWaitSeconds = 3;
+
+// The ingest and the polls of GET /v1/events/, all with the token.
+PolarLoad EventVisibilityLoad(const std::any& options) {
+  const auto& o = std::any_cast<const EventVisibilityOptions&>(options);
+  PolarLoad load;
+  load.parts = {
+      {PolarBucket::kOrganization, 1, 1},
+      {PolarBucket::kOrganization, 1,
+       PollsForWait(o.poll_interval, o.deadline, kVisibilityWaitSeconds)}};
+  load.wait_note = fmt::format("{:.0f} s of polling per visibility probe",
+                               kVisibilityWaitSeconds);
+  return load;
+}
 
 }  // namespace
 

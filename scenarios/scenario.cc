@@ -46,6 +46,22 @@ void StepRecorder::Record(Outcome outcome, const Response& response) {
   }
 }
 
+void ExplainIngestRefusal(const std::string& scenario,
+                          const Response& response) {
+  static bool said = false;
+  if (said || response.status != 422 ||
+      response.body.find("organization_id is required") == std::string::npos)
+    return;
+  said = true;
+  SPDLOG_ERROR(
+      "scenario {}: Polar refused the events with 422 \"organization_id is "
+      "required\": the token is not an organization access token. With a "
+      "personal access token or an OAuth token Polar wants the organization "
+      "in every event, which polar-loadd does not send; use an organization "
+      "access token (polar_oat_...) of the organization under load",
+      scenario);
+}
+
 void StepRecorder::LogFailure(Outcome outcome, const Response& response) {
   std::string_view outcome_name = OutcomeName(outcome);
   std::string key = scenario_name_ + "/" + step_name_ + "/";

@@ -65,6 +65,15 @@ class Scenario {
 // (scenario, step, outcome) by the process-wide error limiter
 // (exporters/log.h) and with secrets redacted by the log sinks, and kept in
 // Metrics::recent_errors() for the status page.
+// A 422 to an event ingest that asks for organization_id is Polar's answer to
+// a token that is not an organization access token (a personal access token
+// or an OAuth token must name the organization in every event;
+// server/polar/event/service.py): said once per process, as an error that
+// names the fix. Any thread of the loop; cheap when the answer is anything
+// else.
+void ExplainIngestRefusal(const std::string& scenario,
+                          const Response& response);
+
 class StepRecorder {
  public:
   StepRecorder(Metrics& metrics, const std::string& scenario,

@@ -12,7 +12,9 @@
 // loop thread.
 #pragma once
 
+#include <algorithm>
 #include <any>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -85,12 +87,36 @@ class ScenarioConfigReader {
   virtual void Note(std::string note) = 0;
 };
 
-// What one arrival of a scenario asks of Polar at most, for the start-up
-// warnings about sandbox's rate limits (docs/sandbox.md).
-struct PolarLoad {
-  double requests = 1;  // per arrival, all routes
-  double confirms = 0;  // of which POST /v1/checkouts/client/{secret}/confirm
+// The rate-limit buckets Polar counts a request in (docs/polar-api.md §5):
+// the organization (every request with the token), the client IP in the
+// catch-all zone (the checkout page's steps, which carry no token) and the
+// client IP in the confirm zone (6/min and 20/h, then a 30-minute block).
+enum class PolarBucket { kOrganization, kClientIp, kConfirm };
+
+// Per arrival: `requests` requests in `bucket`, sent with probability `share`
+// (drawn independently of the arrival's other parts).
+struct PolarRequests {
+  PolarBucket bucket = PolarBucket::kOrganization;
+  double share = 1;
+  double requests = 1;
 };
+
+// What one arrival of a scenario asks of Polar's rate limits, for
+// --check-config (daemon/config/polar_limits.h, docs/sandbox.md). Polls count
+// for a typical wait (`wait_note` says how long), not for the deadline.
+struct PolarLoad {
+  std::vector<PolarRequests> parts;
+  std::string wait_note;  // "" or e.g. "2 s of polling per checkout"
+};
+
+// Polls of an interval within a deadline in a wait of `wait_seconds`: the
+// first at once, then one per interval, never more than the deadline allows.
+inline double PollsForWait(Duration interval, Duration deadline,
+                           double wait_seconds) {
+  const double step = ToSeconds(interval);
+  const double most = std::max(1.0, ToSeconds(deadline) / step);
+  return std::min(most, 1 + std::ceil(wait_seconds / step));
+}
 
 struct ScenarioType {
   std::string_view name;           // the `type` value, e.g. "checkout"

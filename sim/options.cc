@@ -46,6 +46,7 @@ webhooks:
   --deliver-external-webhooks  also call non-loopback URLs (default: record a fake 200,
                             as Polar does in development)
   --webhook-timeout D       per attempt (default 10s)
+  --max-webhook-endpoints N endpoints kept (default 100)
 bounds:
   --max-checkouts N         (default 100000)    --max-events N      listable (default 100000)
   --max-event-ids N         dedup memory (default 1000000)
@@ -207,6 +208,10 @@ const std::vector<Flag>& Flags() {
        [](auto& v, auto* o) { return Bool(v, &o->webhooks.deliver_external); }},
       {"webhook-timeout", false,
        [](auto& v, auto* o) { return Dur(v, &o->webhooks.timeout); }},
+      {"max-webhook-endpoints", false,
+       [](auto& v, auto* o) {
+         return Int(v, &o->webhooks.max_endpoints, 1, 100'000);
+       }},
       {"max-checkouts", false,
        [](auto& v, auto* o) {
          return Int(v, &o->checkouts.max_checkouts, 1, 100'000'000);

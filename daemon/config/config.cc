@@ -82,8 +82,8 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
             "LOAD_TEST_API_TOKEN");
   }
   if (result.errors.empty()) {
-    WarnAboutSandbox(*config, result.warnings);
-    result.config = std::move(config);
+    CheckRateLimits(c, root, *config, result.warnings, result.notes);
+    if (result.errors.empty()) result.config = std::move(config);
   }
   return result;
 }

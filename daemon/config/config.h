@@ -43,6 +43,9 @@ struct TargetConfig {
   Duration timeout = std::chrono::seconds(10);
   Duration connect_timeout = std::chrono::seconds(3);
   bool allow_production = false;
+  // Against Polar's sandbox or production, a config whose rates would trip a
+  // rate limit (daemon/config/polar_limits.h) is refused unless this is set.
+  bool allow_over_limit = false;
   std::string ca_file;
   int connections =
       256;  // transfers on the wire at once (HTTP/1.1 connections, h2 streams)

@@ -380,39 +380,4 @@ void ParseScenarios(Checker& c, const toml::table& root, const EnvLookup& env,
   }
 }
 
-// Sandbox allows 100 requests/min per organization (and per client IP for
-// the anonymous checkout routes) and 6 confirms/min before a 30-minute block
-// (docs/polar-api.md §5). A config that asks for more is valid (a staging copy
-// of sandbox may differ) but most likely a mistake: say so at start. What an
-// arrival costs is its type's ScenarioType::load.
-void WarnAboutSandbox(const Config& config,
-                      std::vector<std::string>& warnings) {
-  if (config.target.base_url.find("://sandbox-api.polar.sh") ==
-      std::string::npos) {
-    return;
-  }
-  double per_minute = 0;
-  double confirms = 0;
-  for (const ScenarioConfig& s : config.scenarios) {
-    const double rate = s.schedule.PeakRate() * 60;
-    const PolarLoad load = s.type->load(s.options);
-    per_minute += rate * load.requests;
-    confirms += rate * load.confirms;
-  }
-  if (per_minute > 100) {
-    warnings.push_back(fmt::format(
-        "target.base_url is Polar's sandbox, which allows 100 requests/min per "
-        "organization; the scenarios ask for at least {:.0f}/min at their "
-        "peak: expect 429s (outcome=\"rate_limited\") and Retry-After pauses",
-        per_minute));
-  }
-  if (confirms > 6) {
-    warnings.push_back(fmt::format(
-        "target.base_url is Polar's sandbox, which allows 6 checkout confirms/"
-        "min and then blocks for 30 minutes; the checkout scenarios confirm "
-        "{:.1f}/min at their peak",
-        confirms));
-  }
-}
-
 }  // namespace polar

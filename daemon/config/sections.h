@@ -20,11 +20,11 @@ namespace polar {
 inline constexpr std::array<std::string_view, 7> kTopLevelKeys = {
     "target",  "metrics",  "control",  "daemon",
     "cluster", "webhooks", "scenarios"};
-inline constexpr std::array<std::string_view, 10> kTargetKeys = {
-    "base_url",   "token",           "token_file",
-    "timeout",    "connect_timeout", "allow_production",
-    "ca_file",    "connections",     "max_in_flight",
-    "http_client"};
+inline constexpr std::array<std::string_view, 11> kTargetKeys = {
+    "base_url",         "token",           "token_file",
+    "timeout",          "connect_timeout", "allow_production",
+    "allow_over_limit", "ca_file",         "connections",
+    "max_in_flight",    "http_client"};
 inline constexpr std::array<std::string_view, 1> kMetricsKeys = {"listen"};
 inline constexpr std::array<std::string_view, 2> kControlKeys = {"token",
                                                                  "token_file"};
@@ -83,7 +83,12 @@ void ParseSchedule(Checker& c, const toml::table& t, const std::string& p,
 void ParseScenarios(Checker& c, const toml::table& root, const EnvLookup& env,
                     Shard shard, std::vector<ScenarioConfig>& scenarios,
                     std::vector<std::string>& notes);
-// Valid but probably not meant: more than sandbox's rate limits allow.
-void WarnAboutSandbox(const Config& config, std::vector<std::string>& warnings);
+// Polar's rate limits for the target's host (daemon/config/polar_limits.h):
+// per bucket a note; a limit the config would trip is an error against
+// sandbox or production (a warning with target.allow_over_limit), a note for
+// any other host. Also: a token that is not an organization access token.
+void CheckRateLimits(Checker& c, const toml::table& root, const Config& config,
+                     std::vector<std::string>& warnings,
+                     std::vector<std::string>& notes);
 
 }  // namespace polar

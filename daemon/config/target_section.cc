@@ -35,6 +35,8 @@ void ParseTarget(Checker& c, const toml::table& root, const EnvLookup& env,
     }
     if (auto v = c.Bool(*t, p, "allow_production"))
       target.allow_production = *v;
+    if (auto v = c.Bool(*t, p, "allow_over_limit"))
+      target.allow_over_limit = *v;
     if (auto v = c.String(*t, p, "ca_file")) target.ca_file = *v;
     if (auto v = c.Int(*t, p, "connections", 1, 65'536))
       target.connections = static_cast<int>(*v);
@@ -62,6 +64,17 @@ void ParseTarget(Checker& c, const toml::table& root, const EnvLookup& env,
   }
   while (!target.base_url.empty() && target.base_url.back() == '/')
     target.base_url.pop_back();
+  // Polar's docs write the base URL with /v1 ("https://api.polar.sh/v1");
+  // polar-loadd's paths carry it already, so it would ask for /v1/v1/... and
+  // get 404s.
+  if (target.base_url.size() > 3 &&
+      target.base_url.compare(target.base_url.size() - 3, 3, "/v1") == 0) {
+    target.base_url.resize(target.base_url.size() - 3);
+    notes.push_back(fmt::format(
+        "target.base_url ends in /v1, as Polar's docs write it; polar-loadd "
+        "adds /v1/... to every path itself, so it uses {}",
+        target.base_url));
+  }
   if (IsProductionHost(target.base_url) && !target.allow_production) {
     c.Error(url_node, "target.base_url",
             "this is Polar's production API; set target.allow_production = "

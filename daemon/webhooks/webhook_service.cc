@@ -18,6 +18,9 @@ namespace {
 constexpr std::string_view kPath = "/webhooks/polar";
 constexpr std::string_view kTestExpectPath = "/_test/webhooks/expect";
 constexpr std::string_view kEndpoints = "/v1/webhooks/endpoints";
+// Polar keeps at most a few hundred endpoints per organization; past 100
+// pages of 100 the listing is not ours to walk.
+constexpr int64_t kMaxEndpointPages = 100;
 
 // libmicrohttpd's per-connection pool holds the request line and headers and
 // its read buffer: 64 KiB of headers (the highest webhooks.max_header_bytes)
@@ -326,34 +329,54 @@ void WebhookService::StartRegistration() {
   // at stop) would keep delivering with a secret we no longer know: every
   // one a bad_signature. They are ours by definition (they point at this
   // receiver), so they go first; then ours is created.
+  ListStaleEndpoints(1, std::make_shared<std::vector<std::string>>());
+}
+
+void WebhookService::ListStaleEndpoints(
+    int64_t page, std::shared_ptr<std::vector<std::string>> stale) {
+  // Every page (Polar answers at most 100 a page, docs/polar-api.md §0), and
+  // the deletes only after the last one: deleting while paging would move
+  // later endpoints onto pages already read.
   const uint64_t generation = generation_;
   const std::string url = config_.register_url;
   Request list;
   list.method = Method::kGet;
-  list.path = std::string(kEndpoints) + "?limit=100";
+  list.path = fmt::format("{}?limit=100&page={}", kEndpoints, page);
   list.intended = clock_.Now();
-  transport_().Send(std::move(list), [this, generation,
-                                      url](Response&& response) {
+  transport_().Send(std::move(list), [this, generation, url, page,
+                                      stale](Response&& response) {
     if (generation != generation_) return;
+    int64_t max_page = 0;
+    bool read = false;
     if (response.transport == Outcome::kOk && response.status == 200) {
       auto body = nlohmann::json::parse(response.body, nullptr, false);
       if (body.is_object() && body.contains("items") &&
           body["items"].is_array()) {
+        read = true;
         for (const auto& item : body["items"]) {
           if (item.is_object() && item.value("url", "") == url &&
-              item.contains("id") && item["id"].is_string()) {
-            SPDLOG_INFO(
-                "deleting webhook endpoint {} left by an earlier run for {}",
-                item["id"].get<std::string>(), url);
-            DeleteEndpoint(item["id"].get<std::string>(), url);
-          }
+              item.contains("id") && item["id"].is_string())
+            stale->push_back(item["id"].get<std::string>());
         }
+        if (auto p = body.find("pagination");
+            p != body.end() && p->is_object() &&
+            p->value("max_page", nlohmann::json()).is_number_integer())
+          max_page = (*p)["max_page"].get<int64_t>();
       }
-    } else {
+    }
+    if (!read) {
       SPDLOG_WARN(
           "listing webhook endpoints failed (HTTP {}{}{}); endpoints left by "
           "an earlier run, if any, stay",
           response.status, response.error.empty() ? "" : ", ", response.error);
+    } else if (page < max_page && page < kMaxEndpointPages) {
+      ListStaleEndpoints(page + 1, stale);
+      return;
+    }
+    for (const std::string& id : *stale) {
+      SPDLOG_INFO("deleting webhook endpoint {} left by an earlier run for {}",
+                  id, url);
+      DeleteEndpoint(id, url);
     }
     CreateEndpoint();
   });

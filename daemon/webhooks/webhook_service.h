@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon/net/event_loop.h"
 #include "daemon/net/http_server.h"
@@ -78,6 +79,11 @@ class WebhookService {
   void SyncCorrelator();
   // Registration (webhooks.register_url).
   void StartRegistration();
+  // Lists page `page` of the organization's endpoints, collecting the ones
+  // with our URL into `stale`; after the last page deletes them and creates
+  // ours.
+  void ListStaleEndpoints(int64_t page,
+                          std::shared_ptr<std::vector<std::string>> stale);
   void CreateEndpoint();
   void OnCreated(Response&& response, uint64_t generation);
   void ScheduleRetry(uint64_t generation);

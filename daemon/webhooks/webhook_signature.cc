@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <cctype>
 #include <memory>
 
 namespace polar {
@@ -85,6 +86,33 @@ std::optional<std::string> Base64Decode(std::string_view text) {
   return out;
 }
 
+bool LooksLikePolarSecret(std::string_view secret) {
+  // kit/crypto.py generate_token: "whsec_", 37 random [A-Za-z0-9] and a
+  // 6-character base62 CRC32 of those 37 (zero-filled). A Standard Webhooks
+  // key never passes: its base64 has '+', '/' or '=' often, and 6 checksum
+  // characters that match by chance are a 1 in 4e9 event.
+  if (secret.substr(0, kPrefix.size()) != kPrefix) return false;
+  std::string_view token = secret.substr(kPrefix.size());
+  if (token.size() != 37 + 6) return false;
+  for (char ch : token)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) return false;
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char ch : token.substr(0, 37)) {
+    crc ^= ch;
+    for (int k = 0; k < 8; ++k)
+      crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  crc = ~crc;
+  static constexpr char kBase62[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::string checksum(6, '0');
+  for (int i = 5; i >= 0 && crc > 0; --i) {
+    checksum[static_cast<std::size_t>(i)] = kBase62[crc % 62];
+    crc /= 62;
+  }
+  return token.substr(37) == checksum;
+}
+
 std::optional<std::string> WebhookKeyFromSecret(std::string_view secret,
                                                 WebhookSecretFormat format,
                                                 std::string* error) {
@@ -96,6 +124,18 @@ std::optional<std::string> WebhookKeyFromSecret(std::string_view secret,
       return std::nullopt;
     }
     return std::string(secret);
+  }
+  if (LooksLikePolarSecret(secret)) {
+    // It would decode to 32 bytes and be taken; Polar signs with the text
+    // itself, so every delivery would fail the signature, and Polar disables
+    // an endpoint after 10 failed events (docs/polar-api.md §4.3, §4.4).
+    *error =
+        "is a secret as Polar shows it (\"whsec_\" + 43 letters and digits, "
+        "its checksum matches), and Polar signs with that text itself: with "
+        "secret_format = \"standard\" it would be base64-decoded into other "
+        "bytes and every delivery would fail the signature. Use secret_format "
+        "= \"polar\" (or, for \"standard\", base64 of the whole secret)";
+    return std::nullopt;
   }
   std::string_view body = secret;
   if (body.substr(0, kPrefix.size()) == kPrefix)

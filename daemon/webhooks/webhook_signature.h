@@ -33,6 +33,10 @@ enum class WebhookSecretFormat : uint8_t {
 // characters and it refuses custom ones shorter than 32 characters, so a
 // shorter kPolar secret is refused; a kStandard key must decode to 24-64 bytes
 // (the Standard Webhooks range).
+// True for a secret Polar generated ("whsec_" + 37 characters + their base62
+// CRC32): one to use with kPolar, never with kStandard.
+bool LooksLikePolarSecret(std::string_view secret);
+
 std::optional<std::string> WebhookKeyFromSecret(std::string_view secret,
                                                 WebhookSecretFormat format,
                                                 std::string* error);

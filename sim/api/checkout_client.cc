@@ -228,18 +228,23 @@ SimResponse CheckoutsApi::FinishConfirm(const std::string& id) {
   Publish(secret, "checkout.updated",
           StatusPayload(CheckoutStatus::kConfirmed));
   SendCheckoutUpdated(id, full, secret);
-  auto job = [this, id](JobContext& ctx) { return HandleSuccess(id, ctx); };
-  if (free) {
-    worker_->Enqueue(kQueueHigh, "checkout.handle_free_success", job);
-  } else {
+  SimResponse r = Json(200, confirmed);
+  // The success job is pushed once the answer is on its way, as Polar
+  // flushes a request's jobs after its handler returned.
+  r.on_sent = [this, id, free] {
+    auto job = [this, id](JobContext& ctx) { return HandleSuccess(id, ctx); };
+    if (free) {
+      worker_->Enqueue(kQueueHigh, "checkout.handle_free_success", job);
+      return;
+    }
     Duration delay;
     {
       std::lock_guard lock(mutex_);
       delay = options_.stripe_delay.Sample(rng_);
     }
     worker_->Enqueue(kQueueHigh, "stripe.webhook.charge.succeeded", job, delay);
-  }
-  return Json(200, confirmed);
+  };
+  return r;
 }
 
 JobResult CheckoutsApi::HandleSuccess(const std::string& id, JobContext& ctx) {

@@ -76,6 +76,11 @@ struct SimResponse {
   std::function<SimResponse()> finish;
   std::shared_ptr<SseStream> stream;  // if set: an event-stream body
   Disconnect disconnect = Disconnect::kNone;
+  // Runs once the response has been handed to the connection: Polar pushes
+  // the jobs a request enqueued only after its handler returned
+  // (FlushEnqueuedWorkerJobsMiddleware), so a job never starts before the
+  // answer leaves. Must not block.
+  std::function<void()> on_sent;
 };
 
 using SimHandler = std::function<SimResponse(const SimRequest&)>;

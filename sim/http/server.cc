@@ -237,8 +237,14 @@ void SimServer::Core::Resume(const ConnPtr& conn) {
 }
 
 void SimServer::Core::Deliver(const ConnPtr& conn, SimResponse response) {
-  std::lock_guard lock(mutex);
-  if (!conn->suspended) return;  // the connection was closed meanwhile
+  std::unique_lock lock(mutex);
+  if (!conn->suspended) {
+    // The client went away meanwhile. The request was served all the same:
+    // what it leaves for afterwards still happens.
+    lock.unlock();
+    if (response.on_sent) response.on_sent();
+    return;
+  }
   conn->response = std::move(response);
   conn->have_response = true;
   conn->suspended = false;
@@ -271,6 +277,7 @@ MHD_Result SimServer::Core::Queue(const ConnPtr& conn, SimResponse out) {
   MHD_Result result = MHD_queue_response(
       conn->connection, static_cast<unsigned>(out.status), response);
   MHD_destroy_response(response);
+  if (out.on_sent) out.on_sent();
   return result;
 }
 

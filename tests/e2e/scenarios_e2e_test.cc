@@ -502,25 +502,5 @@ TEST(IngestionE2E, StoredEventsFollowTheSeedsCustomerNameAndMeterMix) {
   Stop(loadd);
 }
 
-TEST(ConfigE2E, CheckConfigWarnsAboutRatesAboveSandboxsLimits) {
-  std::string dir = testing::TempDir();
-  testing::WriteFile(dir + "/sandbox.toml", R"([target]
-base_url = "https://sandbox-api.polar.sh"
-token = "polar_oat_x"
-[scenarios.checkout]
-type = "checkout"
-rate = "2/s"
-product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
-)");
-  testing::Process p(POLAR_LOADD_BIN,
-                     {"--check-config", "--config", dir + "/sandbox.toml"});
-  EXPECT_EQ(p.Wait(10s), 0) << "a warning, not an error";
-  EXPECT_NE(p.Stderr().find("warning: target.base_url is Polar's sandbox, "
-                            "which allows 100 requests/min"),
-            std::string::npos)
-      << p.Stderr();
-  EXPECT_NE(p.Stderr().find("6 checkout confirms/min"), std::string::npos);
-}
-
 }  // namespace
 }  // namespace polar::scenarios_e2e

@@ -673,6 +673,52 @@ TEST(Webhooks, RegistrationCreatesTheEndpointUsesItsSecretAndDeletesItAtStop) {
   EXPECT_EQ(err.find(secret.substr(6)), std::string::npos);
 }
 
+// Every page of the organization's endpoints, not only the first 100.
+json AllEndpointsWithUrl(const Sim& sim, const std::string& url) {
+  json out = json::array();
+  for (int page = 1; page < 100; ++page) {
+    auto r =
+        SimApi(sim, "GET",
+               fmt::format("/v1/webhooks/endpoints?limit=100&page={}", page));
+    EXPECT_EQ(r.status, 200) << r.body;
+    const json list = json::parse(r.body);
+    for (const auto& e : list["items"])
+      if (e["url"] == url) out.push_back(e);
+    if (page >= list["pagination"]["max_page"].get<int>()) break;
+  }
+  return out;
+}
+
+TEST(Webhooks, AStaleEndpointPastTheFirstPageIsDeletedToo) {
+  // 150 endpoints of other services first: the stale one is on page 2 of
+  // Polar's 100-a-page listing.
+  Sim sim = StartSim({"--max-webhook-endpoints", "300"});
+  for (int i = 0; i < 150; ++i)
+    CreateEndpoint(sim, fmt::format("https://hooks.polar.sh/other/{}", i),
+                   {"order.paid"});
+  const int port = testing::FreeLoopbackPort();
+  const std::string url =
+      fmt::format("http://127.0.0.1:{}/webhooks/polar", port);
+  const std::string stale = CreateEndpoint(sim, url, {"checkout.created"});
+  Loadd loadd = StartLoadd(
+      LoaddConfig(sim.base_url(), 1,
+                  fmt::format("listen = \"127.0.0.1:{}\"\nregister_url = "
+                              "\"{}\"\nregister_allow_loopback = true\n",
+                              port, url)),
+      sim.token());
+  ASSERT_TRUE(loadd.process().WaitForStderr("registered in Polar", 10s))
+      << loadd.process().Stderr();
+  json mine = AllEndpointsWithUrl(sim, url);
+  ASSERT_EQ(mine.size(), 1u) << mine.dump();
+  EXPECT_NE(mine[0]["id"], stale);
+  EXPECT_NE(loadd.process().Stderr().find("deleting webhook endpoint " + stale),
+            std::string::npos)
+      << loadd.process().Stderr();
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
+  EXPECT_EQ(AllEndpointsWithUrl(sim, url).size(), 0u);
+}
+
 TEST(Webhooks, ARegistrationPolarRefusesCountsNothingAsLost) {
   // Without --allow-loopback-webhooks polar-sim refuses an http://127.0.0.1
   // URL (422), as Polar refuses every non-public one: the receiver never gets

@@ -107,6 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   SimResponse out = sim.Handle(r);
   if (out.finish) out = out.finish();  // the timer's job in the real server
+  if (out.on_sent) out.on_sent();      // the server's, once it is queued
   if (out.stream) out.stream->Close();
   if (out.status < 100 || out.status > 599) __builtin_trap();
   (void)sim.HandleAdmin(r);

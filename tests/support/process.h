@@ -50,6 +50,7 @@ struct HttpResult {
   long status = 0;
   std::string body;
   std::string error;
+  std::string head;  // the response's header lines, as received
 };
 HttpResult HttpGet(const std::string& url,
                    std::chrono::milliseconds timeout = std::chrono::seconds(5));

@@ -44,6 +44,7 @@ class FakePolar {
   };
   struct Checkout {
     std::string id, secret, status = "open", email;
+    std::vector<std::pair<MonoTime, std::string>> history;  // status changes
   };
 
   FakePolar(testing::FakeTransport& transport, FakeTimers& timers,
@@ -56,6 +57,13 @@ class FakePolar {
 
   Duration worker_delay = 300ms;  // confirm -> succeeded
   bool worker_runs = true;
+  // GET /v1/checkouts/{id} reads a replica this far behind: it answers the
+  // status the checkout had that long ago (docs/polar-api.md §2.3).
+  Duration replica_lag = 0ms;
+  // Create answers for a product that needs a payment.
+  bool paid_product = false;
+  // Succeed() tells the open streams (false: a stream that missed it).
+  bool publish = true;
   // Succeed inside the confirm handler, before its answer is delivered.
   bool succeed_before_answer = false;
   std::map<std::string, Failure> fail;
@@ -86,14 +94,15 @@ class FakePolar {
       c.id =
           "00000000-0000-4000-8000-" + std::to_string(100000000000 + created);
       c.secret = "polar_c_secret" + std::to_string(created++);
+      c.history.emplace_back(clock_.Now(), "open");
       by_secret[c.secret] = c;
       out.status = 201;
-      out.body = json{
-          {"id", c.id},
-          {"client_secret", c.secret},
-          {"status", "open"},
-          {"product_id",
-           kProduct}}.dump();
+      out.body = json{{"id", c.id},
+                      {"client_secret", c.secret},
+                      {"status", "open"},
+                      {"product_id", kProduct},
+                      {"is_payment_form_required", paid_product}}
+                     .dump();
       return;
     }
     Checkout* c = nullptr;
@@ -112,15 +121,22 @@ class FakePolar {
     }
     if (step == "confirm") {
       c->status = "confirmed";
+      c->history.emplace_back(clock_.Now(), "confirmed");
       std::string secret = c->secret;
       if (worker_runs && !succeed_before_answer) {
         timers_.At(clock_.Now() + worker_delay,
                    [this, secret] { Succeed(secret); });
       }
     }
+    std::string status = c->status;
+    if (step == "get") {
+      // The replica shows the newest status older than the lag.
+      for (const auto& [at, s] : c->history)
+        if (at + replica_lag <= clock_.Now()) status = s;
+    }
     out.status = 200;
     out.body = json{{"id", c->id},
-                    {"status", c->status},
+                    {"status", status},
                     {"customer_email",
                      c->email.empty() ? json(nullptr) : json(c->email)}}
                    .dump();
@@ -129,6 +145,8 @@ class FakePolar {
 
   void Succeed(const std::string& secret) {
     by_secret[secret].status = "succeeded";
+    by_secret[secret].history.emplace_back(clock_.Now(), "succeeded");
+    if (!publish) return;
     for (StreamId id : transport_.OpenStreams(secret)) {
       transport_.StreamData(
           id, R"(data: {"id":"e1","key":"checkout.order_created","payload":{}})"
@@ -454,6 +472,95 @@ TEST_F(CheckoutTest, PollModeAsksGetCheckoutUntilSucceeded) {
   EXPECT_EQ(Completions(), 1);
   EXPECT_NEAR(CompletionSum(), 0.525, 1e-9);
   EXPECT_EQ(Flows("ok"), 1);
+}
+
+TEST_F(CheckoutTest, PollModeWaitsOutAReplicaThatStillSaysOpen) {
+  auto o = AllSteps();
+  o.completion = CompletionMode::kPoll;
+  o.poll_interval = 100ms;
+  polar_.worker_delay = 100ms;
+  // Create is replicated 2 s later, long before confirm (3 s in); confirm
+  // and success (3.12 s) only at 5.02 and 5.12 s: 19 polls see open.
+  polar_.replica_lag = 2s;
+  auto scenario = Make(o);
+  scenario->Start(Arrival{clock_.Now(), 0});
+  RunFor(30s);
+  // Polls during the lag see "open" after the confirm: not yet, not wrong.
+  EXPECT_EQ(Requests("get", "check_failed"), 0);
+  EXPECT_GE(Requests("get", "ok"), 19);
+  EXPECT_EQ(Completions(), 1);
+  EXPECT_EQ(Flows("ok"), 1);
+  EXPECT_EQ(Flows("check_failed"), 0);
+}
+
+TEST_F(CheckoutTest, APaidProductIsOneClearErrorAndNoConfirmIsSent) {
+  polar_.paid_product = true;
+  auto scenario = Make(AllSteps());
+  for (int i = 0; i < 3; ++i) scenario->Start(Arrival{clock_.Now(), 0});
+  RunFor(30s);
+  EXPECT_EQ(Requests("create", "check_failed"), 3);
+  EXPECT_EQ(transport_.Count(Method::kPost, "/confirm"), 0u);
+  EXPECT_EQ(transport_.Count(Method::kPatch, "/v1/checkouts/client/"), 0u);
+  EXPECT_EQ(Flows("check_failed"), 3);
+}
+
+TEST_F(CheckoutTest, AReconnectFrameOpensANewStreamAndTheFlowCompletes) {
+  polar_.worker_delay = 2s;
+  auto scenario = Make(AllSteps());
+  scenario->Start(Arrival{clock_.Now(), 0});
+  RunFor(3500ms);  // confirmed at 3.02 s; succeeded at 5.02 s
+  auto open = transport_.OpenStreams("/stream");
+  ASSERT_EQ(open.size(), 1u);
+  // Polar's MAX_SSE_CONNECTION_LIFETIME: the frame, then the end.
+  transport_.StreamData(open[0], "data: {\"type\": \"reconnect\"}\r\n\r\n");
+  transport_.StreamEnd(open[0], Outcome::kOk);
+  RunFor(30s);
+  EXPECT_EQ(transport_.streams.size(), 2u);
+  EXPECT_EQ(Requests("stream", "ok"), 2);
+  EXPECT_EQ(Requests("stream", "check_failed"), 0);
+  EXPECT_EQ(Completions(), 1);
+  EXPECT_EQ(Flows("ok"), 1);
+}
+
+TEST_F(CheckoutTest, ASuccessBetweenTwoStreamsIsFoundByOneCheck) {
+  polar_.worker_delay = 1s;
+  transport_.auto_head = false;  // the new stream's head comes late
+  auto scenario = Make(AllSteps());
+  scenario->Start(Arrival{clock_.Now(), 0});
+  RunFor(100ms);
+  auto first = transport_.OpenStreams("/stream");
+  ASSERT_EQ(first.size(), 1u);
+  transport_.StreamHead(first[0], 200, "text/event-stream");
+  RunFor(3400ms);  // confirmed at 3.02 s
+  transport_.StreamData(first[0], "data: {\"type\": \"reconnect\"}\r\n\r\n");
+  transport_.StreamEnd(first[0], Outcome::kOk);
+  polar_.publish = false;  // published before the new stream subscribed
+  RunFor(2s);  // it succeeds at 4.02 s while the new stream has no head
+  auto second = transport_.OpenStreams("/stream");
+  ASSERT_EQ(second.size(), 1u);
+  transport_.StreamHead(second[0], 200, "text/event-stream");
+  RunFor(1s);
+  EXPECT_EQ(Requests("get", "ok"), 1) << "one check once the new one is live";
+  EXPECT_EQ(Completions(), 1);
+  EXPECT_EQ(Flows("ok"), 1);
+}
+
+TEST_F(CheckoutTest, ARefusedConfirmLeavesTheAddressNewForTheNextOne) {
+  auto o = AllSteps();
+  o.customer_pool = 1;
+  auto scenario = Make(o);
+  polar_.fail["confirm"] = {429, ""};
+  scenario->Start(Arrival{clock_.Now(), 0});
+  RunFor(30s);
+  polar_.fail.clear();
+  scenario->Start(Arrival{clock_.Now(), 1});
+  RunFor(30s);
+  // The refused confirm created no customer: the next confirm with the same
+  // address must expect customer.created.
+  int created = 0;
+  for (const auto& [type, key] : webhooks_.expected)
+    created += type == "customer.created";
+  EXPECT_EQ(created, 1);
 }
 
 TEST_F(CheckoutTest, ACheckoutThatNeverSucceedsIsLostAtTheDeadline) {

@@ -110,7 +110,10 @@ TEST(Config, LoadTestVariablesOverrideTheFile) {
                 .OptionsAs<EventIngestionOptions>()
                 .external_customer_ids,
             (std::vector<std::string>{"x", "y", "z"}));
-  EXPECT_EQ(r.notes.size(), 4u);
+  int overrides = 0;
+  for (const auto& note : r.notes)
+    overrides += note.find("overrides") != std::string::npos;
+  EXPECT_EQ(overrides, 4);
 }
 
 TEST(Config, ABadEnvironmentValueIsAnErrorNotAClamp) {
@@ -702,43 +705,184 @@ rate = "1/s"
   EXPECT_EQ(bad_env.errors[0].key, "env LOAD_TEST_CUSTOMER_EMAIL");
 }
 
-TEST(Config, RatesAboveSandboxsLimitsAreWarnedAboutAgainstSandboxOnly) {
-  auto config = [](const std::string& url, const std::string& rate) {
-    return R"(
+// Polar's limits per bucket (daemon/config/polar_limits.h): against sandbox
+// and production a limit the config would trip is an error naming it.
+std::string Limits(const std::string& url, const std::string& checkout,
+                   const std::string& more = "") {
+  return R"(
 [target]
-token = "t"
+token = "polar_oat_t"
 base_url = ")" +
-           url + R"("
+         url + R"("
+)" + more +
+         R"(
 [scenarios.c]
 type = "checkout"
-rate = ")" +
-           rate + R"("
 product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
+)" + checkout +
+         R"(
 [scenarios.i]
 type = "event_ingestion"
 rate = "30/min"
 )";
+}
+
+std::string Joined(const ConfigResult& r) {
+  std::string all;
+  for (const auto& e : r.errors) all += e.ToString() + "\n";
+  return all;
+}
+
+TEST(Config, AConfirmRateOverSandboxsLimitsIsRefusedNamingTheLimit) {
+  // 60 checkouts/min, a tenth confirming: 6/min on average, up to 16 in a
+  // minute, 360 an hour: both confirm limits.
+  ConfigResult r =
+      ParseConfig(Limits("https://sandbox-api.polar.sh", "rate = \"1/s\""),
+                  "w.toml", FakeEnv());
+  EXPECT_FALSE(r.config);
+  const std::string all = Joined(r);
+  EXPECT_NE(all.find("w.toml:4:12: target.base_url: Polar's sandbox allows 6 "
+                     "requests per minute from this load box's IP, checkout "
+                     "confirms"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("allows 20 requests per hour from this load box's IP, "
+                     "checkout confirms, then refuses every request of that "
+                     "IP, on every route, for 30 minutes"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("target.allow_over_limit = true"), std::string::npos);
+  // The explicit key turns them into warnings.
+  ConfigResult allowed =
+      ParseConfig(Limits("https://sandbox-api.polar.sh", "rate = \"1/s\"",
+                         "allow_over_limit = true"),
+                  "w.toml", FakeEnv());
+  ASSERT_TRUE(allowed.config) << Joined(allowed);
+  EXPECT_EQ(allowed.warnings.size(), 2u);
+}
+
+TEST(Config, TheHourlyConfirmLimitCountsTheFunnelsRandomDraws) {
+  // 3 checkouts/min with a tenth confirming is 18 an hour on average, but
+  // the draws put more than 20 in an hour often: refused.
+  ConfigResult random =
+      ParseConfig(Limits("https://sandbox-api.polar.sh", "rate = \"3/min\""),
+                  "w.toml", FakeEnv());
+  EXPECT_FALSE(random.config);
+  EXPECT_NE(Joined(random).find("18.0 on average at their peak, and up to 35 "
+                                "in a hour"),
+            std::string::npos)
+      << Joined(random);
+  // Every flow confirming at 15/h: exactly 15 in any hour.
+  ConfigResult exact = ParseConfig(
+      Limits("https://sandbox-api.polar.sh",
+             "rate = \"15/h\"\n"
+             "funnel = { update = 1.0, status = 1.0, confirm = 1.0 }"),
+      "w.toml", FakeEnv());
+  ASSERT_TRUE(exact.config) << Joined(exact);
+  EXPECT_TRUE(exact.warnings.empty());
+  std::string notes;
+  for (const auto& n : exact.notes) notes += n + "\n";
+  EXPECT_NE(notes.find("checkout confirms per hour: 15.0 on average, at most "
+                       "15; Polar's sandbox allows 20"),
+            std::string::npos)
+      << notes;
+  EXPECT_NE(notes.find("the organization (every request with the token) per "
+                       "minute: 30.2 on average, at most 31"),
+            std::string::npos)
+      << notes;
+}
+
+TEST(Config, TheOrganizationsMinuteCountsEveryTokenRequest) {
+  // 90 checkouts/min (creates, with the token) + 30 ingests: 120 a minute
+  // against sandbox's 100; production allows 500.
+  const std::string heavy =
+      "rate = \"90/min\"\nfunnel = { update = 0.0, status = 0.0, confirm = "
+      "0.0 }";
+  ConfigResult sandbox = ParseConfig(
+      Limits("https://sandbox-api.polar.sh", heavy), "w.toml", FakeEnv());
+  EXPECT_FALSE(sandbox.config);
+  EXPECT_NE(Joined(sandbox).find("Polar's sandbox allows 100 requests per "
+                                 "minute from the organization"),
+            std::string::npos)
+      << Joined(sandbox);
+  ConfigResult production = ParseConfig(
+      Limits("https://api.polar.sh", heavy, "allow_production = true"),
+      "w.toml", FakeEnv());
+  EXPECT_TRUE(production.config) << Joined(production);
+  // Any other host: notes, never errors (a local Polar has no limits).
+  ConfigResult local = ParseConfig(
+      Limits("http://127.0.0.1:8000", "rate = \"50/s\""), "w.toml", FakeEnv());
+  ASSERT_TRUE(local.config) << Joined(local);
+  EXPECT_TRUE(local.warnings.empty());
+  bool noted = false;
+  for (const auto& n : local.notes)
+    noted |= n.find("if this target limits as Polar's sandbox does") == 0;
+  EXPECT_TRUE(noted);
+}
+
+TEST(Config, ABaseUrlWithV1IsTakenWithoutIt) {
+  ConfigResult r = ParseConfig(
+      "[target]\nbase_url = \"https://sandbox-api.polar.sh/v1/\"\ntoken = "
+      "\"polar_oat_t\"\n[scenarios.i]\ntype = \"event_ingestion\"\nrate = "
+      "\"1/min\"\n",
+      "v.toml", FakeEnv());
+  ASSERT_TRUE(r.config) << Joined(r);
+  EXPECT_EQ(r.config->target.base_url, "https://sandbox-api.polar.sh");
+  bool noted = false;
+  for (const auto& n : r.notes)
+    noted |= n.find("ends in /v1") != std::string::npos;
+  EXPECT_TRUE(noted);
+}
+
+TEST(Config, ATokenThatIsNotAnOrganizationTokenIsExplained) {
+  ConfigResult r = ParseConfig(
+      "[target]\ntoken = \"polar_pat_abc\"\n[scenarios.i]\ntype = "
+      "\"event_ingestion\"\nrate = \"1/min\"\n",
+      "t.toml", FakeEnv());
+  ASSERT_TRUE(r.config) << Joined(r);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("organization_id is required"),
+            std::string::npos);
+  EXPECT_EQ(r.warnings[0].find("polar_pat_abc"), std::string::npos)
+      << "never the token itself";
+}
+
+TEST(Config, BillingAddressesFollowPolarsRules) {
+  auto address = [](const std::string& a) {
+    return ParseConfig(R"([target]
+token = "polar_oat_t"
+[scenarios.c]
+type = "checkout"
+rate = "1/min"
+product_id = "77d5072c-f7be-48fd-8bd4-abf9451d0bf0"
+billing_address = )" + a + "\n",
+                       "a.toml", FakeEnv());
   };
-  // 60 checkouts/min: 60 * (1 + 0.5 + 0.3 + 0.2) = 120 requests/min plus 30
-  // batches: over 100; 6 confirms/min: at the limit, not over it.
-  ConfigResult busy = ParseConfig(config("https://sandbox-api.polar.sh", "1/s"),
-                                  "w.toml", FakeEnv());
-  ASSERT_TRUE(busy.config);
-  ASSERT_EQ(busy.warnings.size(), 1u);
-  EXPECT_NE(busy.warnings[0].find("at least 150/min"), std::string::npos)
-      << busy.warnings[0];
-  // 120 checkouts/min: 12 confirms/min, over sandbox's 6.
-  ConfigResult confirms = ParseConfig(
-      config("https://sandbox-api.polar.sh", "2/s"), "w.toml", FakeEnv());
-  ASSERT_EQ(confirms.warnings.size(), 2u);
-  EXPECT_NE(confirms.warnings[1].find("12.0/min"), std::string::npos)
-      << confirms.warnings[1];
-  ConfigResult quiet = ParseConfig(
-      config("https://sandbox-api.polar.sh", "10/min"), "w.toml", FakeEnv());
-  EXPECT_TRUE(quiet.warnings.empty());
-  ConfigResult local =
-      ParseConfig(config("http://127.0.0.1:8000", "50/s"), "w.toml", FakeEnv());
-  EXPECT_TRUE(local.warnings.empty()) << "no limits on a local stack";
+  ConfigResult lower = address("{ country = \"se\" }");
+  ASSERT_TRUE(lower.config) << Joined(lower);
+  EXPECT_EQ(lower.config->scenarios[0]
+                .OptionsAs<CheckoutOptions>()
+                .billing_address->country,
+            "SE");
+  ConfigResult ca = address("{ country = \"CA\", state = \"QC\" }");
+  EXPECT_TRUE(ca.config) << Joined(ca);
+  EXPECT_TRUE(address("{ country = \"US\", state = \"US-NY\", line1 = \"1 A "
+                      "St\", city = \"New York\", postal_code = \"10001\" }")
+                  .config);
+  ConfigResult state = address(
+      "{ country = \"US\", state = \"XX\", line1 = \"1 A St\", city = \"C\", "
+      "postal_code = \"1\" }");
+  EXPECT_FALSE(state.config);
+  EXPECT_NE(Joined(state).find("scenarios.c.billing_address.state: \"XX\" is "
+                               "not a US state"),
+            std::string::npos)
+      << Joined(state);
+  ConfigResult embargo = address("{ country = \"ru\" }");
+  EXPECT_FALSE(embargo.config);
+  EXPECT_NE(Joined(embargo).find("\"RU\" is under a US trade embargo"),
+            std::string::npos)
+      << Joined(embargo);
+  EXPECT_FALSE(address("{ country = \"Sweden\" }").config);
 }
 
 TEST(Config, ProductionIsStillRefusedForCheckouts) {

@@ -72,6 +72,7 @@ class SimHarness {
       auto finish = std::move(out.finish);
       out = finish();
     }
+    if (out.on_sent) out.on_sent();  // handed to the connection
     return out;
   }
   SimResponse Call(const std::string& method, const std::string& path,

@@ -142,6 +142,34 @@ TEST(WebhookSignature, AnUnpaddedStandardSecretIsTheSameKeyAsItsPaddedForm) {
   }
 }
 
+TEST(WebhookSignature, APolarSecretGivenAsStandardIsRefusedNotMisread) {
+  // As Polar generates them (kit/crypto.py): "whsec_", 37 random characters
+  // and their CRC32 in base62 (computed with Python's zlib.crc32).
+  constexpr std::string_view kGenerated =
+      "whsec_Qx3vN8mRk2LpT7yWc5ZaB9dHfJ4gUeS1iOoVn2muAXn";
+  EXPECT_TRUE(LooksLikePolarSecret(kGenerated));
+  std::string error;
+  // Read the Standard Webhooks way it would decode to 32 bytes and be taken:
+  // every delivery would then fail the signature.
+  EXPECT_FALSE(
+      WebhookKeyFromSecret(kGenerated, WebhookSecretFormat::kStandard, &error));
+  EXPECT_NE(error.find("secret_format = \"polar\""), std::string::npos)
+      << error;
+  EXPECT_EQ(error.find(kGenerated.substr(6)), std::string::npos);
+  EXPECT_TRUE(
+      WebhookKeyFromSecret(kGenerated, WebhookSecretFormat::kPolar, &error));
+  // Its Standard form, and Standard Webhooks' own keys, are not Polar's.
+  const std::string b64 = PythonBase64(kGenerated);
+  EXPECT_FALSE(LooksLikePolarSecret("whsec_" + b64));
+  EXPECT_TRUE(WebhookKeyFromSecret("whsec_" + b64,
+                                   WebhookSecretFormat::kStandard, &error));
+  EXPECT_FALSE(LooksLikePolarSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+  // One changed character breaks the checksum.
+  std::string changed(kGenerated);
+  changed[10] = changed[10] == 'a' ? 'b' : 'a';
+  EXPECT_FALSE(LooksLikePolarSecret(changed));
+}
+
 TEST(WebhookSignature, AnyOfSeveralSpaceSeparatedSignaturesMayMatch) {
   const std::string key(kPolarSecret);
   const std::string good = PythonSignature(key, "id-1", "1755856800", kBody);
