@@ -23,6 +23,8 @@ install(FILES README.md DESTINATION share/doc/polar-loadd)
 install(DIRECTORY docs/ DESTINATION share/doc/polar-loadd/docs FILES_MATCHING PATTERN "*.md" PATTERN "*.png")
 install(FILES grafana/README.md DESTINATION share/doc/polar-loadd RENAME grafana.md OPTIONAL)
 install(FILES packaging/prometheus.yml DESTINATION share/doc/polar-loadd/examples OPTIONAL)
+# A config within Polar's sandbox limits (docs/sandbox.md).
+install(FILES packaging/examples/sandbox.toml DESTINATION share/doc/polar-loadd/examples)
 # A drop-in that loads every credential encrypted at rest (systemd-creds) instead of in clear text.
 install(FILES packaging/credentials-encrypted.conf DESTINATION share/doc/polar-loadd/examples)
 

@@ -17,11 +17,15 @@
 //   `get`, a merchant's server asking). Confirm answered -> succeeded seen is
 //   polar_loadd_completion_seconds{kind="checkout_succeeded"}; past the
 //   deadline it counts in polar_loadd_probes_lost_total and the flow ends
-//   `timeout`. A stream that the server closes early falls back to polling.
-// The funnel is drawn per flow from the seeded generator: by default (the
-// seed's weights 10/5/3/1) half the flows stop after create, and of every 10
-// created 5 are updated, 3 polled, 1 confirmed; the rest are abandoned as real
-// carts are. A step that does not end ok ends its flow with that step's
+//   `timeout`. A stream that the server closes early falls back to polling;
+//   one that says {"type": "reconnect"} first (Polar ends streams after 10
+//   minutes) is opened again. A poll that still sees `open` after confirm
+//   (Polar's read replica) waits. A create for a product that needs a payment
+//   is check_failed, said once in the journal, and no confirm is sent.
+// The funnel is drawn per flow from the seeded generator: by default
+// (10/5/3/1, docs/scenarios.md) half the flows stop after create, and of
+// every 10 created 5 are updated, 3 polled, 1 confirmed; the rest are abandoned
+// as real carts are. A step that does not end ok ends its flow with that step's
 // outcome; a wrong body is check_failed. Each step's latency runs from its own
 // intended start: the previous step's end plus the think time. The whole flow
 // (intended start to its last step) is polar_loadd_flow_duration_seconds by
@@ -73,7 +77,8 @@ struct CheckoutOptions {
   std::optional<BillingAddress> billing_address =
       BillingAddress{"SE", "Drottninggatan 1", "", "111 51", "Stockholm", ""};
   // Shares of created checkouts that get this far (nested, 1 >= update >=
-  // status >= confirm >= 0): the seed's weights 10/5/3/1.
+  // status >= confirm >= 0): 10/5/3/1 by default (not Locust's 4/2/1/1,
+  // which are repeat counts; docs/scenarios.md).
   double update_ratio = 0.5;
   double status_ratio = 0.3;
   double confirm_ratio = 0.1;
