@@ -121,7 +121,7 @@ LimitReport CheckPolarLimits(const Config& config, PolarHost host) {
     if (count.high > limit) {
       report.trips.push_back(fmt::format(
           "{} allows {:.0f} requests per {} from {}{}; the scenarios send "
-          "{:.1f} on average at their peak, and up to {:.0f} in a {}",
+          "{:.1f} on average at their peak, and up to {:.0f} in any {}",
           where, limit, window, b.name, consequence, count.mean, count.high,
           window));
     }

@@ -253,6 +253,118 @@ TEST(SandboxE2E, CheckConfigRefusesEachLimitByName) {
   }
 }
 
+// The same four broken limits run against polar-sim's sandbox rules, as a
+// daemon meets them: the step that spends the bucket gets 429, polar-sim counts
+// it in the limit's zone, and the Retry-After the scenario pauses for is what
+// asgi-ratelimit sends: the minute window's whole period (60 s, however much of
+// the window was left) or, in the confirm zone, the 1800-s block, which then
+// refuses that IP's client GET of a new checkout as well. Windows run at a
+// time scale; Retry-After is in Polar's seconds and the daemon waits it in
+// real ones, so its gate shows the figure Polar sent.
+TEST(SandboxE2E, EachBrokenLimitIsAnsweredAsPolarWould) {
+  struct Case {
+    std::string name;
+    double scale;  // polar-sim's --time-scale and the config's compression
+    std::string rate, funnel;
+    std::vector<std::string> steps;  // where the 429 may land
+    std::string zone;                // polar-sim's zone label
+    double retry_after;              // Polar's seconds
+  };
+  const std::string all = "{ update = 1.0, status = 1.0, confirm = 1.0 }";
+  const std::vector<Case> cases = {
+      {"organization",
+       0.05,
+       "120/min",
+       "{ update = 0.0, status = 0.0, confirm = 0.0 }",
+       {"create"},
+       "api",
+       60},
+      {"client IP",
+       0.05,
+       "70/min",
+       "{ update = 1.0, status = 1.0, confirm = 0.0 }",
+       {"update", "status"},
+       "api",
+       60},
+      {"confirms a minute", 0.05, "7/min", all, {"confirm"}, "checkout-confirm",
+       1800},
+      {"confirms an hour", 0.001, "21/h", all, {"confirm"}, "checkout-confirm",
+       1800},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Sim sim = StartSim({"--rate-limit", "sandbox", "--time-scale",
+                        fmt::format("{}", c.scale)});
+    Loadd loadd(Compressed(fmt::format(R"([target]
+base_url = "{}"
+[metrics]
+listen = "127.0.0.1:0"
+[scenarios.checkout]
+type = "checkout"
+rate = "{}"
+product_id = "{}"
+funnel = {}
+think_time = "0s"
+completion = "poll"
+poll_interval = "10s"
+honour_retry_after = true
+)",
+                                       sim.base_url(), c.rate,
+                                       sim.free_product(), c.funnel),
+                           c.scale),
+                sim.token());
+    loadd.WaitListening();
+    auto limited = [&](const Metrics& m) {
+      double n = 0;
+      for (const std::string& step : c.steps)
+        n += Requests(m, "checkout", step, "rate_limited");
+      return n;
+    };
+    Metrics m = WaitFor(
+        loadd, [&](const Metrics& m) { return limited(m) >= 1; }, 30s);
+    const auto seen = std::chrono::steady_clock::now();
+    ASSERT_GE(limited(m), 1) << loadd.process().Stderr();
+    // What the scenario was told to wait, less the real time since.
+    auto status = testing::HttpGet(loadd.BaseUrl() + "/api/status");
+    ASSERT_EQ(status.status, 200) << status.body;
+    double gate = -1;
+    const json board = json::parse(status.body);
+    for (const json& s : board["scenarios"])
+      if (s["name"] == "checkout")
+        gate = s["control"]["retry_after_remaining_seconds"].get<double>();
+    EXPECT_GT(gate, c.retry_after - 5) << status.body;
+    EXPECT_LE(gate, c.retry_after);
+    EXPECT_GE(SimCounter(sim, "polar_sim_rate_limited_by_zone_total",
+                         {"zone=\"" + c.zone + "\""}),
+              1);
+    const bool block = c.retry_after == 1800;
+    EXPECT_EQ(SimCounter(sim, "polar_sim_rate_limit_blocks_total"),
+              block ? 1 : 0);
+    if (block) {
+      // The organization goes on; the IP's client GET is refused by the block.
+      auto create = testing::HttpRequest(
+          "POST", sim.base_url() + "/v1/checkouts/",
+          json{{"product_id", sim.free_product()}}.dump(),
+          {"Authorization: Bearer " + sim.token(),
+           "Content-Type: application/json"});
+      ASSERT_EQ(create.status, 201) << create.body;
+      const std::string secret = json::parse(create.body)["client_secret"];
+      auto get = SimGet(sim, "/v1/checkouts/client/" + secret, false);
+      const double polar_since =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                        seen + 500ms)
+              .count() /
+          c.scale;
+      EXPECT_EQ(get.status, 429);
+      const int retry =
+          std::stoi(testing::HeaderValue(get.head, "retry-after"));
+      EXPECT_LE(retry, 1800);
+      EXPECT_GE(retry, 1800 - polar_since - 1);
+    }
+    Stop(loadd);
+  }
+}
+
 // 7 confirms in a minute from one IP, in real time: the 7th is 429 with
 // Retry-After 1800, and from then on every anonymous checkout request of that
 // IP is refused, the checkout page's GET included, while the token's own

@@ -769,7 +769,7 @@ TEST(Config, TheHourlyConfirmLimitCountsTheFunnelsRandomDraws) {
                   "w.toml", FakeEnv());
   EXPECT_FALSE(random.config);
   EXPECT_NE(Joined(random).find("18.0 on average at their peak, and up to 35 "
-                                "in a hour"),
+                                "in any hour"),
             std::string::npos)
       << Joined(random);
   // Every flow confirming at 15/h: exactly 15 in any hour.
