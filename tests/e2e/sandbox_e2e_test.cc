@@ -286,9 +286,19 @@ TEST(SandboxE2E, EachBrokenLimitIsAnsweredAsPolarWould) {
        {"update", "status"},
        "api",
        60},
-      {"confirms a minute", 0.05, "7/min", all, {"confirm"}, "checkout-confirm",
+      {"confirms a minute",
+       0.05,
+       "7/min",
+       all,
+       {"confirm"},
+       "checkout-confirm",
        1800},
-      {"confirms an hour", 0.001, "21/h", all, {"confirm"}, "checkout-confirm",
+      {"confirms an hour",
+       0.001,
+       "21/h",
+       all,
+       {"confirm"},
+       "checkout-confirm",
        1800},
   };
   for (const Case& c : cases) {
@@ -342,11 +352,11 @@ honour_retry_after = true
               block ? 1 : 0);
     if (block) {
       // The organization goes on; the IP's client GET is refused by the block.
-      auto create = testing::HttpRequest(
-          "POST", sim.base_url() + "/v1/checkouts/",
-          json{{"product_id", sim.free_product()}}.dump(),
-          {"Authorization: Bearer " + sim.token(),
-           "Content-Type: application/json"});
+      auto create =
+          testing::HttpRequest("POST", sim.base_url() + "/v1/checkouts/",
+                               json{{"product_id", sim.free_product()}}.dump(),
+                               {"Authorization: Bearer " + sim.token(),
+                                "Content-Type: application/json"});
       ASSERT_EQ(create.status, 201) << create.body;
       const std::string secret = json::parse(create.body)["client_secret"];
       auto get = SimGet(sim, "/v1/checkouts/client/" + secret, false);
