@@ -8,16 +8,23 @@
   check_grafana.py config SOURCE_DIR       packaging/prometheus.yml and grafana/provisioning agree
                                            with the installed layout and load the shipped rules
 
-Dashboards: valid JSON; unique uids and panel ids; data source, instance and scenario variables;
-every panel (rows aside) has a query; every query, once Grafana's variables are substituted,
-parses (promtool check rules on a throwaway rule file); every quantile is histogram_quantile over
-`sum by (le, ...)` of bucket rates (aggregatable across load boxes), no quantile is averaged,
-summed or maxed again, and every rate of a polar_loadd counter is summed (rules too); every metric
-name used is listed in docs/metrics.md.
+Dashboards: valid JSON; unique uids and panel ids; data source, job, namespace, instance and
+scenario variables, and "All" for scenario and step is the values offered (never ".*"); every
+panel (rows aside) has a query; every query and annotation, once Grafana's variables are
+substituted, parses (promtool check rules on a throwaway rule file) and filters on $job and
+$namespace ($instance too unless it reads fleet-level series only); time series panels use
+$__rate_interval or $__range; every quantile is histogram_quantile over `sum by (le, ...)` of
+bucket rates (aggregatable across load boxes), no quantile is averaged, summed or maxed again, no
+legend shows the mean of a quantile, and every rate of a polar_loadd counter is summed (rules
+too); every metric name used is listed in docs/metrics.md, and every metric listed there is on a
+panel or in a rule.
 
-Rules: every metric and recording rule name used is in docs/metrics.md; every alert has a
-severity, a summary, a description and a runbook_url `docs/runbooks.md#<alert name in lower
-case>`; the promtool tests in grafana/rules/tests/ check every alert both firing and not firing.
+Rules: every metric and recording rule name used is in docs/metrics.md; no `le` is matched as a
+whole number ("1": Prometheus 3 stores "1.0"); every alert has a severity, a summary, a
+description and a runbook_url `<RUNBOOK_BASE>#<alert name in lower case>` (RUNBOOK_BASE from
+grafana/generate-dashboards: an absolute URL of docs/runbooks.md); the promtool tests in
+grafana/rules/tests/ check every alert both firing and not firing, and each fixture evaluates the
+rule groups in file order (group_eval_order).
 
 Runbooks: each alert's runbook_url, relative to the repository or an absolute URL of
 docs/runbooks.md, has an anchor that is, by GitHub's rules (tests/support/markdown.py), a heading
@@ -40,9 +47,13 @@ import markdown  # noqa: E402  (tests/support/markdown.py: GitHub's heading anch
 
 # Grafana variables -> values a query can be checked with ("All" is ".*").
 GRAFANA_VARS = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m",
-                "$instance": ".*", "$scenario": ".*"}
+                "$instance": ".*", "$scenario": ".*", "$job": ".*", "$namespace": ".*",
+                "$step": ".*", "$change": "end()"}
 # Prometheus's own series: not ours to document.
-BUILTIN_METRICS = {"up"}
+BUILTIN_METRICS = {"up", "ALERTS"}
+# Series without an instance label (fleet-level): a query reading only these needs no $instance.
+FLEET_SERIES = {"ALERTS", "polar_loadd:request_service_regressed_boxes:ratio",
+                "polar_loadd:slo_latency_objective_seconds"}
 PROMQL_WORDS = {
     "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
     "count_values", "group", "by", "without", "on", "ignoring", "group_left", "group_right",
@@ -70,6 +81,8 @@ def metric_names(expr):
     e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", e)
     e = re.sub(r"\[[^\]]*\]", "", e)                       # range selectors
     e = re.sub(r"\boffset\s+\w+", "", e)
+    e = re.sub(r"@\s*(\$\w+|end\(\)|start\(\)|[0-9.]+)", "", e)   # @ modifiers
+    e = re.sub(r"\$\w+", "", e)                           # Grafana variables
     names = set()
     for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
         word = m.group(0)
@@ -87,6 +100,12 @@ def metric_names(expr):
 def documented_names(source):
     text = (source / "docs/metrics.md").read_text()
     return set(re.findall(r"`([a-zA-Z_:][a-zA-Z0-9_:]*)`", text))
+
+
+def catalogued_metrics(source):
+    """The metrics polar-loadd exports: the first table of docs/metrics.md."""
+    text = (source / "docs/metrics.md").read_text().split("\n## ")[0]
+    return set(re.findall(r"^\| `((?:polar_loadd_|process_)[a-z_]+)` \|", text, re.M))
 
 
 def check_documented(names, where, documented):
@@ -199,6 +218,7 @@ def check_dashboards(source):
         fail(f"expected the five dashboards in grafana/dashboards, found {len(files)}")
     uids = set()
     exprs = []
+    used = set()
     for path in files:
         try:
             d = json.loads(path.read_text())
@@ -212,23 +232,42 @@ def check_dashboards(source):
         if not d.get("title"):
             fail(f"{path.name}: no title")
         variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
-        for needed in ("datasource", "instance", "scenario"):
+        for needed in ("datasource", "job", "namespace", "instance", "scenario"):
             if needed not in variables:
                 fail(f"{path.name}: no ${needed} variable")
         if variables.get("datasource", {}).get("type") != "datasource":
             fail(f"{path.name}: $datasource must be a data source variable")
+        for name in ("scenario", "step"):
+            if variables.get(name, {}).get("allValue"):
+                fail(f"{path.name}: ${name} has allValue {variables[name]['allValue']!r}: 'All' "
+                     f"must be the values offered, or other scenarios' steps show up")
         for name, v in variables.items():
             if v.get("type") != "query":
                 continue
             q = v.get("query")
             q = q.get("query") if isinstance(q, dict) else q
-            m = re.fullmatch(r"label_values\((.*),\s*([a-zA-Z_]+)\)", q or "")
+            m = (re.fullmatch(r"label_values\((.*),\s*([a-zA-Z_]+)\)", q or "")
+                 or re.fullmatch(r"query_result\((.*)\)()", q or ""))
             if not m:
-                fail(f"{path.name}: variable {name}: expected label_values(selector, label): {q}")
+                fail(f"{path.name}: variable {name}: expected label_values(selector, label) or "
+                     f"query_result(expr): {q}")
                 continue
             where = f"{path.name}: variable {name}"
             exprs.append((where, substitute(m.group(1))))
-            check_documented(metric_names(m.group(1)), where, documented)
+            names = metric_names(m.group(1))
+            used |= names
+            check_documented(names, where, documented)
+        for a in d.get("annotations", {}).get("list", []):
+            if a.get("builtIn"):
+                continue
+            where = f"{path.name}: annotation {a.get('name')!r}"
+            expr = a.get("expr", "")
+            check_filters(expr, where)
+            check_aggregation(expr, where)
+            names = metric_names(expr)
+            used |= names
+            check_documented(names, where, documented)
+            exprs.append((where, substitute(expr)))
         ids = set()
         panels = d.get("panels", [])
         if not panels:
@@ -249,30 +288,68 @@ def check_dashboards(source):
             targets = p.get("targets") or []
             if not targets:
                 fail(f"{where}: no query")
+            calcs = p.get("options", {}).get("legend", {}).get("calcs", [])
             for t in targets:
                 expr = t.get("expr", "").strip()
                 if not expr:
                     fail(f"{where}: target {t.get('refId')} has no expr")
                     continue
-                if "$instance" not in expr:
-                    fail(f"{where}: query ignores the $instance variable: {expr}")
-                if "[" in expr and "$__rate_interval" not in expr and "$__range" not in expr:
+                check_filters(expr, where)
+                # A time series follows the zoom; an instant panel (stat, bar gauge, table) may
+                # show a fixed window, such as the hour before a change.
+                ranges = re.findall(r"\[([^\]]*)\]", expr)
+                if p.get("type") in ("timeseries", "heatmap") and any(
+                        r not in ("$__rate_interval", "$__range") for r in ranges):
                     fail(f"{where}: range selectors must use $__rate_interval or $__range: {expr}")
+                if "histogram_quantile(" in expr and "mean" in calcs:
+                    fail(f"{where}: the legend shows the mean of a quantile, which is no "
+                         f"quantile of anything: {calcs}")
                 check_quantiles(expr, where)
                 check_aggregation(expr, where)
-                check_documented(metric_names(expr), where, documented)
+                names = metric_names(expr)
+                used |= names
+                check_documented(names, where, documented)
                 exprs.append((where, substitute(expr)))
+    # Every exported metric earns its place: on a panel or in a rule.
+    for path in sorted((source / "grafana/rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                used |= metric_names(rule["expr"])
+    used = {re.sub(r"_(bucket|count|sum)$", "", n) for n in used}
+    for name in sorted(catalogued_metrics(source) - used):
+        fail(f"docs/metrics.md lists {name}, but no dashboard panel or rule uses it")
     if exprs:
         promtool_parse(exprs)
     return len(exprs)
 
 
+def check_filters(expr, where):
+    """Every query follows the job and namespace variables; per-box series the instance too."""
+    for var in ("$job", "$namespace"):
+        if var not in expr:
+            fail(f"{where}: query ignores the {var} variable: {expr}")
+    if "$instance" not in expr and not metric_names(expr) <= FLEET_SERIES:
+        fail(f"{where}: query ignores the $instance variable: {expr}")
+
+
+def runbook_base(source):
+    m = re.search(r'^RUNBOOK_BASE = "([^"]+)"', (source / "grafana/generate-dashboards").read_text(),
+                  re.M)
+    return m.group(1) if m else ""
+
+
 def check_rules(source):
     documented = documented_names(source)
+    base = runbook_base(source)
+    if not re.fullmatch(r"https?://\S+/docs/runbooks\.md", base):
+        fail(f"grafana/generate-dashboards: RUNBOOK_BASE should be an absolute URL of "
+             f"docs/runbooks.md, is {base!r}")
     alerts = {}
-    for path in sorted((source / "grafana/rules").glob("*.yml")):
+    groups = []
+    for path in sorted((source / "grafana/rules").glob("*.yml"), key=lambda p: "alerts" in p.name):
         doc = yaml.safe_load(path.read_text())
         for group in doc["groups"]:
+            groups.append(group["name"])
             for rule in group["rules"]:
                 expr = rule["expr"]
                 if "record" in rule:
@@ -291,15 +368,24 @@ def check_rules(source):
                         if not ann.get(key):
                             fail(f"{where}: no {key} annotation")
                     url = ann.get("runbook_url", "")
-                    if url != f"docs/runbooks.md#{name.lower()}":
-                        fail(f"{where}: runbook_url should be docs/runbooks.md#{name.lower()}, "
-                             f"is {url}")
+                    if url != f"{base}#{name.lower()}":
+                        fail(f"{where}: runbook_url should be {base}#{name.lower()}, is {url}")
+                # Prometheus 3 stores le="1" as le="1.0": a whole-number `le` must be matched in
+                # both spellings (le=~"10|10\\.0") or after the recording rules normalise it.
+                for m in re.finditer(r'\ble\s*=\s*"(\d+)"', expr):
+                    fail(f"{where}: le=\"{m.group(1)}\" never matches on Prometheus 3 "
+                         f"(le=\"{m.group(1)}.0\"): {expr}")
                 check_quantiles(expr, where)
                 check_aggregation(expr, where)
                 check_documented(metric_names(expr), where, documented)
     fires, quiet = set(), set()
     for path in sorted((source / "grafana/rules/tests").glob("*.yml")):
         doc = yaml.safe_load(path.read_text())
+        # promtool evaluates groups in an unspecified order unless told; each group must see the
+        # series of the groups before it at the same evaluation, as the rule files order them.
+        if doc.get("group_eval_order") != groups:
+            fail(f"{path.name}: group_eval_order should be the rule groups in file order: "
+                 f"{groups}")
         for test in doc.get("tests", []):
             for art in test.get("alert_rule_test", []) or []:
                 name = art["alertname"]
