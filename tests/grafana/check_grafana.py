@@ -6,7 +6,9 @@
   check_grafana.py runbooks SOURCE_DIR     every alert's runbook_url reaches its own section of
                                            docs/runbooks.md (ctest label `docs`)
   check_grafana.py config SOURCE_DIR       packaging/prometheus.yml and grafana/provisioning agree
-                                           with the installed layout and load the shipped rules
+                                           with the installed layout and load the shipped rules;
+                                           packaging/alertmanager.yml names only alerts and labels
+                                           the rules have
 
 Dashboards: valid JSON; unique uids and panel ids; data source, job, namespace, instance and
 scenario variables, and "All" for scenario and step is the values offered (never ".*"); every
@@ -439,6 +441,7 @@ def check_config(source):
     paths = [p.get("options", {}).get("path") for p in dash.get("providers", [])]
     if dash.get("apiVersion") != 1 or paths != [INSTALLED_DASHBOARDS]:
         fail(f"grafana/provisioning/dashboards: one file provider at {INSTALLED_DASHBOARDS}")
+    check_alertmanager(source)
     return len(jobs)
 
 
@@ -489,6 +492,63 @@ def check_runbooks(source):
             fail(f"docs/runbooks.md:{line}: section '{heading}' is for {m.group(1)}, which is "
                  "not an alert in grafana/rules/")
     return len(alerts)
+
+
+# Labels that identify what an alert is about (the rules' `by` lists).
+ALERT_LABELS = {"job", "namespace", "instance", "scenario", "step", "le", "kind", "type",
+                "measure"}
+
+
+def check_alertmanager(source):
+    """The example Alertmanager config routes and inhibits by alerts and labels that exist:
+    a renamed alert or label would silently stop an inhibit rule."""
+    path = source / "packaging/alertmanager.yml"
+    am = yaml.safe_load(path.read_text())
+    alerts = {}
+    for f in sorted((source / "grafana/rules").glob("*.yml")):
+        for group in yaml.safe_load(f.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    alerts[rule["alert"]] = rule.get("labels", {})
+    static = {k: set() for a in alerts.values() for k in a}
+    for a in alerts.values():
+        for k, v in a.items():
+            static[k].add(v)
+
+    def check_matchers(matchers, where):
+        for m in matchers:
+            mm = re.fullmatch(r'(\w+)\s*(=~|!~|!=|=)\s*"(.*)"', m)
+            if not mm:
+                fail(f"packaging/alertmanager.yml: {where}: cannot read matcher {m!r}")
+                continue
+            name, op, value = mm.groups()
+            if name == "alertname":
+                hits = [a for a in alerts if (re.fullmatch(value, a) if "~" in op else a == value)]
+                if not hits:
+                    fail(f"packaging/alertmanager.yml: {where}: {m} matches no alert in the rules")
+            elif name in static:
+                if op == "=" and value not in static[name]:
+                    fail(f"packaging/alertmanager.yml: {where}: no alert has {name}={value}")
+            elif name not in ALERT_LABELS:
+                fail(f"packaging/alertmanager.yml: {where}: no alert has a label {name}")
+
+    for i, r in enumerate(am.get("inhibit_rules", [])):
+        where = f"inhibit rule {i + 1}"
+        check_matchers(r.get("source_matchers", []), where)
+        check_matchers(r.get("target_matchers", []), where)
+        for label in r.get("equal", []):
+            if label not in ALERT_LABELS:
+                fail(f"packaging/alertmanager.yml: {where}: equal on {label}, which no alert has")
+    route = am.get("route", {})
+    for sub in [route] + route.get("routes", []):
+        check_matchers(sub.get("matchers", []), "route")
+    for label in route.get("group_by", []):
+        if label != "alertname" and label not in ALERT_LABELS:
+            fail(f"packaging/alertmanager.yml: route groups by {label}, which no alert has")
+    names = {r["name"] for r in am.get("receivers", [])}
+    for sub in [route] + route.get("routes", []):
+        if sub.get("receiver") not in names:
+            fail(f"packaging/alertmanager.yml: route to an undefined receiver {sub.get('receiver')}")
 
 
 def main():

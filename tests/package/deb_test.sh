@@ -92,6 +92,9 @@ done
 if [ -f "$src/packaging/prometheus.yml" ]; then
   [ -f /usr/share/doc/polar-loadd/examples/prometheus.yml ] || fail "no example prometheus.yml"
 fi
+if [ -f "$src/packaging/alertmanager.yml" ]; then
+  [ -f /usr/share/doc/polar-loadd/examples/alertmanager.yml ] || fail "no example alertmanager.yml"
+fi
 
 # 3. An operator's traces: an edited config, a credential, an enablement link, a drop-in.
 echo "# edited by the operator" >>/etc/polar-loadd/polar-loadd.toml
