@@ -129,8 +129,8 @@ std::string TestRules(const std::string& dir, bool fast_for) {
   std::filesystem::create_directories(dir + "/rules");
   static const std::regex kInterval(R"(\n\s*interval: \w+\n)");
   static const std::regex kFor(R"(for: (\d+)([smh]))");
-  for (const auto& entry : std::filesystem::directory_iterator(
-           SourceDir() + "/grafana/rules")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(SourceDir() + "/grafana/rules")) {
     if (entry.path().extension() != ".yml") continue;
     std::string text = testing::ReadFile(entry.path());
     text = std::regex_replace(text, kInterval, "\n");
@@ -140,8 +140,9 @@ std::string TestRules(const std::string& dir, bool fast_for) {
       std::size_t last = 0;
       for (auto it = begin; it != std::sregex_iterator(); ++it) {
         const auto& m = *it;
-        long seconds = std::stol(m[1].str()) *
-                       (m[2] == "h" ? 3600 : m[2] == "m" ? 60 : 1);
+        long seconds = std::stol(m[1].str()) * (m[2] == "h"   ? 3600
+                                                : m[2] == "m" ? 60
+                                                              : 1);
         out += text.substr(last, m.position() - last);
         out += fmt::format("for: {}s", std::max(1L, seconds / 60));
         last = m.position() + m.length();
@@ -299,9 +300,10 @@ double UnixNow() {
 // annotation over the dashboard's time range.
 json QueryRange(const testing::TestPrometheus& prom, const std::string& expr,
                 double start, double end) {
-  return prom.Api(fmt::format("query_range?query={}&start={:.3f}&end={:.3f}"
-                              "&step=1",
-                              testing::UrlEncode(expr), start, end))["result"];
+  return prom.Api(
+      fmt::format("query_range?query={}&start={:.3f}&end={:.3f}"
+                  "&step=1",
+                  testing::UrlEncode(expr), start, end))["result"];
 }
 
 bool HasFiniteValue(const json& result) {
@@ -524,8 +526,8 @@ TEST(
   for (const auto& [where, expr] : DashboardAnnotations()) {
     json result;
     try {
-      result = QueryRange(prom, SubstituteGrafanaVariables(expr), start,
-                          UnixNow());
+      result =
+          QueryRange(prom, SubstituteGrafanaVariables(expr), start, UnixNow());
     } catch (const std::exception& e) {
       ADD_FAILURE() << where << ": query failed: " << e.what();
       continue;
@@ -626,7 +628,8 @@ TEST(Observability, AStalledPolarWorkerFiresTheLostCheckoutPage) {
   Sim sim = StartSim();
   // Every flow confirms; 4 flows a second (scaled under sanitizers) for at
   // most 3 minutes, then none.
-  Loadd loadd = StartLoadd(fmt::format(R"(
+  Loadd loadd = StartLoadd(
+      fmt::format(R"(
 [target]
 base_url = "{0}"
 timeout = "10s"
@@ -645,9 +648,8 @@ completion_deadline = "2s"
 type = "steps"
 steps = [{{ rate = "{2:.3f}/s", for = "180s" }}, {{ rate = "0/s", for = "24h" }}]
 )",
-                                       sim.base_url(), sim.free_product(),
-                                       4 * testing::RateScale()),
-                           sim.token());
+                  sim.base_url(), sim.free_product(), 4 * testing::RateScale()),
+      sim.token());
   Prometheus prom({loadd.Instance()}, /*fast_for=*/true);
   const double start = UnixNow();
 
@@ -664,8 +666,7 @@ steps = [{{ rate = "{2:.3f}/s", for = "180s" }}, {{ rate = "0/s", for = "24h" }}
     std::this_thread::sleep_for(250ms);
   ASSERT_TRUE(scraped(kSucceeded))
       << "no checkout succeeded within 45 s: " << loadd.process().Stderr();
-  EXPECT_TRUE(AlertsNamed(prom, kLost).empty())
-      << prom.Api("alerts").dump();
+  EXPECT_TRUE(AlertsNamed(prom, kLost).empty()) << prom.Api("alerts").dump();
 
   auto stall = testing::HttpRequest(
       "PUT", sim.admin_url() + "/_sim/faults/worker/high_priority",
