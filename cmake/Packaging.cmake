@@ -26,7 +26,6 @@ install(FILES packaging/prometheus.yml DESTINATION share/doc/polar-loadd/example
 # A config within Polar's sandbox limits (docs/sandbox.md).
 install(FILES packaging/examples/sandbox.toml DESTINATION share/doc/polar-loadd/examples)
 install(FILES packaging/alertmanager.yml DESTINATION share/doc/polar-loadd/examples OPTIONAL)
-install(FILES docs/alerting.md docs/runbooks.md DESTINATION share/doc/polar-loadd OPTIONAL)
 # A drop-in that loads every credential encrypted at rest (systemd-creds) instead of in clear text.
 install(FILES packaging/credentials-encrypted.conf DESTINATION share/doc/polar-loadd/examples)
 
