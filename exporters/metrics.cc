@@ -62,11 +62,12 @@ Metrics::Metrics(prometheus::Registry& registry)
       latency_(prometheus::BuildHistogram()
                    .Name("polar_loadd_request_latency_seconds")
                    .Help("Latency from the intended (scheduled) send time to "
-                         "the response.")
+                         "the response, of ok answers and timeouts.")
                    .Register(registry)),
       service_(prometheus::BuildHistogram()
                    .Name("polar_loadd_request_service_seconds")
-                   .Help("Service time from the actual send to the response.")
+                   .Help("Service time from the actual send to the response, "
+                         "of ok answers and timeouts.")
                    .Register(registry)),
       schedule_lag_(prometheus::BuildHistogram()
                         .Name("polar_loadd_schedule_lag_seconds")

@@ -49,8 +49,12 @@ std::string Describe(const ThresholdResult& r) {
           ? "error ratio"
           : fmt::format("{} latency", ThresholdMetricName(t.metric));
   if (r.no_data)
-    return fmt::format("{}/{} {}: no finished requests (limit {}, from {})",
-                       t.scenario, t.step, what, Limit(t, t.limit), t.source);
+    return fmt::format("{}/{} {}: {} (limit {}, from {})", t.scenario, t.step,
+                       what,
+                       t.metric == ThresholdMetric::kErrorRatio
+                           ? "no finished requests"
+                           : "no request answered ok or timed out",
+                       Limit(t, t.limit), t.source);
   return fmt::format("{}/{} {} {} {} {} (from {})", t.scenario, t.step, what,
                      Limit(t, r.actual), r.passed ? "<=" : ">",
                      Limit(t, t.limit), t.source);
@@ -126,7 +130,10 @@ std::vector<ThresholdResult> EvaluateThresholds(
         std::find_if(steps.begin(), steps.end(), [&](const StepSummary& s) {
           return s.scenario == t.scenario && s.step == t.step;
         });
-    if (it == steps.end() || it->count == 0) {
+    // A latency limit needs answers to measure: a step whose every request
+    // failed has no latency, which must not pass as 0 s.
+    const bool latency = t.metric != ThresholdMetric::kErrorRatio;
+    if (it == steps.end() || it->count == 0 || (latency && it->timed == 0)) {
       r.no_data = true;
       r.passed = false;
     } else {

@@ -28,6 +28,9 @@ struct StepSummary {
   std::string scenario;
   std::string step;
   uint64_t count = 0;  // finished requests
+  // Requests in the latency figures: ok answers and timeouts (failures are
+  // not answers; scenarios/scenario.h, StepRecorder::Record).
+  uint64_t timed = 0;
   std::array<uint64_t, kOutcomeCount> outcomes{};
   double rate = 0;         // finished requests per second of the run
   double error_ratio = 0;  // share not `ok`
@@ -66,7 +69,9 @@ struct ThresholdResult {
   Threshold threshold;
   double actual = 0;
   bool passed = false;
-  bool no_data = false;  // the step finished no request: fails, says so
+  // The step finished no request (or, for a latency limit, none answered ok
+  // or timed out): fails, says so.
+  bool no_data = false;
 };
 
 struct RunSummary {
@@ -78,7 +83,9 @@ struct RunSummary {
 };
 
 // Checks every threshold against the step it names. A threshold on a step
-// that finished no request fails (a run that sent nothing proves nothing).
+// that finished no request fails (a run that sent nothing proves nothing), and
+// so does a latency limit on a step whose every request failed (no latency
+// was measured: 0 s would pass anything).
 std::vector<ThresholdResult> EvaluateThresholds(
     const std::vector<StepSummary>& steps,
     const std::vector<Threshold>& thresholds);

@@ -33,10 +33,14 @@ StepRecorder::StepRecorder(Metrics& metrics, const std::string& scenario,
 
 void StepRecorder::Record(Outcome outcome, const Response& response) {
   step_.requests[static_cast<std::size_t>(outcome)]->Increment();
-  step_.latency->Observe(ToSeconds(response.latency()));
-  step_.service->Observe(ToSeconds(response.service()));
-  step_.latency_fine.Record(response.latency().count());
-  step_.service_fine.Record(response.service().count());
+  if (outcome == Outcome::kOk || outcome == Outcome::kTimeout) {
+    step_.latency->Observe(ToSeconds(response.latency()));
+    step_.service->Observe(ToSeconds(response.service()));
+    step_.latency_fine.Record(response.latency().count());
+    step_.service_fine.Record(response.service().count());
+  }
+  // Every request was due and sent (or tried) at some point: its lag is ours
+  // whatever Polar answered.
   scenario_.schedule_lag->Observe(ToSeconds(response.lag()));
   if (outcome != Outcome::kOk) {
     recent_errors_.Record(scenario_name_, step_name_, outcome,

@@ -58,13 +58,6 @@ class Scenario {
   virtual std::size_t in_flight() const = 0;
 };
 
-// Records one finished request of one step: the outcome counter, both latency
-// histograms and the schedule lag. Holds cached label children, so Record() is
-// a few atomic adds. A request that did not end ok is also logged, with its
-// status, transport error and the start of the body, rate-limited per
-// (scenario, step, outcome) by the process-wide error limiter
-// (exporters/log.h) and with secrets redacted by the log sinks, and kept in
-// Metrics::recent_errors() for the status page.
 // A 422 to an event ingest that asks for organization_id is Polar's answer to
 // a token that is not an organization access token (a personal access token
 // or an OAuth token must name the organization in every event;
@@ -74,10 +67,24 @@ class Scenario {
 void ExplainIngestRefusal(const std::string& scenario,
                           const Response& response);
 
+// Records one finished request of one step: the outcome counter, both latency
+// histograms (ok answers and timeouts only: see Record) and the schedule lag.
+// Holds cached label children, so Record() is a few atomic adds. A request that
+// did not end ok is also logged, with its status, transport error and the start
+// of the body, rate-limited per (scenario, step, outcome) by the process-wide
+// error limiter (exporters/log.h) and with secrets redacted by the log sinks,
+// and kept in Metrics::recent_errors() for the status page.
 class StepRecorder {
  public:
   StepRecorder(Metrics& metrics, const std::string& scenario,
                const std::string& step);
+  // Latency and service time are observed for ok answers and timeouts (at
+  // their elapsed time, at least target.timeout) only: a request that failed
+  // fast (a 500 in 3 ms, a refused connection) is no fast answer, and observed
+  // it would make an outage of fast errors look like Polar got faster (p99 and
+  // SLO compliance both improved). Every outcome counts in
+  // polar_loadd_requests_total; the latency SLO counts the failures as misses
+  // from there (docs/alerting.md).
   void Record(Outcome outcome, const Response& response);
 
  private:

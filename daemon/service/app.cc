@@ -268,6 +268,7 @@ RunSummary App::BuildSummary() const {
       s.error_ratio = s.count ? 1.0 - static_cast<double>(s.outcomes[0]) /
                                           static_cast<double>(s.count)
                               : 0;
+      s.timed = series.latency_fine.count();
       s.latency = LatencyStats::From(series.latency_fine);
       s.service = LatencyStats::From(series.service_fine);
       summary.steps.push_back(std::move(s));

@@ -18,6 +18,7 @@ StepSummary Ingest(double p99, double error_ratio, uint64_t count = 1000) {
       count - s.outcomes[0];
   s.rate = double(count) / 10;
   s.error_ratio = error_ratio;
+  s.timed = s.outcomes[0];
   s.latency = {0.01, 0.05, p99, p99 * 2};
   s.service = {0.005, 0.01, 0.02, 0.03};
   return s;
@@ -48,6 +49,27 @@ TEST(Thresholds, AStepThatFinishedNothingFailsRatherThanPassingVacuously) {
   EXPECT_TRUE(r[0].no_data);
   r = EvaluateThresholds({}, {P99(1.0)});
   EXPECT_FALSE(r[0].passed);
+}
+
+// Every request failed (fast 500s): there is no latency to judge, and 0 s
+// must not pass a latency limit. The error ratio is judged as usual.
+TEST(Thresholds, ALatencyLimitOnAStepWhoseEveryRequestFailedFailsNotReadsZero) {
+  Threshold errors{"ingest", "ingest", ThresholdMetric::kErrorRatio, 0.01,
+                   "cfg"};
+  StepSummary failed = Ingest(0, 1.0);
+  ASSERT_EQ(failed.timed, 0u);
+  auto r = EvaluateThresholds({failed}, {P99(1.0), errors});
+  EXPECT_FALSE(r[0].passed);
+  EXPECT_TRUE(r[0].no_data);
+  EXPECT_FALSE(r[1].passed);
+  EXPECT_FALSE(r[1].no_data);
+  EXPECT_DOUBLE_EQ(r[1].actual, 1.0);
+  RunSummary s;
+  s.steps = {failed};
+  s.thresholds = r;
+  EXPECT_NE(FormatSummaryText(s).find("no request answered ok or timed out"),
+            std::string::npos)
+      << FormatSummaryText(s);
 }
 
 RunSummary Sample(bool pass) {
