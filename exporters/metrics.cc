@@ -238,6 +238,8 @@ Metrics::Metrics(prometheus::Registry& registry)
   last_reload_successful_->Set(1);
   last_reload_success_timestamp_ =
       &last_reload_success_timestamp_family_.Add({});
+  for (auto action : kControlActions)
+    for (auto result : kControlResults) ControlAction(action, result);
 }
 
 prometheus::Counter& Metrics::ControlAction(std::string_view action,

@@ -19,6 +19,7 @@
 #include <array>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -65,6 +66,28 @@ enum class CompletionKind : unsigned char {
 };
 inline constexpr std::size_t kCompletionKindCount = 2;
 std::string_view CompletionKindName(CompletionKind kind);
+
+// Control API requests (daemon/status/control_api.h). Fixed sets: they are
+// the `action` and `result` labels of polar_loadd_control_actions_total. Every
+// pair is exported at 0 from the start (30 series per box, all fixed), because
+// a series born at 1 by its first request is invisible to increase() and
+// rate(): the dashboards' "Control actions" annotation and panel would miss
+// the first pause of a box's life.
+inline constexpr std::array<std::string_view, 5> kControlActions = {
+    "pause", "resume", "rate", "clear_rate", "burst"};
+inline constexpr std::array<std::string_view, 6> kControlResults = {
+    "ok",      "no_token_configured", "unauthorized",
+    "invalid", "unknown_scenario",    "conflict"};
+constexpr bool IsControlAction(std::string_view action) {
+  for (auto a : kControlActions)
+    if (a == action) return true;
+  return false;
+}
+constexpr bool IsControlResult(std::string_view result) {
+  for (auto r : kControlResults)
+    if (r == result) return true;
+  return false;
+}
 
 // Children for one (scenario, kind) of background completion.
 struct CompletionSeries {
@@ -175,8 +198,9 @@ class Metrics {
     return *last_reload_success_timestamp_;
   }
 
-  // Control API requests (daemon/status/control_api.h) by action and result;
-  // fixed sets, so children are created on first use.
+  // Control API requests (daemon/status/control_api.h) by action and result:
+  // the children of kControlActions x kControlResults, created with the
+  // catalogue (a pair outside them gets a child on first use).
   prometheus::Counter& ControlAction(std::string_view action,
                                      std::string_view result);
 

@@ -16,7 +16,9 @@ using nlohmann::json;
 
 constexpr std::string_view kPrefix = "/api/scenarios/";
 
-// Fixed sets: they are label values of polar_loadd_control_actions_total.
+// Label values of polar_loadd_control_actions_total: each must be in the
+// catalogue's fixed sets (exporters/metrics.h), which exports every pair at 0
+// from the start.
 namespace result {
 constexpr std::string_view kOk = "ok";
 constexpr std::string_view kNoToken = "no_token_configured";
@@ -24,7 +26,20 @@ constexpr std::string_view kUnauthorized = "unauthorized";
 constexpr std::string_view kInvalid = "invalid";
 constexpr std::string_view kUnknownScenario = "unknown_scenario";
 constexpr std::string_view kConflict = "conflict";
+static_assert(IsControlResult(kOk) && IsControlResult(kNoToken) &&
+              IsControlResult(kUnauthorized) && IsControlResult(kInvalid) &&
+              IsControlResult(kUnknownScenario) && IsControlResult(kConflict));
 }  // namespace result
+namespace action {
+constexpr std::string_view kPause = "pause";
+constexpr std::string_view kResume = "resume";
+constexpr std::string_view kRate = "rate";
+constexpr std::string_view kClearRate = "clear_rate";
+constexpr std::string_view kBurst = "burst";
+static_assert(IsControlAction(kPause) && IsControlAction(kResume) &&
+              IsControlAction(kRate) && IsControlAction(kClearRate) &&
+              IsControlAction(kBurst));
+}  // namespace action
 
 // What may appear in a log line from the URL: a scenario name is [a-z0-9_-];
 // anything else is shown cut and blanked, never as raw client bytes.
@@ -89,15 +104,15 @@ std::optional<std::string_view> ActionFor(const Route& route,
                                           std::string* allowed) {
   if (route.verb == "rate") {
     *allowed = "PUT, DELETE";
-    if (method == "PUT") return "rate";
-    if (method == "DELETE") return "clear_rate";
+    if (method == "PUT") return action::kRate;
+    if (method == "DELETE") return action::kClearRate;
     return std::nullopt;
   }
   *allowed = "POST";
   if (method != "POST") return std::nullopt;
-  if (route.verb == "pause") return "pause";
-  if (route.verb == "resume") return "resume";
-  return "burst";
+  if (route.verb == "pause") return action::kPause;
+  if (route.verb == "resume") return action::kResume;
+  return action::kBurst;
 }
 
 std::optional<json> ParseBody(const HttpServerRequest& request,
@@ -234,15 +249,15 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
     return finish(result::kInvalid, Error(400, why), why);
   };
 
-  if (*action == "pause") {
+  if (*action == action::kPause) {
     bool changed = runner->Pause();
     return answer(changed, changed ? "paused" : "was already paused");
   }
-  if (*action == "resume") {
+  if (*action == action::kResume) {
     bool changed = runner->Resume();
     return answer(changed, changed ? "resumed" : "was not paused");
   }
-  if (*action == "clear_rate") {
+  if (*action == action::kClearRate) {
     bool changed = runner->ClearOverride();
     return answer(changed, changed ? "rate override cleared; the schedule runs"
                                    : "had no rate override");
@@ -251,7 +266,7 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
   std::optional<json> body = ParseBody(request, &why);
   if (!body) return invalid(why);
 
-  if (*action == "rate") {
+  if (*action == action::kRate) {
     for (const auto& [key, value] : body->items()) {
       if (key != "rate" && key != "for")
         return invalid(fmt::format("unknown key \"{}\"; use rate and for",

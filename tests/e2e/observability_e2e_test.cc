@@ -537,6 +537,18 @@ TEST(
       ++checked;
       EXPECT_FALSE(result.empty()) << where << " returned no data: " << expr;
     }
+    // Control actions marks the one refused pause and nothing else: the
+    // daemon's 30 series at 0 since its start are not actions.
+    if (where.ends_with("Control actions")) {
+      for (const auto& series : result) {
+        const auto& m = series["metric"];
+        EXPECT_EQ(m.value("action", ""), "pause") << where << series.dump();
+        EXPECT_EQ(m.value("result", ""), "no_token_configured")
+            << where << series.dump();
+        EXPECT_EQ(m.value("instance", ""), fast.Instance())
+            << where << series.dump();
+      }
+    }
   }
 
   // Every dashboard variable offers values (Grafana's label_values is the

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "daemon/config/config.h"
@@ -370,6 +372,64 @@ TEST(ControlApi, BadRequestsAreRefusedWithAReasonAndCounted) {
   EXPECT_EQ(rig.Counted("rate", "invalid"), 5);
   EXPECT_EQ(rig.Counted("burst", "invalid"), 3);
   EXPECT_EQ(rig.Counted("pause", "unknown_scenario"), 1);
+}
+
+// polar_loadd_control_actions_total's series as exported: "action/result" ->
+// value.
+std::map<std::string, double> ControlSeries(prometheus::Registry& registry) {
+  std::map<std::string, double> out;
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "polar_loadd_control_actions_total") continue;
+    for (const auto& m : family.metric) {
+      std::string action, result;
+      for (const auto& l : m.label) {
+        if (l.name == "action") action = l.value;
+        if (l.name == "result") result = l.value;
+      }
+      out[action + "/" + result] = m.counter.value;
+    }
+  }
+  return out;
+}
+
+// increase() and rate() cannot see a series born at 1: the first pause of a
+// box's life would be missing from the dashboards' "Control actions".
+TEST(ControlApi, EveryActionAndResultIsExportedAtZeroBeforeTheFirstRequest) {
+  ApiRig rig;
+  auto before = ControlSeries(rig.registry);
+  EXPECT_EQ(before.size(), kControlActions.size() * kControlResults.size());
+  for (auto action : kControlActions) {
+    for (auto result : kControlResults) {
+      const std::string key = std::string(action) + "/" + std::string(result);
+      ASSERT_TRUE(before.contains(key)) << key;
+      EXPECT_EQ(before[key], 0) << key;
+    }
+  }
+  // Every route, good and bad, counts into one of those series: none is
+  // added on the way (a result outside the fixed sets would be).
+  rig.Call("POST", "/api/scenarios/ingest/pause");  // no token configured
+  rig.api.SetToken("0123456789abcdef0123");
+  rig.Call("POST", "/api/scenarios/ingest/pause", "", "");  // unauthorized
+  rig.Call("POST", "/api/scenarios/ingest/pause");
+  rig.Call("POST", "/api/scenarios/ingest/pause");  // ok, changed nothing
+  rig.Call("POST", "/api/scenarios/ingest/resume");
+  rig.Call("PUT", "/api/scenarios/ingest/rate", R"({"rate": "5/s"})");
+  rig.Call("DELETE", "/api/scenarios/ingest/rate");
+  rig.Call("POST", "/api/scenarios/ingest/burst", R"({"count": 0})");
+  rig.Call("POST", "/api/scenarios/nope/burst", R"({"count": 1})");
+  auto after = ControlSeries(rig.registry);
+  EXPECT_EQ(after.size(), before.size());
+  double total = 0;
+  for (const auto& [key, value] : after) total += value;
+  EXPECT_EQ(total, 9);
+  EXPECT_EQ(after["pause/no_token_configured"], 1);
+  EXPECT_EQ(after["pause/unauthorized"], 1);
+  EXPECT_EQ(after["pause/ok"], 2);
+  EXPECT_EQ(after["resume/ok"], 1);
+  EXPECT_EQ(after["rate/ok"], 1);
+  EXPECT_EQ(after["clear_rate/ok"], 1);
+  EXPECT_EQ(after["burst/invalid"], 1);
+  EXPECT_EQ(after["burst/unknown_scenario"], 1);
 }
 
 // ---- [control] in the config
