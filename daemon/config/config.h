@@ -59,6 +59,10 @@ struct TargetConfig {
 
 struct MetricsConfig {
   ListenAddress listen{"127.0.0.1", 9477, false};
+  // Host names the metrics listener answers besides IP literals and
+  // localhost (daemon/net/http_request.h, HostAllowed): lower-case, without
+  // a trailing dot or port.
+  std::vector<std::string> allowed_hosts;
 };
 
 // The control API (daemon/status/control_api.h) on the metrics listener.

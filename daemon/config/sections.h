@@ -25,7 +25,8 @@ inline constexpr std::array<std::string_view, 11> kTargetKeys = {
     "timeout",          "connect_timeout", "allow_production",
     "allow_over_limit", "ca_file",         "connections",
     "max_in_flight",    "http_client"};
-inline constexpr std::array<std::string_view, 1> kMetricsKeys = {"listen"};
+inline constexpr std::array<std::string_view, 2> kMetricsKeys = {
+    "listen", "allowed_hosts"};
 inline constexpr std::array<std::string_view, 2> kControlKeys = {"token",
                                                                  "token_file"};
 inline constexpr std::array<std::string_view, 2> kDaemonKeys = {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "daemon/config/sections.h"
+#include "daemon/net/http_request.h"
 
 namespace polar {
 namespace {
@@ -12,6 +13,34 @@ namespace {
 // (docs/polar-api.md §5, §9).
 bool IsProductionHost(std::string_view url) {
   return url.find("://api.polar.sh") != std::string_view::npos;
+}
+
+// metrics.allowed_hosts: the names (besides IP literals and localhost) the
+// metrics listener answers as Host, so a DNS-rebinding page cannot read it.
+void ParseAllowedHosts(Checker& c, const toml::table& t,
+                       std::vector<std::string>& out) {
+  const toml::node* node = t.get("allowed_hosts");
+  if (!node) return;
+  const toml::array* arr = node->as_array();
+  constexpr std::size_t kMaxNames = 64;
+  if (!arr || arr->size() > kMaxNames) {
+    c.Error(node, "metrics.allowed_hosts",
+            "must be a list of at most 64 host names, e.g. "
+            "[\"loadbox-1.internal\"]");
+    return;
+  }
+  for (const auto& item : *arr) {
+    auto name = item.value_exact<std::string>();
+    std::optional<std::string> host =
+        name ? HostName(*name) : std::optional<std::string>();
+    if (!host || name->find(':') != std::string::npos || host->size() > 253) {
+      c.Error(&item, "metrics.allowed_hosts",
+              "every item must be a host name without a port, e.g. "
+              "\"loadbox-1.internal\" (letters, digits, '-', '.', '_')");
+      continue;
+    }
+    out.push_back(*host);
+  }
 }
 
 }  // namespace
@@ -147,6 +176,7 @@ void ParseMetrics(Checker& c, const toml::table& root, const EnvLookup& env,
         c.Error(t->get("listen"), "metrics.listen", why);
       }
     }
+    ParseAllowedHosts(c, *t, metrics.allowed_hosts);
   }
   // Several instances on one box share a config file but not a port
   // (polar-loadd@.service); a pod binds its own address.

@@ -74,7 +74,7 @@ bool App::Setup(std::string* error) {
   control_->SetToken(config_->control.token);
   status_board_ =
       std::make_unique<StatusBoard>(*loop_, clock_, *metrics_, *registry_);
-  metrics_server_ = StartMetricsServer(config_->metrics.listen, error);
+  metrics_server_ = StartMetricsServer(config_->metrics, error);
   if (!metrics_server_) return false;
   SPDLOG_INFO("metrics on http://{}/metrics",
               metrics_server_->address().ToString());
@@ -101,10 +101,26 @@ WebhookExpectations* App::Expectations() {
   return webhooks_ ? webhooks_->expectations() : nullptr;
 }
 
-std::unique_ptr<HttpServer> App::StartMetricsServer(const ListenAddress& listen,
-                                                    std::string* error) {
+std::unique_ptr<HttpServer> App::StartMetricsServer(
+    const MetricsConfig& metrics, std::string* error) {
+  // Prometheus, a few browsers on the status page, an operator's curl:
+  // 16 connections from one address and 128 in all are plenty, and an idle
+  // one is evicted, oldest first, when they are all taken. Control bodies are
+  // a few dozen bytes of JSON: 16 KiB is generous. The Host allow-list
+  // keeps a DNS-rebinding page from reading /metrics and /api/status
+  // (docs/configuration.md, metrics.allowed_hosts).
   HttpServerOptions server_options;
-  server_options.listen = listen;
+  server_options.listen = metrics.listen;
+  server_options.name = "metrics";
+  server_options.registry = registry_.get();
+  server_options.max_body_bytes = 16 * 1024;
+  server_options.max_connections = 128;
+  server_options.max_connections_per_ip = 16;
+  server_options.check_host = true;
+  server_options.allowed_hosts = metrics.allowed_hosts;
+  server_options.head_handler = [this](const HttpServerRequest& request) {
+    return HandleHttpHead(request);
+  };
   return HttpServer::Start(
       *loop_, server_options,
       [this](const HttpServerRequest& request) { return HandleHttp(request); },

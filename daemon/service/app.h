@@ -73,7 +73,7 @@ class App {
   };
 
   bool Setup(std::string* error);
-  std::unique_ptr<HttpServer> StartMetricsServer(const ListenAddress& listen,
+  std::unique_ptr<HttpServer> StartMetricsServer(const MetricsConfig& metrics,
                                                  std::string* error);
   // The webhook receiver for `config` ([webhooks]): created on first use and
   // kept; false with *error when its listener cannot be bound.
@@ -84,6 +84,10 @@ class App {
   // app_http.cc: the metrics listener's routes: /metrics, the status page
   // (/, /status.css, /status.js), GET /api/status and the control API.
   HttpServerResponse HandleHttp(const HttpServerRequest& request);
+  // The same listener, on a request's head before its body is read: the
+  // control API's token check (HttpHeadHandler).
+  std::optional<HttpServerResponse> HandleHttpHead(
+      const HttpServerRequest& request);
   ScenarioRunner* FindRunner(std::string_view name);
   // Logs where the status page is and whether the control API is on.
   void LogControlSurface();

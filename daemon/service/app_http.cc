@@ -89,6 +89,12 @@ std::string App::RenderStatus() {
   return status_board_->RenderJson(info, scenarios);
 }
 
+std::optional<HttpServerResponse> App::HandleHttpHead(
+    const HttpServerRequest& request) {
+  if (ControlApi::Handles(request.path)) return control_->Preflight(request);
+  return std::nullopt;
+}
+
 HttpServerResponse App::HandleHttp(const HttpServerRequest& request) {
   const bool read = request.method == "GET" || request.method == "HEAD";
   const std::string& path = request.path;

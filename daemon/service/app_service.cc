@@ -54,7 +54,7 @@ ReloadOutcome App::Reload() {
     // Bind the new address before touching anything, so a failure leaves the
     // old configuration whole.
     std::string error;
-    server = StartMetricsServer(loaded.config->metrics.listen, &error);
+    server = StartMetricsServer(loaded.config->metrics, &error);
     if (!server) {
       problems.push_back(fmt::format(
           "{}: metrics.listen: {}; the old listener stays (if the new address "
@@ -160,6 +160,7 @@ void App::Apply(std::shared_ptr<const Config> next,
     SPDLOG_INFO("metrics on http://{}/metrics",
                 metrics_server_->address().ToString());
   }
+  metrics_server_->set_allowed_hosts(next->metrics.allowed_hosts);
   // The receiver keeps its state (remembered ids, expectations, counters);
   // scenarios started below get its expectations, or none without [webhooks].
   if (webhooks_) webhooks_->Apply(next->webhooks, std::move(webhook_server));

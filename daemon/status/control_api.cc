@@ -117,10 +117,6 @@ std::optional<std::string_view> ActionFor(const Route& route,
 
 std::optional<json> ParseBody(const HttpServerRequest& request,
                               std::string* why) {
-  if (request.body_too_large) {
-    *why = "the body is too large";
-    return std::nullopt;
-  }
   json body = json::parse(request.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
     *why = "the body must be a JSON object";
@@ -173,7 +169,36 @@ bool ControlApi::Handles(std::string_view path) {
   return path.substr(0, kPrefix.size()) == kPrefix;
 }
 
-HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
+HttpServerResponse ControlApi::Finish(std::string_view action,
+                                      std::string_view res,
+                                      HttpServerResponse response,
+                                      const HttpServerRequest& request,
+                                      std::string_view scenario,
+                                      const std::string& detail) {
+  const std::string who =
+      request.remote.empty() ? std::string("?") : request.remote;
+  const std::string name = Printable(scenario);
+  metrics_.ControlAction(action, res).Increment();
+  if (res == result::kOk) {
+    SPDLOG_INFO("control: {} {} from {}: {}", action, name, who, detail);
+  } else if (res == result::kUnauthorized || res == result::kNoToken) {
+    // A client hammering without the token must not flood the journal.
+    uint64_t suppressed = 0;
+    if (AllowErrorLog(fmt::format("control/{}", res), clock_.Now(),
+                      &suppressed)) {
+      SPDLOG_WARN("control: {} {} from {} refused: {}{}", action, name, who,
+                   detail, SuppressedSuffix(suppressed));
+    }
+  } else {
+    SPDLOG_WARN("control: {} {} from {} refused: {}", action, name, who,
+                 detail);
+  }
+  return response;
+}
+
+std::optional<HttpServerResponse> ControlApi::Admit(
+    const HttpServerRequest& request, std::string* scenario,
+    std::string_view* action_out) {
   std::optional<Route> route = ParseRoute(request.path);
   if (!route) {
     return Error(
@@ -190,35 +215,12 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
     r.headers.emplace_back("Allow", allowed);
     return r;
   }
-  const std::string who =
-      request.remote.empty() ? std::string("?") : request.remote;
-  const std::string name = Printable(route->scenario);
-  auto finish = [&](std::string_view res, HttpServerResponse response,
-                    const std::string& detail) {
-    metrics_.ControlAction(*action, res).Increment();
-    if (res == result::kOk) {
-      SPDLOG_INFO("control: {} {} from {}: {}", *action, name, who, detail);
-    } else if (res == result::kUnauthorized || res == result::kNoToken) {
-      // A client hammering without the token must not flood the journal.
-      uint64_t suppressed = 0;
-      if (AllowErrorLog(fmt::format("control/{}", res), clock_.Now(),
-                        &suppressed)) {
-        SPDLOG_WARN("control: {} {} from {} refused: {}{}", *action, name, who,
-                    detail, SuppressedSuffix(suppressed));
-      }
-    } else {
-      SPDLOG_WARN("control: {} {} from {} refused: {}", *action, name, who,
-                  detail);
-    }
-    return response;
-  };
-
   if (token_.empty()) {
-    return finish(result::kNoToken,
+    return Finish(*action, result::kNoToken,
                   Error(403,
                         "the control API is disabled: no control token is "
                         "configured ([control] token_file or token)"),
-                  "no control token configured");
+                  request, route->scenario, "no control token configured");
   }
   std::optional<std::string> presented = BearerToken(request);
   if (!presented || !TokenMatches(*presented, token_)) {
@@ -227,10 +229,34 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
                              : "missing Authorization: Bearer <control token>");
     r.headers.emplace_back("WWW-Authenticate",
                            "Bearer realm=\"polar-loadd control\"");
-    return finish(result::kUnauthorized, std::move(r),
+    return Finish(*action, result::kUnauthorized, std::move(r), request,
+                  route->scenario,
                   presented ? "wrong token" : "no bearer token");
   }
-  ScenarioRunner* runner = find_(route->scenario);
+  *scenario = route->scenario;
+  *action_out = *action;
+  return std::nullopt;
+}
+
+std::optional<HttpServerResponse> ControlApi::Preflight(
+    const HttpServerRequest& request) {
+  std::string scenario;
+  std::string_view action;
+  return Admit(request, &scenario, &action);
+}
+
+HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
+  std::string scenario;
+  std::string_view action;
+  if (std::optional<HttpServerResponse> refused =
+          Admit(request, &scenario, &action))
+    return *refused;
+  const std::string name = Printable(scenario);
+  auto finish = [&](std::string_view res, HttpServerResponse response,
+                    const std::string& detail) {
+    return Finish(action, res, std::move(response), request, scenario, detail);
+  };
+  ScenarioRunner* runner = find_(scenario);
   if (!runner) {
     return finish(result::kUnknownScenario,
                   Error(404, fmt::format("no scenario named \"{}\"", name)),
@@ -240,7 +266,7 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
   const MonoTime now = clock_.Now();
   auto answer = [&](bool changed, std::string detail) {
     json body{{"scenario", runner->name()},
-              {"action", *action},
+              {"action", action},
               {"changed", changed},
               {"state", RunnerControlState(*runner, now)}};
     return finish(result::kOk, Json(200, body), detail);
@@ -249,15 +275,15 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
     return finish(result::kInvalid, Error(400, why), why);
   };
 
-  if (*action == action::kPause) {
+  if (action == action::kPause) {
     bool changed = runner->Pause();
     return answer(changed, changed ? "paused" : "was already paused");
   }
-  if (*action == action::kResume) {
+  if (action == action::kResume) {
     bool changed = runner->Resume();
     return answer(changed, changed ? "resumed" : "was not paused");
   }
-  if (*action == action::kClearRate) {
+  if (action == action::kClearRate) {
     bool changed = runner->ClearOverride();
     return answer(changed, changed ? "rate override cleared; the schedule runs"
                                    : "had no rate override");
@@ -266,7 +292,7 @@ HttpServerResponse ControlApi::Handle(const HttpServerRequest& request) {
   std::optional<json> body = ParseBody(request, &why);
   if (!body) return invalid(why);
 
-  if (*action == action::kRate) {
+  if (action == action::kRate) {
     for (const auto& [key, value] : body->items()) {
       if (key != "rate" && key != "for")
         return invalid(fmt::format("unknown key \"{}\"; use rate and for",

@@ -21,6 +21,7 @@
 
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -55,6 +56,11 @@ class ControlApi {
 
   // True for paths this API answers (everything under /api/scenarios/).
   static bool Handles(std::string_view path);
+  // On the request's head, before its body is read (HttpHeadHandler): the
+  // route, method and token checks of Handle(), answered and counted the
+  // same way; nullopt when the body is worth reading. So a request without
+  // the token is refused without reading the 2 MB it declares.
+  std::optional<HttpServerResponse> Preflight(const HttpServerRequest& request);
   HttpServerResponse Handle(const HttpServerRequest& request);
 
   // Longest override ("for"): a week. Longer is a config change, not an
@@ -62,6 +68,18 @@ class ControlApi {
   static constexpr Duration kMaxOverride = std::chrono::hours(24 * 7);
 
  private:
+  // Route, method and token: a refusal (counted), or nullopt with the
+  // scenario name and action label filled in.
+  std::optional<HttpServerResponse> Admit(const HttpServerRequest& request,
+                                          std::string* scenario,
+                                          std::string_view* action);
+  // Counts and logs a finished request (action label, result label).
+  HttpServerResponse Finish(std::string_view action, std::string_view res,
+                            HttpServerResponse response,
+                            const HttpServerRequest& request,
+                            std::string_view scenario,
+                            const std::string& detail);
+
   const Clock& clock_;
   Metrics& metrics_;
   FindRunner find_;

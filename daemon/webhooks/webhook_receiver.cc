@@ -100,9 +100,18 @@ WebhookAnswer WebhookReceiver::Handle(const WebhookDelivery& delivery) {
   return answer;
 }
 
-WebhookAnswer WebhookReceiver::Judge(const WebhookDelivery& d) {
-  WebhookAnswer a;
-  auto reject = [&a](WebhookVerdict verdict, int status) {
+std::optional<WebhookAnswer> WebhookReceiver::HandleHead(
+    const WebhookDelivery& delivery) {
+  std::optional<WebhookAnswer> answer = JudgeHead(delivery);
+  if (answer) metrics_.deliveries(answer->type, answer->verdict).Increment();
+  return answer;
+}
+
+std::optional<WebhookAnswer> WebhookReceiver::JudgeHead(
+    const WebhookDelivery& d) {
+  // Before the signature holds, the type is not known: "other".
+  auto reject = [](WebhookVerdict verdict, int status) {
+    WebhookAnswer a;
     a.verdict = verdict;
     a.status = status;
     return a;
@@ -111,10 +120,6 @@ WebhookAnswer WebhookReceiver::Judge(const WebhookDelivery& d) {
     return reject(WebhookVerdict::kMalformed, 413);
   if (d.header_bytes > options_.max_header_bytes)
     return reject(WebhookVerdict::kMalformed, 431);
-  // Parsed once, early, only for the `type` label of every verdict; its
-  // content counts for nothing until the signature holds.
-  std::optional<WebhookEnvelope> envelope = ParseWebhookEnvelope(d.body);
-  if (envelope) a.type = envelope->type;
   std::optional<int64_t> ts = ParseWebhookTimestamp(d.timestamp);
   if (d.id.empty() || d.id.size() > kMaxIdBytes || !ts)
     return reject(WebhookVerdict::kMalformed, 400);
@@ -126,17 +131,32 @@ WebhookAnswer WebhookReceiver::Judge(const WebhookDelivery& d) {
           .count();
   if (*ts < now - tolerance || *ts > now + tolerance)
     return reject(WebhookVerdict::kStale, 401);
+  return std::nullopt;
+}
+
+WebhookAnswer WebhookReceiver::Judge(const WebhookDelivery& d) {
+  if (std::optional<WebhookAnswer> refused = JudgeHead(d)) return *refused;
+  WebhookAnswer a;
+  auto reject = [&a](WebhookVerdict verdict, int status) {
+    a.verdict = verdict;
+    a.status = status;
+    return a;
+  };
+  // The HMAC over the raw body first; only a signed body is parsed.
   if (!VerifyWebhookSignature(key_, d.id, d.timestamp, d.body, d.signature))
     return reject(WebhookVerdict::kBadSignature, 401);
+  std::optional<WebhookEnvelope> envelope = ParseWebhookEnvelope(d.body);
   if (!envelope) return reject(WebhookVerdict::kMalformed, 400);
-  switch (memory_.Check(d.id, *ts)) {
+  a.type = envelope->type;
+  const int64_t ts = *ParseWebhookTimestamp(d.timestamp);
+  switch (memory_.Check(d.id, ts)) {
     case WebhookIdMemory::Seen::kReplay:
       return reject(WebhookVerdict::kReplayed, 409);
     case WebhookIdMemory::Seen::kRetry:
-      memory_.Remember(d.id, *ts);
+      memory_.Remember(d.id, ts);
       return reject(WebhookVerdict::kDuplicate, 200);
     case WebhookIdMemory::Seen::kNew:
-      memory_.Remember(d.id, *ts);
+      memory_.Remember(d.id, ts);
       break;
   }
   if (envelope->key.empty()) return reject(WebhookVerdict::kIgnored, 200);

@@ -22,29 +22,26 @@ constexpr std::string_view kEndpoints = "/v1/webhooks/endpoints";
 // pages of 100 the listing is not ours to walk.
 constexpr int64_t kMaxEndpointPages = 100;
 
-// libmicrohttpd's per-connection pool holds the request line and headers and
-// its read buffer: 64 KiB of headers (the highest webhooks.max_header_bytes)
-// twice over, so the receiver's own check, which counts the delivery, is
-// what refuses oversized headers.
-constexpr std::size_t kConnectionMemory = 160 * 1024;
-
-// Deliveries that the sender holds a connection open for: Polar's production
-// worker runs 16 threads on the webhooks queue; 256 leaves room for several
-// senders and for retries while a connection is still closing.
-constexpr std::size_t kMaxConnections = 256;
+// The listener's limits (daemon/net/http_server.h; docs/webhooks.md,
+// "Limits"). Polar's production worker runs 16 threads on the webhooks
+// queue: 64 connections from one address leave room for several workers
+// behind one NAT or proxy and for retries while connections close; 512 in all
+// hold 260 slow bodies (the tested attack) with room to spare, and an idle
+// or half-sent connection is evicted, oldest first, when they are all taken.
+// Memory: at most 512 x (head + max_body_bytes) in buffers, 140 MiB with the
+// defaults, only while that many bodies arrive at the minimum rate.
+constexpr std::size_t kMaxConnections = 512;
+constexpr std::size_t kMaxConnectionsPerIp = 64;
+// Room for the request line on top of webhooks.max_header_bytes, so that the
+// receiver's own check (431, counted as a malformed delivery) is what refuses
+// oversized headers; only a head over both is refused by the server.
+constexpr std::size_t kRequestLineBytes = 8 * 1024;
 
 // Registration retries: 5 s, doubling, at most 5 min apart. A 4xx (bad URL,
 // missing webhooks:write scope) will not fix itself, but retrying slowly
 // costs one request per 5 min and picks up a fixed token after a reload.
 constexpr Duration kRetryFirst = std::chrono::seconds(5);
 constexpr Duration kRetryMax = std::chrono::minutes(5);
-
-std::size_t HeaderBytes(const HttpServerRequest& request) {
-  std::size_t n = 0;
-  for (const auto& [name, value] : request.headers)
-    n += name.size() + value.size() + 4;  // ": " and CRLF
-  return n;
-}
 
 WebhookCorrelatorOptions CorrelatorOptions(const WebhooksConfig& c) {
   WebhookCorrelatorOptions o;
@@ -77,6 +74,7 @@ WebhookService::WebhookService(EventLoop& loop, const Clock& clock,
                                TransportGetter transport)
     : loop_(loop),
       clock_(clock),
+      registry_(registry),
       transport_(std::move(transport)),
       metrics_(registry),
       correlator_(metrics_, WebhookCorrelatorOptions{}),
@@ -108,12 +106,15 @@ bool WebhookService::Prepare(const WebhooksConfig& config,
     return true;
   HttpServerOptions options;
   options.listen = config.listen;
+  options.name = "webhooks";
+  options.registry = &registry_;
   options.max_body_bytes = config.max_body_bytes;
+  options.max_head_bytes = config.max_header_bytes + kRequestLineBytes;
   options.max_connections = kMaxConnections;
-  options.connection_memory_bytes = kConnectionMemory;
-  // A sender that stalls mid-request frees its slot after 10 s (Polar's own
-  // delivery timeout is 10 s, so it has given up by then anyway).
-  options.connection_timeout_seconds = 10;
+  options.max_connections_per_ip = kMaxConnectionsPerIp;
+  options.head_handler = [this](const HttpServerRequest& request) {
+    return HandleHead(request);
+  };
   *server = HttpServer::Start(
       loop_, options,
       [this](const HttpServerRequest& request) { return Handle(request); },
@@ -148,6 +149,7 @@ void WebhookService::Apply(const WebhooksConfig& config,
                 server_->address().ToString(), kPath);
   }
   server_->set_max_body_bytes(config.max_body_bytes);
+  server_->set_max_head_bytes(config.max_header_bytes + kRequestLineBytes);
   correlator_.SetOptions(CorrelatorOptions(config));
   receiver_.SetOptions(ReceiverOptions(config));
   config_ = config;
@@ -197,11 +199,11 @@ const ListenAddress* WebhookService::address() const {
 
 void WebhookService::Tick() { correlator_.Expire(clock_.Now()); }
 
-HttpServerResponse WebhookService::Handle(const HttpServerRequest& request) {
+std::optional<HttpServerResponse> WebhookService::Route(
+    const HttpServerRequest& request) const {
   HttpServerResponse response;
   if (request.path != kPath) {
-    if (test_hooks_ && request.path == kTestExpectPath)
-      return HandleTestExpect(request);
+    if (test_hooks_ && request.path == kTestExpectPath) return std::nullopt;
     response.status = 404;
     response.body = "not found; Polar's webhooks go to POST /webhooks/polar\n";
     return response;
@@ -211,14 +213,39 @@ HttpServerResponse WebhookService::Handle(const HttpServerRequest& request) {
     response.headers.emplace_back("Allow", "POST");
     return response;
   }
+  return std::nullopt;
+}
+
+WebhookDelivery WebhookService::DeliveryOf(const HttpServerRequest& request) {
   WebhookDelivery delivery;
   delivery.id = request.Header("webhook-id");
   delivery.timestamp = request.Header("webhook-timestamp");
   delivery.signature = request.Header("webhook-signature");
   delivery.body = request.body;
-  delivery.body_too_large = request.body_too_large;
-  delivery.header_bytes = HeaderBytes(request);
-  WebhookAnswer answer = receiver_.Handle(delivery);
+  delivery.header_bytes = request.header_bytes;
+  return delivery;
+}
+
+std::optional<HttpServerResponse> WebhookService::HandleHead(
+    const HttpServerRequest& request) {
+  if (std::optional<HttpServerResponse> other = Route(request)) return other;
+  if (request.path != kPath) return std::nullopt;  // the test hook
+  WebhookDelivery head = DeliveryOf(request);
+  head.body_too_large = request.content_length &&
+                        *request.content_length > config_.max_body_bytes;
+  if (std::optional<WebhookAnswer> answer = receiver_.HandleHead(head))
+    return Answer(*answer);
+  return std::nullopt;
+}
+
+HttpServerResponse WebhookService::Handle(const HttpServerRequest& request) {
+  if (std::optional<HttpServerResponse> other = Route(request)) return *other;
+  if (request.path != kPath) return HandleTestExpect(request);
+  return Answer(receiver_.Handle(DeliveryOf(request)));
+}
+
+HttpServerResponse WebhookService::Answer(const WebhookAnswer& answer) {
+  HttpServerResponse response;
   response.status = answer.status;
   // Polar stores the first 2 KiB of the answer with the delivery: the
   // verdict shows up in its delivery log.

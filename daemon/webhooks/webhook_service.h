@@ -71,7 +71,19 @@ class WebhookService {
   const ListenAddress* address() const;
 
  private:
+  // 404 / 405 for what is not a delivery (nor the test hook); nullopt
+  // otherwise.
+  std::optional<HttpServerResponse> Route(
+      const HttpServerRequest& request) const;
+  static WebhookDelivery DeliveryOf(const HttpServerRequest& request);
+  // On the head, before the body is read: the route, then the receiver's
+  // size, id and timestamp checks (HttpHeadHandler).
+  std::optional<HttpServerResponse> HandleHead(
+      const HttpServerRequest& request);
   HttpServerResponse Handle(const HttpServerRequest& request);
+  // The receiver's verdict as an HTTP answer, logged (rate-limited) when it
+  // is a refusal.
+  HttpServerResponse Answer(const WebhookAnswer& answer);
   HttpServerResponse HandleTestExpect(const HttpServerRequest& request);
   void Tick();
   // Lets the correlator take expectations only while deliveries can be
@@ -91,6 +103,7 @@ class WebhookService {
 
   EventLoop& loop_;
   const Clock& clock_;
+  prometheus::Registry& registry_;  // the listener's metrics
   TransportGetter transport_;
   WebhookMetrics metrics_;
   WebhookCorrelator correlator_;

@@ -303,6 +303,30 @@ TEST(ControlApi, AMissingOrWrongTokenIsUnauthorizedAndChangesNothing) {
   EXPECT_EQ(wrong.body.find("0124"), std::string::npos);
 }
 
+TEST(ControlApi, PreflightRefusesOnTheHeadAndCountsLikeHandle) {
+  ApiRig rig;
+  rig.api.SetToken("0123456789abcdef0123");
+  HttpServerRequest head;
+  head.method = "POST";
+  head.path = "/api/scenarios/ingest/burst";
+  head.content_length = 2u << 20;  // declared, never read
+  std::optional<HttpServerResponse> refused = rig.api.Preflight(head);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  EXPECT_EQ(rig.Counted("burst", "unauthorized"), 1);
+  head.path = "/api/scenarios/ingest/nope";
+  EXPECT_EQ(rig.api.Preflight(head)->status, 404);
+  head.path = "/api/scenarios/ingest/burst";
+  head.method = "GET";
+  EXPECT_EQ(rig.api.Preflight(head)->status, 405);
+  // With the token, the body is worth reading; nothing is counted yet.
+  head.method = "POST";
+  head.headers["authorization"] = "Bearer 0123456789abcdef0123";
+  EXPECT_FALSE(rig.api.Preflight(head));
+  EXPECT_EQ(rig.Counted("burst", "ok"), 0);
+  EXPECT_EQ(rig.Counted("burst", "unauthorized"), 1);
+}
+
 TEST(ControlApi, EachActionChangesTheRunnerAndAnswersItsState) {
   ApiRig rig;
   rig.api.SetToken("0123456789abcdef0123");

@@ -96,9 +96,34 @@ TEST_F(WebhookReceiverTest, ForgedAndUnsignedDeliveriesAre401BadSignature) {
   WebhookAnswer a = receiver_.Handle(unsigned_delivery);
   EXPECT_EQ(a.status, 401);
   EXPECT_EQ(a.verdict, WebhookVerdict::kBadSignature);
-  EXPECT_EQ(Count("checkout.created", "bad_signature"), 2);
+  // An unauthenticated body is never parsed, so its type is not known.
+  EXPECT_EQ(Count("other", "bad_signature"), 2);
+  EXPECT_EQ(Count("checkout.created", "bad_signature"), 0);
   EXPECT_EQ(Timed(), 0);
   EXPECT_EQ(correlator_.pending(), 1u);  // still waiting for the real one
+}
+
+TEST_F(WebhookReceiverTest, TheHeadIsJudgedBeforeTheBodyIsRead) {
+  WebhookDelivery head;
+  const std::string ts = std::to_string(Now());
+  head.id = "msg-1";
+  head.timestamp = ts;
+  head.header_bytes = 200;
+  // A good head: the body is worth reading; nothing counted yet.
+  EXPECT_FALSE(receiver_.HandleHead(head));
+  EXPECT_EQ(Count("other", "malformed") + Count("other", "stale"), 0);
+  WebhookDelivery declared_too_large = head;
+  declared_too_large.body_too_large = true;
+  EXPECT_EQ(receiver_.HandleHead(declared_too_large)->status, 413);
+  WebhookDelivery no_id = head;
+  no_id.id = "";
+  EXPECT_EQ(receiver_.HandleHead(no_id)->status, 400);
+  const std::string old = std::to_string(Now() - 600);
+  WebhookDelivery stale = head;
+  stale.timestamp = old;
+  EXPECT_EQ(receiver_.HandleHead(stale)->verdict, WebhookVerdict::kStale);
+  EXPECT_EQ(Count("other", "malformed"), 2);
+  EXPECT_EQ(Count("other", "stale"), 1);
 }
 
 TEST_F(WebhookReceiverTest, TimestampsWithinFiveMinutesEitherWayAreFresh) {
@@ -109,7 +134,7 @@ TEST_F(WebhookReceiverTest, TimestampsWithinFiveMinutesEitherWayAreFresh) {
   EXPECT_EQ(old.verdict, WebhookVerdict::kStale);
   EXPECT_EQ(Send("d", Now() + 301, CheckoutCreated("c-d")).verdict,
             WebhookVerdict::kStale);
-  EXPECT_EQ(Count("checkout.created", "stale"), 2);
+  EXPECT_EQ(Count("other", "stale"), 2);
 }
 
 TEST_F(WebhookReceiverTest, TheToleranceIsConfigurable) {
@@ -182,7 +207,7 @@ TEST_F(WebhookReceiverTest, MalformedDeliveriesAre4xxAndCounted) {
   WebhookAnswer junk = Send("msg-2", Now(), "{\"hello\":1}");
   EXPECT_EQ(junk.status, 400);
   EXPECT_EQ(junk.verdict, WebhookVerdict::kMalformed);
-  EXPECT_EQ(Count("other", "malformed"), 1 + 2);  // + the two size refusals
+  EXPECT_EQ(Count("other", "malformed"), 1 + 5);  // + the five above
   // The well-formed original still goes through afterwards.
   EXPECT_EQ(receiver_.Handle(d).status, 200);
 }
@@ -223,7 +248,7 @@ TEST_F(WebhookReceiverTest, WithoutAKeyEveryDeliveryIsBadSignature) {
   receiver_.SetKey("");
   EXPECT_EQ(Send("msg-1", Now(), CheckoutCreated("c-1"), "").status, 401);
   EXPECT_EQ(Send("msg-2", Now(), CheckoutCreated("c-2")).status, 401);
-  EXPECT_EQ(Count("checkout.created", "bad_signature"), 2);
+  EXPECT_EQ(Count("other", "bad_signature"), 2);
 }
 
 TEST_F(WebhookReceiverTest, ARotatedKeyTakesEffectAtOnce) {
