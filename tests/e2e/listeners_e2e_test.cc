@@ -2,10 +2,10 @@
 // webhook receiver and the metrics listener) reproduced on loopback, bounded
 // in count and time, while a witness keeps sending validly signed webhook
 // deliveries and Prometheus-style scrapes from 127.0.0.1 and the daemon runs
-// an ingest scenario at 20/s against polar-sim. Each test asserts that the
+// an ingest scenario at 100/s against polar-sim. Each test asserts that the
 // witness's deliveries and scrapes keep succeeding within their normal
-// latency, that the schedule holds (no arrival dropped, schedule lag within
-// a few milliseconds), and that every refusal is counted
+// latency, that the schedule holds (no arrival dropped, 95% within 50 ms of
+// their time, a mean lag under 10 ms), and that every refusal is counted
 // (polar_loadd_http_*_total, polar_loadd_webhook_deliveries_total,
 // polar_loadd_control_actions_total). docs/reliability.md has the table of
 // attacks with the figures these tests print ("listener attack: ...").
@@ -310,7 +310,7 @@ listen = "127.0.0.1:0"
 secret = "{}"
 )",
                   d.sim.base_url(), metrics_extra, kControlToken,
-                  20 * testing::RateScale(), kSecret);
+                  100 * testing::RateScale(), kSecret);
   d.loadd = std::make_unique<testing::Loadd>(config, d.sim.token());
   d.loadd->WaitListening(15s);
   auto err = d.loadd->process().WaitForStderr("/webhooks/polar", 10s);
@@ -459,6 +459,11 @@ double Refused(const std::map<std::string, double>& m,
 // Runs `attack` while the witness watches, and checks what every attack must
 // leave intact: deliveries and scrapes all succeed, none slower than 1 s and
 // the median within 50 ms, and the schedule on time with nothing dropped.
+// On time: 95% of arrivals within 50 ms and a mean lag under 10 ms. Not the
+// 99% of the load-box rule: on the shared 2-core development VM (load average
+// 13) an idle daemon saw 2% of its arrivals more than 50 ms late and a mean
+// of 4 ms. The attacks that hurt the schedule were far past both (the nested
+// bodies: 34.5% late, 42.6 ms mean).
 // Prints the figures for docs/reliability.md. Returns the scrapes before and
 // after for the attack's own counters.
 struct Outcome {
@@ -506,8 +511,8 @@ Outcome UnderAttack(Daemons& d, const std::string& name,
   EXPECT_LT(Percentile(w.scrape_ms, 1), 1000);
   EXPECT_GT(o.schedule.arrivals, 0);
   EXPECT_EQ(o.schedule.dropped, 0);
-  EXPECT_LT(o.schedule.mean_lag_ms, 5);
-  EXPECT_LT(o.schedule.late_share, 0.01);
+  EXPECT_LT(o.schedule.mean_lag_ms, 10);
+  EXPECT_LT(o.schedule.late_share, 0.05);
   return o;
 }
 
@@ -725,8 +730,8 @@ TEST(ListenersUnderAttack,
                         {"verdict=\"bad_signature\""}),
             refused.load());
   // An HMAC over 250 KB is well under a millisecond; a JSON parse of it
-  // took ~12 ms and pushed the mean schedule lag to 7.9 ms.
-  EXPECT_LT(o.schedule.mean_lag_ms, 2);
+  // took ~12 ms and pushed the mean schedule lag to 42.6 ms here.
+  EXPECT_LT(o.schedule.mean_lag_ms, 5);
   Stop(d);
 }
 
