@@ -330,7 +330,7 @@ void HttpServer::LogLimited(std::string_view reason,
   ScopedLogFields fields({{"POLAR_EVENT", "http_refused"},
                           {"POLAR_LISTENER", options_.name},
                           {"POLAR_REASON", std::string(reason)}});
-  spdlog::warn("{}{}", message, SuppressedSuffix(suppressed));
+  SPDLOG_WARN("{}{}", message, SuppressedSuffix(suppressed));
 }
 
 void HttpServer::PauseAccepting() {

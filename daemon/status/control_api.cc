@@ -187,11 +187,11 @@ HttpServerResponse ControlApi::Finish(std::string_view action,
     if (AllowErrorLog(fmt::format("control/{}", res), clock_.Now(),
                       &suppressed)) {
       SPDLOG_WARN("control: {} {} from {} refused: {}{}", action, name, who,
-                   detail, SuppressedSuffix(suppressed));
+                  detail, SuppressedSuffix(suppressed));
     }
   } else {
     SPDLOG_WARN("control: {} {} from {} refused: {}", action, name, who,
-                 detail);
+                detail);
   }
   return response;
 }
