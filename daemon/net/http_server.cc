@@ -324,8 +324,8 @@ HttpServer::~HttpServer() {
 void HttpServer::LogLimited(std::string_view reason,
                             const std::string& message) {
   uint64_t suppressed = 0;
-  if (!AllowErrorLog(fmt::format("http/{}/{}", options_.name, reason), loop_.Now(),
-                     &suppressed))
+  if (!AllowErrorLog(fmt::format("http/{}/{}", options_.name, reason),
+                     loop_.Now(), &suppressed))
     return;
   ScopedLogFields fields({{"POLAR_EVENT", "http_refused"},
                           {"POLAR_LISTENER", options_.name},
@@ -336,8 +336,8 @@ void HttpServer::LogLimited(std::string_view reason,
 void HttpServer::PauseAccepting() {
   if (resume_timer_.pending()) return;
   loop_.Modify(listen_fd_, 0);
-  resume_timer_ = loop_.After(kAcceptPause,
-                              [this] { loop_.Modify(listen_fd_, EPOLLIN); });
+  resume_timer_ =
+      loop_.After(kAcceptPause, [this] { loop_.Modify(listen_fd_, EPOLLIN); });
 }
 
 void HttpServer::OnAcceptable() {
