@@ -181,6 +181,48 @@ TEST(Config, TheMetricsListenerDefaultsToLoopback) {
   EXPECT_EQ(r.config->metrics.listen.ToString(), "127.0.0.1:9477");
 }
 
+// The Host allow-list against DNS rebinding: names are kept lower-case
+// without a trailing dot; anything else is refused where it stands.
+TEST(Config, AllowedHostsAreHostNamesAndEveryBadOneIsNamedWithItsPlace) {
+  const std::string base =
+      "[target]\ntoken = \"polar_oat_x\"\n[scenarios.a]\ntype = "
+      "\"event_ingestion\"\nrate = \"1/s\"\n";
+  ConfigResult good =
+      ParseConfig(base +
+                      "[metrics]\nallowed_hosts = [\"LoadBox-1.Internal.\", "
+                      "\"grafana_proxy\"]\n",
+                  "t.toml", FakeEnv());
+  ASSERT_TRUE(good.config) << good.errors[0].ToString();
+  EXPECT_EQ(good.config->metrics.allowed_hosts,
+            (std::vector<std::string>{"loadbox-1.internal", "grafana_proxy"}));
+  ConfigResult none = ParseConfig(base, "t.toml", FakeEnv());
+  ASSERT_TRUE(none.config);
+  EXPECT_TRUE(none.config->metrics.allowed_hosts.empty());
+
+  // Line 7 is the allowed_hosts line: a port, a space, a number.
+  ConfigResult bad = ParseConfig(
+      base +
+          "[metrics]\nallowed_hosts = [\"ok.example\", \"a.example:9477\", "
+          "\"a b\", 7]\n",
+      "bad.toml", FakeEnv());
+  EXPECT_FALSE(bad.config);
+  ASSERT_EQ(bad.errors.size(), 3u);
+  for (const ConfigError& e : bad.errors) {
+    EXPECT_EQ(e.key, "metrics.allowed_hosts");
+    EXPECT_EQ(e.line, 7);
+    EXPECT_NE(e.message.find("without a port"), std::string::npos);
+  }
+  EXPECT_EQ(bad.errors[0].column, 32);
+
+  ConfigResult not_list =
+      ParseConfig(base + "[metrics]\nallowed_hosts = \"loadbox-1.internal\"\n",
+                  "bad.toml", FakeEnv());
+  ASSERT_EQ(not_list.errors.size(), 1u);
+  EXPECT_EQ(not_list.errors[0].ToString().rfind(
+                "bad.toml:7:17: metrics.allowed_hosts: must be a list", 0),
+            0u);
+}
+
 TEST(Config, TheShippedConfigListensOnLoopbackOnly) {
   ConfigResult r =
       LoadConfig(POLAR_SOURCE_DIR "/packaging/polar-loadd.toml",
