@@ -35,6 +35,9 @@ class LogHistogram {
   // The count of one bucket (0 <= bucket < kBuckets), for windowed views that
   // snapshot the counts (exporters/snapshot_ring.h).
   uint64_t bucket_count(std::size_t bucket) const { return counts_[bucket]; }
+  const std::array<uint64_t, kBuckets>& bucket_counts() const {
+    return counts_;
+  }
   void Reset();
 
   // Exposed for tests: the bucket of a value and the range it covers.

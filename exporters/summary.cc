@@ -89,6 +89,14 @@ std::string XmlEscape(std::string_view in) {
 
 }  // namespace
 
+std::string FormatLatency(double seconds) { return Dur(seconds); }
+std::string FormatThresholdValue(const Threshold& threshold, double value) {
+  return Limit(threshold, value);
+}
+std::string DescribeThreshold(const ThresholdResult& result) {
+  return Describe(result);
+}
+
 LatencyStats LatencyStats::From(const LogHistogram& h) {
   LatencyStats s;
   s.p50 = static_cast<double>(h.Percentile(0.50)) * 1e-9;

@@ -91,6 +91,12 @@ std::vector<ThresholdResult> EvaluateThresholds(
     const std::vector<Threshold>& thresholds);
 
 std::string FormatSummaryText(const RunSummary& summary);
+// The pieces the text summary is made of, for other formats (the HTML
+// report): "850us", "12.3ms", "1.52s"; a limit or actual in the threshold's
+// unit; one verdict as a sentence.
+std::string FormatLatency(double seconds);
+std::string FormatThresholdValue(const Threshold& threshold, double value);
+std::string DescribeThreshold(const ThresholdResult& result);
 std::string FormatSummaryJson(const RunSummary& summary);
 std::string FormatJUnit(const RunSummary& summary);
 

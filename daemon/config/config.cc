@@ -55,6 +55,7 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
   c.OnlyKeys(root, "", kTopLevelKeys);
   auto config = std::make_shared<Config>();
   config->path = path;
+  config->text = std::string(text);
   ParseTarget(c, root, env, config->target, result.notes);
   ParseMetrics(c, root, env, config->metrics, result.notes);
   ParseControl(c, root, config->control);
@@ -83,7 +84,10 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path,
   }
   if (result.errors.empty()) {
     CheckRateLimits(c, root, *config, result.warnings, result.notes);
-    if (result.errors.empty()) result.config = std::move(config);
+    if (result.errors.empty()) {
+      config->notes = result.notes;
+      result.config = std::move(config);
+    }
   }
   return result;
 }

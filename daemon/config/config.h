@@ -82,6 +82,10 @@ struct DaemonConfig {
   // RunnerLimits::timer_slack for every scenario: arrivals due within one
   // window are sent in one wake-up (docs/performance.md).
   Duration timer_slack = std::chrono::milliseconds(1);
+  // Where the HTML report of the run goes when it ends (exporters/report.h):
+  // a one-shot run at its end, the service when it stops. "{start}" becomes
+  // the start time (UTC), so runs keep one report each. Empty: none.
+  std::string report;
 };
 
 // [cluster]: this instance's share when N copies run one load plan
@@ -121,6 +125,11 @@ struct ScenarioConfig {
 
 struct Config {
   std::string path;
+  // The file as read, for the run report (it may hold secrets: pass it
+  // through RedactConfigText), and the notes of the load (which environment
+  // variables overrode what).
+  std::string text;
+  std::vector<std::string> notes;
   TargetConfig target;
   MetricsConfig metrics;
   ControlConfig control;
@@ -166,6 +175,12 @@ EnvLookup ProcessEnvironment();
 // store the unit loads it from (daemon/config/secret_files.h).
 ConfigResult LoadConfig(const std::string& path, const EnvLookup& env,
                         SecretReader read_secret = {});
+
+// `text` (a config file) with the value of every key named `token` or
+// `secret`, in any table, replaced by "[redacted]" wherever it appears (a
+// comment too). Secrets read from files are not in the text; the log
+// redactor (exporters/log.h) knows them.
+std::string RedactConfigText(std::string_view text);
 // The same, from text in memory; `path` is only used in messages and to resolve
 // nothing else.
 ConfigResult ParseConfig(std::string_view text, const std::string& path,

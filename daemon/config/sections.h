@@ -29,8 +29,8 @@ inline constexpr std::array<std::string_view, 2> kMetricsKeys = {
     "listen", "allowed_hosts"};
 inline constexpr std::array<std::string_view, 2> kControlKeys = {"token",
                                                                  "token_file"};
-inline constexpr std::array<std::string_view, 2> kDaemonKeys = {
-    "shutdown_grace", "timer_slack"};
+inline constexpr std::array<std::string_view, 3> kDaemonKeys = {
+    "shutdown_grace", "timer_slack", "report"};
 inline constexpr std::array<std::string_view, 2> kClusterKeys = {"shard",
                                                                  "shards"};
 inline constexpr std::array<std::string_view, 13> kWebhooksKeys = {

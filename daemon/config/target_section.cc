@@ -1,6 +1,6 @@
 // [target], [metrics], [control] and [daemon]: where the load goes, where the
 // metrics and control API listen, how the process stops and batches its
-// wake-ups (daemon/config/sections.h).
+// wake-ups, where the run's report goes (daemon/config/sections.h).
 #include <fmt/format.h>
 
 #include "daemon/config/sections.h"
@@ -160,6 +160,19 @@ void ParseDaemon(Checker& c, const toml::table& root, DaemonConfig& daemon) {
   if (auto v = c.DurationValue(*t, "daemon", "timer_slack", Duration::zero(),
                                std::chrono::milliseconds(10))) {
     daemon.timer_slack = *v;
+  }
+  if (auto v = c.String(*t, "daemon", "report")) {
+    if (v->empty() || v->size() > 4096) {
+      c.Error(t->get("report"), "daemon.report",
+              "must be a file path of 1 to 4096 characters");
+    } else if (v->back() == '/') {
+      c.Error(t->get("report"), "daemon.report",
+              fmt::format("\"{}\" is a directory; name the report file, "
+                          "e.g. \"{}run-{{start}}.html\"",
+                          *v, *v));
+    } else {
+      daemon.report = *v;
+    }
   }
 }
 

@@ -173,6 +173,8 @@ void App::StartScenarios(MonoTime start) {
 
 int App::Run() {
   std::string error;
+  started_wall_ = clock_.WallNow();   // names the report ("{start}")
+  if (!CheckReportPath()) return 73;  // EX_CANTCREAT
   if (!Setup(&error)) {
     SPDLOG_ERROR("{}", error);
     return 69;  // EX_UNAVAILABLE: a listener could not be bound
@@ -196,7 +198,6 @@ int App::Run() {
       std::chrono::duration<double>(clock_.WallNow().time_since_epoch())
           .count());
   started_ = clock_.Now();
-  started_wall_ = clock_.WallNow();
   StartScenarios(started_);
   status_board_->Sample(false);  // the status page's baselines: the start
   // READY=1 from inside the loop: by then the config is valid, the metrics
@@ -216,6 +217,13 @@ int App::Run() {
   loop_->Run();
   SPDLOG_INFO("stopped");
   if (run_.once) return FinishOnce();
+  // The service's report: the whole time it ran. A report that cannot be
+  // written is logged; the stop itself went well, so the exit is still 0.
+  if (!ReportPath().empty()) {
+    RunSummary summary = BuildSummary();
+    summary.thresholds = EvaluateThresholds(summary.steps, Thresholds());
+    WriteReport(summary);
+  }
   return 0;
 }
 
@@ -304,11 +312,7 @@ RunSummary App::BuildSummary() const {
 
 int App::FinishOnce() {
   RunSummary summary = BuildSummary();
-  std::vector<Threshold> thresholds;
-  for (const ScenarioConfig& sc : config_->scenarios)
-    thresholds.insert(thresholds.end(), sc.thresholds.begin(),
-                      sc.thresholds.end());
-  summary.thresholds = EvaluateThresholds(summary.steps, thresholds);
+  summary.thresholds = EvaluateThresholds(summary.steps, Thresholds());
   std::fputs(FormatSummaryText(summary).c_str(), stdout);
   std::fflush(stdout);
   int code = summary.passed() ? 0 : 1;
@@ -324,6 +328,7 @@ int App::FinishOnce() {
   };
   write(run_.summary_json, FormatSummaryJson(summary));
   write(run_.junit, FormatJUnit(summary));
+  if (!WriteReport(summary)) code = 73;  // EX_CANTCREAT
   return code;
 }
 
@@ -343,6 +348,7 @@ void App::BeginShutdown(const char* why) {
     return;
   }
   stopping_ = true;
+  stopped_by_ = why;
   schedule_stopped_ = clock_.Now();
   for (auto& runner : runners_) runner->Stop();
   // The endpoint this daemon registered is deleted now; the request is in

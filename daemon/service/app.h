@@ -16,7 +16,9 @@
 // stopped only comes back when someone resumes it.
 // In one-shot mode (RunOptions::once) the schedule stops by itself after
 // `duration`, and Run() prints the summary, writes the requested files and
-// returns 0 when every threshold holds, 1 when one fails.
+// returns 0 when every threshold holds, 1 when one fails. With a report
+// (--report or daemon.report) the run's HTML report is written when it ends,
+// one-shot or not (app_report.cc).
 #pragma once
 
 #include <prometheus/registry.h>
@@ -48,6 +50,9 @@ struct RunOptions {
   Duration duration = std::chrono::minutes(1);
   std::string summary_json;  // empty: not written
   std::string junit;         // empty: not written
+  // The HTML report (exporters/report.h); empty: daemon.report, if set.
+  // "{start}" becomes the start time.
+  std::string report;
   // Progress lines on stderr during one-shot runs of at least 10 s.
   Duration progress_every = std::chrono::seconds(5);
 };
@@ -118,6 +123,12 @@ class App {
   void PrintProgress();
   RunSummary BuildSummary() const;
   int FinishOnce();
+  // The report's path for this run ("" when none is asked for), and its
+  // writing at the end; false (logged) when it cannot be written.
+  std::string ReportPath() const;
+  bool CheckReportPath() const;
+  bool WriteReport(const RunSummary& summary);
+  std::vector<Threshold> Thresholds() const;
 
   std::shared_ptr<const Config> config_;
   RunOptions run_;
@@ -160,6 +171,7 @@ class App {
   std::size_t last_reload_problems_ = 0;
   WallTime started_wall_{};
   bool stopping_ = false;
+  std::string stopped_by_;  // "duration reached", "SIGTERM", ...
   MonoTime drain_deadline_{};
   MonoTime started_{};
   MonoTime schedule_stopped_{};

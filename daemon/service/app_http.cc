@@ -1,14 +1,18 @@
 // App's HTTP side: the routes of the metrics listener. /metrics for
-// Prometheus; the status page (/, /status.css, /status.js) and its JSON
-// (GET /api/status), read-only and open like /metrics; the control API under
+// Prometheus; the status page (/, /status.css, /status.js, /chart.js,
+// /charts.js) and its JSON (GET /api/status, GET /api/history for the
+// charts), read-only and open like /metrics; the control API under
 // /api/scenarios/ (daemon/status/control_api.h), token-protected. Same class
 // and thread rules as app.h: handlers run on the loop and return at once.
+#include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
 #include "daemon/service/app.h"
+#include "daemon/status/status_html.h"
 #include "daemon/status/status_page.h"
+#include "exporters/web_assets.h"
 
 namespace polar {
 namespace {
@@ -107,10 +111,20 @@ HttpServerResponse App::HandleHttp(const HttpServerRequest& request) {
     r.headers.emplace_back("Cache-Control", "no-store");
     return r;
   }
+  if (path == "/api/history") {
+    if (!read) return JsonError(405, "GET /api/history");
+    std::vector<std::string> names;
+    for (const auto& runner : runners_) names.push_back(runner->name());
+    HttpServerResponse r;
+    r.content_type = "application/json";
+    r.body = status_board_->charts().LiveJson(names) + "\n";
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+  }
   if (path.rfind("/api/", 0) == 0) {
     return JsonError(404,
-                     "no such route; GET /api/status, or the control API "
-                     "under /api/scenarios/{name}/");
+                     "no such route; GET /api/status, GET /api/history, or "
+                     "the control API under /api/scenarios/{name}/");
   }
   if (read) {
     if (path == "/metrics") {
@@ -119,12 +133,25 @@ HttpServerResponse App::HandleHttp(const HttpServerRequest& request) {
       r.body = SerializeMetrics(*registry_);
       return r;
     }
-    if (path == "/" || path == "/index.html")
-      return Asset(StatusPageHtml(), "text/html; charset=utf-8");
+    if (path == "/" || path == "/index.html") {
+      // The numbers are in the page itself, for browsers without
+      // JavaScript (daemon/status/status_html.h).
+      return Asset(
+          RenderStatusPage(
+              StatusPageHtml(), RenderStatus(),
+              fmt::format("{:%H:%M:%S} UTC",
+                          std::chrono::time_point_cast<std::chrono::seconds>(
+                              clock_.WallNow()))),
+          "text/html; charset=utf-8");
+    }
     if (path == "/status.css")
       return Asset(StatusPageCss(), "text/css; charset=utf-8");
     if (path == "/status.js")
       return Asset(StatusPageJs(), "text/javascript; charset=utf-8");
+    if (path == "/chart.js")
+      return Asset(ChartJsLibrary(), "text/javascript; charset=utf-8");
+    if (path == "/charts.js")
+      return Asset(ChartsScript(), "text/javascript; charset=utf-8");
   }
   HttpServerResponse r;
   r.status = 404;

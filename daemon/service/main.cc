@@ -2,9 +2,10 @@
 // journal under systemd, plain text on a terminal), loads and validates the
 // config, then hands over to App. Exit codes follow sysexits(3): 0 ok (or a
 // one-shot run whose thresholds held), 1 a one-shot threshold failed, 64
-// usage, 69 a listener could not be bound, 73 a summary file could not be
-// written, 78 configuration error (the unit's RestartPreventExitStatus=78
-// stops systemd from retrying a broken config).
+// usage, 69 a listener could not be bound, 73 a summary file or the report
+// could not be written (the report's directory is checked at the start), 78
+// configuration error (the unit's RestartPreventExitStatus=78 stops systemd
+// from retrying a broken config).
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -48,6 +49,11 @@ options:
   --reload PID      ask the polar-loadd running as PID to reload its configuration (SIGHUP) and
                     wait for its answer: exit 0 when it runs the new one, 78 when it refused it
                     and keeps the previous one, 69 when it did not answer (the units' ExecReload=)
+  --report F        with --once: also write the run's HTML report to F: the summary, the
+                    thresholds, the configuration (secrets redacted) and charts over the whole
+                    run, in one file that opens offline; "{start}" in F becomes the start time.
+                    Without --once, the config's daemon.report names the file the service
+                    writes when it stops
   --version         print the version and exit
   --help            print this help and exit
 )";
@@ -93,6 +99,13 @@ int main(int argc, char** argv) {
       run.summary_json = value("--summary-json");
     } else if (arg == "--junit") {
       run.junit = value("--junit");
+    } else if (arg == "--report") {
+      run.report = value("--report");
+      if (run.report.empty()) {
+        std::fprintf(stderr, "polar-loadd: --report needs a file name\n%s",
+                     kUsage);
+        return kExitUsage;
+      }
     } else if (arg == "--check-config") {
       check_only = true;
     } else if (arg == "--reload") {
@@ -137,10 +150,12 @@ int main(int argc, char** argv) {
                  kUsage);
     return kExitUsage;
   }
-  if (!run.once && (!run.summary_json.empty() || !run.junit.empty())) {
-    std::fprintf(stderr,
-                 "polar-loadd: --summary-json and --junit need --once\n%s",
-                 kUsage);
+  if (!run.once && (!run.summary_json.empty() || !run.junit.empty() ||
+                    !run.report.empty())) {
+    std::fprintf(
+        stderr,
+        "polar-loadd: --summary-json, --junit and --report need --once\n%s",
+        kUsage);
     return kExitUsage;
   }
 

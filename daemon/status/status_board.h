@@ -10,8 +10,9 @@
 // the last minute. "The last minute" is
 // then the live counters minus a snapshot a minute old: rates, error ratios
 // and p50/p99 from histogram deltas, never from stored samples. Memory is
-// fixed per series (a step: 13 x 288 + 62 x 9 counters = 34 KiB); at most 64
-// background series are followed.
+// fixed per series (a step: 13 x 288 + 62 x 9 counters = 34 KiB); at most
+// 256 background series are followed. The charts' longer past (15 minutes,
+// and the whole run for the report) is in StatusCharts (status_charts.h).
 //
 // Background series are read generically from the registry, so metrics that
 // other parts add (the webhook receiver, completion probes) appear on the
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "daemon/schedule/scheduler.h"
+#include "daemon/status/status_charts.h"
 #include "exporters/clock.h"
 #include "exporters/metrics.h"
 #include "exporters/snapshot_ring.h"
@@ -60,7 +62,10 @@ class StatusBoard {
   static constexpr Duration kLongWindow = std::chrono::seconds(60);
   // Family name prefixes shown as background work.
   static const std::vector<std::string>& BackgroundPrefixes();
-  static constexpr std::size_t kMaxBackgroundSeries = 64;
+  // The webhook receiver alone registers 77 (7 types x 9 verdicts, 7
+  // latency histograms, 7 eviction counters; ~30 KiB of rings); completions
+  // come on top, two per scenario. 64 cut completions off entirely.
+  static constexpr std::size_t kMaxBackgroundSeries = 256;
 
   // Samples every second on `timers` (the event loop; tests drive Sample()).
   StatusBoard(Timers& timers, const Clock& clock, Metrics& metrics,
@@ -74,6 +79,11 @@ class StatusBoard {
   // Takes the snapshots now (the timer calls it every second; tests call it
   // with a FakeClock). `long_snapshot`: also the 5-second ones.
   void Sample(bool long_snapshot);
+
+  // The charts' series (status_charts.h): the timer gives them a tick after
+  // each Sample(); tests call charts().Tick() themselves.
+  StatusCharts& charts() { return charts_; }
+  const StatusCharts& charts() const { return charts_; }
 
   // The fine histogram folded to coarse buckets: upper bounds in seconds.
   static const std::vector<double>& CoarseUpperBounds();
@@ -96,7 +106,8 @@ class StatusBoard {
   const Clock& clock_;
   Metrics& metrics_;
   prometheus::Registry& registry_;
-  Timer sample_timer_;
+  StatusCharts charts_;
+  Timer sample_timer_;  // last: cancelled first, before what it ticks goes
   unsigned ticks_ = 0;
   std::map<std::string, SnapshotRing> scenario_rings_;
   // Per step: outcome counters every second, latency buckets every 5 s.

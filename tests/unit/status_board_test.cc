@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <regex>
 
+#include "daemon/status/status_html.h"
+#include "daemon/status/status_page.h"
 #include "exporters/log.h"
 
 namespace polar {
@@ -183,6 +186,83 @@ TEST(StatusBoard, TheControlStateOfEachScenarioIsShown) {
   EXPECT_TRUE(c["paused"].get<bool>());
   EXPECT_EQ(c["override"]["rate"], 7);
   EXPECT_NEAR(c["override"]["remaining_seconds"].get<double>(), 540, 1e-6);
+}
+
+TEST(StatusBoard, WebhooksAreAMatrixOfTypeByVerdictWithoutAllZeroRows) {
+  BoardRig rig;
+  // What the receiver registers: every type x verdict, all zero at first.
+  auto& deliveries = prometheus::BuildCounter()
+                         .Name("polar_loadd_webhook_deliveries_total")
+                         .Help("test")
+                         .Register(rig.registry);
+  auto& evicted = prometheus::BuildCounter()
+                      .Name("polar_loadd_webhook_expectations_evicted_total")
+                      .Help("test")
+                      .Register(rig.registry);
+  for (const char* type : {"checkout.created", "order.paid", "other"}) {
+    for (const char* verdict : {"ok", "lost", "bad_signature", "duplicate"})
+      deliveries.Add({{"type", type}, {"verdict", verdict}});
+    evicted.Add({{"type", type}});
+  }
+  rig.Advance(5);
+  deliveries.Add({{"type", "order.paid"}, {"verdict", "ok"}}).Increment(40);
+  deliveries.Add({{"type", "order.paid"}, {"verdict", "lost"}}).Increment(2);
+  evicted.Add({{"type", "other"}}).Increment(3);
+  rig.Advance(60);
+  json w = rig.Render()["webhooks"];
+  // Verdict columns in reading order: what worked, repeats, refusals, losses.
+  EXPECT_EQ(w["verdicts"], json({"ok", "duplicate", "bad_signature", "lost"}));
+  ASSERT_EQ(w["rows"].size(), 2u) << w.dump();
+  EXPECT_EQ(w["hidden_types"], 1);  // checkout.created: nothing at all
+  json paid = w["rows"][0];
+  EXPECT_EQ(paid["type"], "order.paid");
+  EXPECT_EQ(paid["counts"]["ok"], 40);
+  EXPECT_EQ(paid["counts"]["lost"], 2);
+  EXPECT_EQ(paid["counts"]["duplicate"], 0);
+  EXPECT_EQ(paid["total"], 42);
+  EXPECT_NEAR(paid["per_minute"].get<double>(), 42, 1);
+  json other = w["rows"][1];
+  EXPECT_EQ(other["type"], "other");
+  EXPECT_EQ(other["total"], 0);
+  EXPECT_EQ(other["evicted"], 3);  // shown: evictions are news
+}
+
+TEST(StatusBoard, ThePageCarriesItsNumbersForBrowsersWithoutJavaScript) {
+  BoardRig rig;
+  rig.metrics.recent_errors().Record(
+      "ingest", "ingest", Outcome::kHttp5xx, 502, rig.clock.Now(), "",
+      R"(<script>alert("from the target")</script>)");
+  rig.Finish(600, 20ms);
+  rig.Advance(10);
+  StatusDaemonInfo info;
+  info.config_path = "/etc/polar-loadd/<odd>.toml";
+  const std::string page = RenderStatusPage(
+      StatusPageHtml(),
+      rig.board.RenderJson(info, {StatusScenario{&rig.runner, 1000}}),
+      "12:00:00 UTC");
+  EXPECT_EQ(page.find("<!--server:"), std::string::npos);  // all filled
+  EXPECT_NE(page.find("<tr class=\"scenario\" data-scenario=\"ingest\">"),
+            std::string::npos);
+  EXPECT_NE(page.find("<tr class=\"step\" data-scenario=\"ingest\" "
+                      "data-step=\"ingest\">"),
+            std::string::npos);
+  // The step's last-minute p50 (20 ms, within its 12.5 % bucket), formatted
+  // as the script does.
+  std::smatch p50;
+  ASSERT_TRUE(
+      std::regex_search(page, p50,
+                        std::regex("data-step=\"ingest\">.*?data-field=\"p50\" "
+                                   "class=\"num\">([0-9.]+) ms<")))
+      << page;
+  EXPECT_NEAR(std::stod(p50[1].str()), 20, 2.5);
+  EXPECT_NE(page.find("/etc/polar-loadd/&lt;odd&gt;.toml"), std::string::npos);
+  EXPECT_NE(page.find("as of 12:00:00 UTC"), std::string::npos);
+  // What the target sent is text, never markup.
+  EXPECT_EQ(page.find("<script>alert"), std::string::npos);
+  EXPECT_NE(page.find("&lt;script&gt;alert(&quot;from the target&quot;)"),
+            std::string::npos);
+  EXPECT_NE(page.find("<meta http-equiv=\"refresh\" content=\"10\">"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,9 +1,14 @@
-// polar-loadd status page: polls GET /api/status and drives the control API.
-// Everything from the server is written with textContent, never as HTML: error
-// snippets come from the target and must not be able to run script here.
+// polar-loadd status page: polls GET /api/status for the tables and
+// GET /api/history for the charts (drawn by charts.js with Chart.js, both
+// served by the daemon), and drives the control API. The server sends the
+// page with its tables filled (for browsers without JavaScript); the first
+// poll replaces those rows. Everything from the server is written with
+// textContent, never as HTML: error snippets come from the target and must
+// not be able to run script here.
 'use strict';
 
 const POLL_MS = 1500;
+const HISTORY_MS = 4000;  // the charts' points are 4 s
 const TOKEN_KEY = 'polar-loadd-control-token';
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -246,7 +251,51 @@ function fillTable(tbody, rows, columns, empty) {
   tbody.replaceChildren(...rows);
 }
 
+// The webhook deliveries as a matrix, event type x verdict; types with
+// nothing yet are left out by the server.
+function renderWebhooks(w) {
+  const box = $('#webhooks');
+  const verdicts = (w && w.verdicts) || [];
+  const rows = (w && w.rows) || [];
+  if (!rows.length) {
+    box.replaceChildren(el('p', { class: 'note empty', id: 'webhooks-empty' }, verdicts.length
+      ? 'No webhook deliveries yet.' : 'No webhook receiver ([webhooks] is not configured).'));
+    return;
+  }
+  const table = el('table', { id: 'webhook-matrix' });
+  const head = el('tr');
+  head.append(el('th', {}, 'event type'), ...verdicts.map((v) => el('th', { class: 'num' }, v)),
+    el('th', { class: 'num' }, 'per min'), el('th', { class: 'num' }, 'p50'), el('th', { class: 'num' }, 'p99'),
+    el('th', { class: 'num' }, 'evicted'));
+  table.append(el('thead'), el('tbody'));
+  table.tHead.append(head);
+  for (const r of rows) {
+    const tr = el('tr', { 'data-type': r.type });
+    tr.append(el('td', {}, r.type));
+    for (const v of verdicts) {
+      const n = r.counts[v] || 0;
+      const cls = n === 0 ? 'num zero' : (v === 'ok' || v === 'duplicate' ? 'num' : 'num bad');
+      tr.append(el('td', { class: cls }, String(n)));
+    }
+    tr.append(el('td', { class: 'num' }, fmtRate(r.per_minute)), el('td', { class: 'num' }, fmtSeconds(r.p50_seconds)),
+      el('td', { class: 'num' }, fmtSeconds(r.p99_seconds)), el('td', { class: 'num' }, String(r.evicted)));
+    table.tBodies[0].append(tr);
+  }
+  const parts = [table];
+  if (w.hidden_types > 0) {
+    parts.push(el('p', { class: 'note' },
+      `${w.hidden_types} event type${w.hidden_types === 1 ? '' : 's'} with no deliveries hidden.`));
+  }
+  box.replaceChildren(...parts);
+}
+
+let serverRows = true;  // the rows the server rendered into the page
+
 function render(st) {
+  if (serverRows) {
+    $('#scenarios tbody').replaceChildren();
+    serverRows = false;
+  }
   const d = (f) => $(`#daemon [data-field="${f}"]`);
   d('version').textContent = `${st.version} (${st.revision})`;
   d('uptime').textContent = fmtAge(st.uptime_seconds);
@@ -268,7 +317,9 @@ function render(st) {
     scenarioRows.delete(name);
   }
 
-  fillTable($('#background tbody'), st.background.map((b) => {
+  renderWebhooks(st.webhooks);
+  const completions = st.background.filter((b) => !b.metric.startsWith('polar_loadd_webhook_') && b.total > 0);
+  fillTable($('#background tbody'), completions.map((b) => {
     const tr = el('tr');
     tr.append(el('td', {}, b.metric),
       el('td', {}, Object.entries(b.labels).map(([k, v]) => `${k}=${v}`).join(' ')),
@@ -277,7 +328,7 @@ function render(st) {
       el('td', { class: 'num' }, b.type === 'histogram' ? fmtSeconds(b.p99_seconds) : ''),
       el('td', { class: 'num' }, String(b.total)));
     return tr;
-  }), 6, 'no webhook or completion metrics yet');
+  }), 6, 'no completions measured yet');
 
   fillTable($('#errors tbody'), st.errors.map((e) => {
     const tr = el('tr');
@@ -308,5 +359,30 @@ async function refresh() {
   timer = setTimeout(refresh, POLL_MS);
 }
 
+// ---- Charts -------------------------------------------------------------
+
+let board = null;
+let historyTimer = null;
+async function refreshCharts() {
+  clearTimeout(historyTimer);
+  try {
+    const r = await fetch('/api/history', { cache: 'no-store' });
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    board.update(await r.json());
+  } catch (e) {
+    // The tables' live line says when the daemon is away; keep the last
+    // picture until it answers again.
+  }
+  historyTimer = setTimeout(refreshCharts, HISTORY_MS);
+}
+
+function setupCharts() {
+  if (typeof Chart === 'undefined' || typeof PolarCharts === 'undefined') return;
+  $('#charts-section').hidden = false;
+  board = new PolarCharts.Board($('#charts'), 'live');
+  refreshCharts();
+}
+
 setupDialogs();
+setupCharts();
 refresh();
