@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -153,8 +154,31 @@ void StatusCharts::Track() {
         key, std::make_unique<SeriesHistory>(StepLayout(), options_, tick_, now,
                                              StepValues(series)));
     auto sc = scenarios_.find(key.first);
-    if (sc != scenarios_.end()) sc->second.steps.push_back(key.second);
+    if (sc != scenarios_.end()) {
+      sc->second.steps.push_back(key.second);
+      SortSteps(key.first);
+    }
   }
+}
+
+void StatusCharts::OrderSteps(const std::string& scenario,
+                              std::vector<std::string> steps) {
+  step_order_[scenario] = std::move(steps);
+  SortSteps(scenario);
+}
+
+void StatusCharts::SortSteps(const std::string& scenario) {
+  auto sc = scenarios_.find(scenario);
+  if (sc == scenarios_.end()) return;
+  const std::vector<std::string>& order = step_order_[scenario];
+  auto rank = [&](const std::string& step) {
+    return std::make_pair(
+        std::find(order.begin(), order.end(), step) - order.begin(), step);
+  };
+  std::sort(sc->second.steps.begin(), sc->second.steps.end(),
+            [&](const std::string& a, const std::string& b) {
+              return rank(a) < rank(b);
+            });
 }
 
 void StatusCharts::Tick() {

@@ -39,6 +39,9 @@ class StatusCharts {
   void Track();
   // One tick (every kTick): Track(), then every series gets its point.
   void Tick();
+  // The order a scenario's steps are charted in (its funnel: create, update,
+  // status, ...); steps not named come after, by name.
+  void OrderSteps(const std::string& scenario, std::vector<std::string> steps);
 
   // The live view of `scenarios` (in that order) as JSON: see
   // docs/status-page.md, "GET /api/history".
@@ -51,8 +54,9 @@ class StatusCharts {
  private:
   struct ScenarioEntry {
     std::unique_ptr<SeriesHistory> history;
-    std::vector<std::string> steps;  // in the order first seen
+    std::vector<std::string> steps;  // charted, in OrderSteps' order
   };
+  void SortSteps(const std::string& scenario);
   std::vector<uint64_t> ScenarioValues(const ScenarioSeries& s,
                                        const std::string& name) const;
   std::vector<double> ScenarioGauges(const ScenarioSeries& s) const;
@@ -69,6 +73,7 @@ class StatusCharts {
   std::map<std::string, ScenarioEntry> scenarios_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<SeriesHistory>>
       steps_;
+  std::map<std::string, std::vector<std::string>> step_order_;
 };
 
 }  // namespace polar

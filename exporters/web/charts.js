@@ -62,10 +62,19 @@ const PolarCharts = (() => {
     return ys.map((y, i) => ({ x: t[i + off], y }));
   }
 
+  // A value with gaps on both sides (a rare step's only request in a while)
+  // has no line to sit on: it gets a dot.
+  function isolated(ctx) {
+    const d = ctx.dataset.data;
+    const i = ctx.dataIndex;
+    const gap = (j) => j < 0 || j >= d.length || d[j].y === null;
+    return d[i] && d[i].y !== null && gap(i - 1) && gap(i + 1) ? 2 : 0;
+  }
+
   function line(label, data, color, extra = {}) {
     return Object.assign({
       label, data, borderColor: color, backgroundColor: color, borderWidth: 1.5,
-      pointRadius: 0, pointHitRadius: 4, tension: 0, spanGaps: false,
+      pointRadius: isolated, pointHitRadius: 4, tension: 0, spanGaps: false,
     }, extra);
   }
 

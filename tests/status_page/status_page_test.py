@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """The status page in a real browser: headless Chromium (Debian's chromium and
 chromium-driver, driven by python3-selenium) opens polar-loadd's page, sees the
-scenario rows update, presses Pause on one scenario (entering the control token
-in the page's dialog) and sees its achieved rate fall to zero while the other
-scenario keeps running. Everything is on loopback; the whole run is bounded by
-an alarm.
+scenario rows update and the charts drawn by Chart.js (the instances' data has
+points, and a new point arrives while the daemon runs), presses Pause on one
+scenario (entering the control token in the page's dialog) and sees its
+achieved rate fall to zero in the table and in its chart while the other
+scenario keeps running. A second browser with JavaScript off gets the tables
+from the server. Everything is on loopback; the whole run is bounded by an
+alarm.
 
     status_page_test.py POLAR_LOADD POLAR_SIM [--screenshot FILE] [--flaky-target]
 
@@ -14,6 +17,9 @@ fails 5 % of requests (HTTP 503 with a JSON body), so the picture shows the
 recent-errors table too.
 """
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -25,16 +31,19 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
 CONTROL_TOKEN = "status-page-test-token-0123456789abcdef"
-TIME_LIMIT_S = 150
+WEBHOOK_SECRET = "whsec_StatusPageTestWebhookSecret0123456789abcd"
+TIME_LIMIT_S = 170
 RATE_SCALE = float(os.environ.get("POLAR_TEST_RATE_SCALE", "1") or 1)
 
 
@@ -93,6 +102,10 @@ listen = "127.0.0.1:0"
 [control]
 token_file = "{work}/control-token"
 
+[webhooks]
+listen = "127.0.0.1:0"
+secret = "{WEBHOOK_SECRET}"
+
 [scenarios.ingest]
 type = "event_ingestion"
 rate = "{20 * RATE_SCALE}/s"
@@ -111,9 +124,11 @@ batch_size = 1
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         log.seek(0)
-        m = re.search(r"metrics on (http://127\.0\.0\.1:[0-9]+)/metrics", log.read())
-        if m:
-            return loadd, m.group(1), log
+        text = log.read()
+        m = re.search(r"metrics on (http://127\.0\.0\.1:[0-9]+)/metrics", text)
+        w = re.search(r"webhook receiver on (http://127\.0\.0\.1:[0-9]+/\S+)", text)
+        if m and w:
+            return loadd, m.group(1), w.group(1), log
         if loadd.poll() is not None:
             break
         time.sleep(0.05)
@@ -121,14 +136,38 @@ batch_size = 1
     fail("polar-loadd did not start:\n" + log.read())
 
 
-def browser(work):
+def deliver(receiver, event_type, data, webhook_id, good_signature=True):
+    """One webhook as Polar signs it (Standard Webhooks; the key is the
+    secret's UTF-8 bytes)."""
+    body = json.dumps({"type": event_type, "timestamp": "2026-01-01T00:00:00Z",
+                       "data": data}).encode()
+    timestamp = str(int(time.time()))
+    key = WEBHOOK_SECRET.encode() if good_signature else b"not-the-secret-0123456789abcdef"
+    mac = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    request = urllib.request.Request(receiver, data=body, method="POST", headers={
+        "Content-Type": "application/json", "webhook-id": webhook_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": "v1," + base64.b64encode(mac.digest()).decode()})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def browser(work, javascript=True):
     options = webdriver.ChromeOptions()
+    if not javascript:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     options.binary_location = "/usr/bin/chromium"
     # This machine has no internet: nothing may try to reach it.
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", "--disable-default-apps",
-                "--window-size=1360,820", f"--user-data-dir={work}/chromium-profile"):
+                "--window-size=1360,820",
+                f"--user-data-dir={work}/chromium-profile{'' if javascript else '-nojs'}"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
@@ -136,6 +175,26 @@ def browser(work):
 def cell(driver, scenario, field):
     return driver.find_element(
         By.CSS_SELECTOR, f'tr.scenario[data-scenario="{scenario}"] td[data-field="{field}"]').text
+
+
+# A Chart.js chart's datasets as the page drew them: label, how many points
+# hold a number, and the last point.
+CHART_JS = """
+const c = Chart.getChart(arguments[0]);
+if (!c) return null;
+return c.data.datasets.map((d) => {
+  const nums = d.data.filter((p) => typeof p.y === 'number');
+  return { label: d.label, numbers: nums.length,
+           last: nums.length ? nums[nums.length - 1] : null };
+});
+"""
+
+
+def dataset(driver, chart_id, label):
+    sets = driver.execute_script(CHART_JS, chart_id)
+    if not sets:
+        return None
+    return next((d for d in sets if d["label"] == label), None)
 
 
 def number(text):
@@ -165,7 +224,7 @@ def main():
         else:
             sim, base_url, api_token = start_sim(args.sim)
             procs.append(sim)
-        loadd, page, log = start_loadd(args.loadd, work, base_url, api_token)
+        loadd, page, receiver, log = start_loadd(args.loadd, work, base_url, api_token)
         procs.append(loadd)
 
         driver = browser(work)
@@ -179,6 +238,78 @@ def main():
         wait.until(lambda d: d.find_element(By.ID, "live").text != first)
         print(f"live: {driver.find_element(By.ID, 'live').text}; "
               f"ingest achieved {cell(driver, 'ingest', 'achieved')}/s")
+
+        # The charts: per scenario rate, load, latency and outcomes, drawn from
+        # GET /api/history with data points, and a new point while we watch.
+        for scenario in ("ingest", "ingest_burst"):
+            for kind in ("rate", "load", "latency", "outcomes"):
+                WebDriverWait(driver, 20, poll_frequency=0.5).until(
+                    lambda d: driver.execute_script(CHART_JS, f"chart-{scenario}-{kind}"),
+                    f"no chart {kind} of {scenario}")
+        WebDriverWait(driver, 30, poll_frequency=0.5).until(
+            lambda d: (dataset(d, "chart-ingest-rate", "achieved (started)") or {})
+            .get("numbers", 0) >= 2)
+        achieved = dataset(driver, "chart-ingest-rate", "achieved (started)")
+        if not 10 * RATE_SCALE <= achieved["last"]["y"] <= 30 * RATE_SCALE:
+            fail(f"the ingest chart's achieved rate is {achieved['last']}")
+        p99 = dataset(driver, "chart-ingest-latency", "p99")
+        if not p99 or p99["numbers"] < 1 or not 0 < p99["last"]["y"] < 5000:
+            fail(f"the ingest latency chart's p99: {p99}")
+        WebDriverWait(driver, 15, poll_frequency=0.5).until(
+            lambda d: dataset(d, "chart-ingest-rate", "achieved (started)")["last"]["x"]
+            > achieved["last"]["x"], "the rate chart got no new point")
+        tabs = driver.find_element(By.CSS_SELECTOR, '.chart-group[data-scenario="ingest"] .step-tabs')
+        if tabs.is_displayed():
+            fail("step tabs shown for a scenario with one step")
+
+        # Webhooks: a matrix of event type x verdict with a row only for the
+        # types that got something: order.paid (3 unmatched: nothing of ours
+        # announced them; 1 forged) and other (2 ignored).
+        if "No webhook deliveries yet" not in driver.find_element(By.ID, "webhooks").text:
+            fail("the webhook section does not say nothing came yet")
+        for i in range(3):
+            deliver(receiver, "order.paid", {"id": f"o{i}", "checkout_id": f"c{i}"}, f"msg_paid{i}")
+        deliver(receiver, "order.paid", {"id": "o9", "checkout_id": "c9"}, "msg_forged", False)
+        for i in range(2):
+            deliver(receiver, "benefit_grant.created", {"id": f"b{i}"}, f"msg_other{i}")
+        # Read in one script: the page re-renders the table every 1.5 s, so
+        # element handles would go stale between two reads.
+        matrix_js = """
+const t = document.getElementById('webhook-matrix');
+if (!t) return null;
+const heads = [...t.tHead.rows[0].cells].map((c) => c.textContent);
+const rows = {};
+for (const tr of t.tBodies[0].rows) {
+  rows[tr.dataset.type] = Object.fromEntries([...tr.cells].map((c, i) => [heads[i], c.textContent]));
+}
+return { heads, rows, order: [...t.tBodies[0].rows].map((tr) => tr.dataset.type) };
+"""
+
+        def cells():
+            m = driver.execute_script(matrix_js)
+            if not m or "order.paid" not in m["rows"] or "other" not in m["rows"]:
+                return m
+            paid, other = m["rows"]["order.paid"], m["rows"]["other"]
+            return (m["order"], paid["unmatched"], paid["bad_signature"], paid["ok"],
+                    other["ignored"])
+
+        # Unmatched only after webhooks.unmatched_after (10 s): the call that
+        # caused it might still be answering.
+        want = (["order.paid", "other"], "3", "1", "0", "2")
+        try:
+            WebDriverWait(driver, 40, poll_frequency=0.5).until(lambda d: cells() == want)
+        except TimeoutException:
+            with urllib.request.urlopen(page + "/api/status", timeout=5) as answer:
+                status = json.load(answer)
+            fail(f"webhook matrix {cells()}, want {want}; /api/status: {status['webhooks']}")
+        got = cells()
+        verdicts = driver.execute_script(matrix_js)["heads"][1:10]
+        rows = got[0]
+        got = got[1:]
+        print(f"webhooks: rows {rows}, columns {verdicts}, order.paid unmatched/bad_signature "
+              f"{got[:2]}")
+        print(f"charts: ingest achieved {achieved['numbers']} points, now "
+              f"{dataset(driver, 'chart-ingest-rate', 'achieved (started)')['numbers']}")
 
         # Pause ingest through the page: the token dialog asks for the token.
         driver.find_element(
@@ -207,6 +338,35 @@ def main():
             fail("no Resume button on the paused scenario")
         print(f"paused: ingest achieved {cell(driver, 'ingest', 'achieved')}/s, "
               f"ingest_burst {other}/s")
+        # Its chart shows it too: a point of zero arrivals.
+        WebDriverWait(driver, 20, poll_frequency=0.5).until(
+            lambda d: dataset(d, "chart-ingest-rate", "achieved (started)")["last"]["y"] == 0,
+            "the ingest chart does not fall to zero")
+        if dataset(driver, "chart-ingest_burst-rate", "achieved (started)")["last"]["y"] <= 0:
+            fail("the other scenario's chart fell to zero too")
+        problems = [e["message"] for e in driver.get_log("browser")
+                    if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+        if problems:
+            fail(f"the browser reported errors (a CSP violation?): {problems}")
+
+        # Without JavaScript the server's tables are the page, and say so.
+        plain = browser(work, javascript=False)
+        try:
+            plain.get(page + "/")
+            achieved_plain = number(cell(plain, "ingest", "achieved"))
+            if achieved_plain is None or achieved_plain != 0:
+                fail(f"without JavaScript the paused ingest's achieved rate reads "
+                     f"{cell(plain, 'ingest', 'achieved')!r}")
+            if not number(cell(plain, "ingest_burst", "achieved")):
+                fail("without JavaScript the running scenario shows no rate")
+            if plain.find_element(By.ID, "charts-section").is_displayed():
+                fail("the charts section shows without JavaScript")
+            if "JavaScript is off" not in plain.find_element(By.TAG_NAME, "main").text:
+                fail("the page does not say that JavaScript is off")
+            print(f"without JavaScript: ingest_burst achieved "
+                  f"{cell(plain, 'ingest_burst', 'achieved')}/s")
+        finally:
+            plain.quit()
 
         # The daemon logged the action, without the token.
         log.seek(0)
@@ -231,7 +391,11 @@ def main():
                 # Let the errors table fill and the 1-minute figures settle.
                 WebDriverWait(driver, 20).until(
                     lambda d: d.find_elements(By.CSS_SELECTOR, "#errors td.snippet"))
-            driver.execute_script("document.body.style.zoom = '1'")
+            # The whole page, charts included, once the charts show the pause.
+            for _ in range(2):  # the height changes with the width's wrapping
+                height = driver.execute_script("return document.documentElement.scrollHeight")
+                driver.set_window_size(1360, min(height + 20, 2400))
+                time.sleep(0.5)
             driver.save_screenshot(args.screenshot)
             print(f"screenshot: {args.screenshot}")
         print("status page test passed")
