@@ -37,7 +37,11 @@ std::unique_ptr<Process> StartLoadd(const std::string& config,
                                     std::map<std::string, std::string> env,
                                     std::string* dir_out = nullptr) {
   std::string dir = testing::TempDir();
-  testing::WriteFile(dir + "/polar-loadd.toml", config);
+  // "DIR/" in the config and the arguments is this run's directory.
+  std::string text = config;
+  for (std::size_t at; (at = text.find("DIR/")) != std::string::npos;)
+    text.replace(at, 3, dir);
+  testing::WriteFile(dir + "/polar-loadd.toml", text);
   std::vector<std::string> args{"--config", dir + "/polar-loadd.toml"};
   args.insert(args.end(), extra.begin(), extra.end());
   for (auto& a : args) {
@@ -94,7 +98,8 @@ p99 = "5s"
 error_ratio = 0.0
 )"),
                           {"--once", "--duration", "2s", "--summary-json",
-                           "DIR/summary.json", "--junit", "DIR/junit.xml"},
+                           "DIR/summary.json", "--junit", "DIR/junit.xml",
+                           "--report", "DIR/report.html"},
                           {{"LOAD_TEST_API_TOKEN", sim.token()}}, &dir);
   ASSERT_EQ(loadd->Wait(30s), 0) << loadd->Stderr();
   const std::string out = loadd->Stdout();
@@ -113,6 +118,12 @@ error_ratio = 0.0
   const std::string junit = testing::ReadFile(dir + "/junit.xml");
   EXPECT_NE(junit.find("tests=\"2\" failures=\"0\""), std::string::npos)
       << junit;
+  const std::string report = testing::ReadFile(dir + "/report.html");
+  EXPECT_NE(report.find("<span class=\"verdict pass\" id=\"verdict\">passed"),
+            std::string::npos);
+  EXPECT_NE(report.find("<h2>Thresholds: 2 of 2 held</h2>"), std::string::npos);
+  EXPECT_NE(report.find("<dt>ended by</dt><dd>duration reached</dd>"),
+            std::string::npos);
 }
 
 TEST(OnceMode, AFailedThresholdExitsOneAndNamesTheVariableItCameFrom) {
@@ -150,6 +161,51 @@ error_ratio = 0.01
 TEST(OnceMode, DurationWithoutOnceIsAUsageError) {
   Process p(POLAR_LOADD_BIN, {"--duration", "5s"});
   EXPECT_EQ(p.Wait(10s), 64);
+}
+
+TEST(OnceMode, ReportWithoutOnceIsAUsageError) {
+  Process p(POLAR_LOADD_BIN, {"--report", "run.html"});
+  EXPECT_EQ(p.Wait(10s), 64);
+  EXPECT_NE(p.Stderr().find("--report need --once"), std::string::npos)
+      << p.Stderr();
+}
+
+TEST(OnceMode, AReportThatCannotBeWrittenFailsAtTheStartNotAfterTheRun) {
+  Sim sim = StartSim();
+  const auto began = std::chrono::steady_clock::now();
+  auto loadd = StartLoadd(IngestConfig(sim, 10),
+                          {"--once", "--duration", "1h", "--report",
+                           "DIR/no-such-directory/run.html"},
+                          {{"LOAD_TEST_API_TOKEN", sim.token()}});
+  ASSERT_EQ(loadd->Wait(20s), 73) << loadd->Stderr();  // EX_CANTCREAT
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 15s);
+  EXPECT_NE(loadd->Stderr().find("cannot write the run report to"),
+            std::string::npos)
+      << loadd->Stderr();
+}
+
+TEST(OnceMode, TheServiceWritesItsReportWhenStoppedNamedByItsStart) {
+  Sim sim = StartSim();
+  std::string dir;
+  auto loadd = StartLoadd(IngestConfig(sim, 20 * RateScale(), R"(
+[daemon]
+report = "DIR/service-{start}.html"
+)"),
+                          {}, {{"LOAD_TEST_API_TOKEN", sim.token()}}, &dir);
+  ASSERT_TRUE(loadd->WaitForStderr("scenario ingest", 10s)) << loadd->Stderr();
+  std::this_thread::sleep_for(3s);  // a few seconds of load to chart
+  loadd->Signal(SIGTERM);
+  ASSERT_EQ(loadd->Wait(30s), 0) << loadd->Stderr();
+  std::smatch m;
+  const std::string err = loadd->Stderr();
+  ASSERT_TRUE(std::regex_search(
+      err, m, std::regex("run report: (\\S+/service-[0-9]{8}T[0-9]{6}Z\\.html)")))
+      << err;
+  const std::string html = testing::ReadFile(m[1].str());
+  EXPECT_NE(html.find("<dt>run</dt><dd>service</dd>"), std::string::npos);
+  EXPECT_NE(html.find("<dt>ended by</dt><dd>SIGTERM</dd>"), std::string::npos);
+  EXPECT_NE(html.find("\"name\":\"ingest\""), std::string::npos);
+  EXPECT_NE(html.find("<td>ingest / ingest</td>"), std::string::npos);
 }
 
 // Prometheus cumulative bucket count of `name` at `le` for the ingest step.

@@ -221,5 +221,28 @@ error_ratio = 0.01
   ExpectNoSecret("junit.xml", junit, {kEnvToken});
 }
 
+TEST(Secrets, NoSecretInTheRunReportEvenWrittenInTheConfigFile) {
+  const std::string control = "control-token-in-the-file-0123456789abcdef";
+  TestHttpServer echo(
+      {.status = 401, .body = R"({"detail":"bad credentials: {AUTH}"})"});
+  const std::string dir = testing::TempDir();
+  const std::string path = dir + "/once.toml";
+  testing::WriteFile(
+      path, "# token was " + kToken + "\n" +
+                Config(echo.base_url(), "token = \"" + kToken + "\"",
+                       "\n[control]\ntoken = \"" + control + "\"\n\n" +
+                           WebhooksTable(kWebhookSecret)));
+  Process loadd(POLAR_LOADD_BIN, {"--config", path, "--once", "--duration",
+                                  "1s", "--report", dir + "/report.html"});
+  ASSERT_EQ(loadd.Wait(30s), 0) << loadd.Stderr();  // no thresholds
+  const std::string html = testing::ReadFile(dir + "/report.html");
+  ExpectNoSecret("the run report", html, {kToken, control, kWebhookSecret});
+  // The config is in it, with the values replaced.
+  EXPECT_NE(html.find("# token was [redacted]"), std::string::npos);
+  EXPECT_NE(html.find("token = &quot;[redacted]&quot;"), std::string::npos);
+  EXPECT_NE(html.find("secret = &quot;[redacted]&quot;"), std::string::npos);
+  EXPECT_NE(html.find("http_4xx"), std::string::npos);  // the 401s ran
+}
+
 }  // namespace
 }  // namespace polar::secrets_e2e
