@@ -327,6 +327,22 @@ TEST(StatusPageE2E, ThePageAndItsAssetsComeFromTheBinary) {
   ASSERT_EQ(js.status, 200);
   EXPECT_NE(js.body.find("/api/status"), std::string::npos);
   EXPECT_EQ(testing::HttpGet(rig.loadd.BaseUrl() + "/status.css").status, 200);
+  // Chart.js (Debian's libjs-chart.js, compiled in) and the charting script.
+  EXPECT_NE(page.body.find(R"(<script src="/chart.js")"), std::string::npos);
+  auto chart = testing::HttpGet(rig.loadd.BaseUrl() + "/chart.js");
+  ASSERT_EQ(chart.status, 200);
+  EXPECT_NE(chart.body.find("Chart.js v3."), std::string::npos);
+  EXPECT_GT(chart.body.size(), 150'000u);
+  auto charts = testing::HttpGet(rig.loadd.BaseUrl() + "/charts.js");
+  ASSERT_EQ(charts.status, 200);
+  EXPECT_NE(charts.body.find("PolarCharts"), std::string::npos);
+  // The page comes with its rows, for browsers without JavaScript.
+  EXPECT_NE(page.body.find(R"(<tr class="scenario" data-scenario="ingest">)"),
+            std::string::npos);
+  EXPECT_EQ(page.body.find("<!--server:"), std::string::npos);
+  auto history = testing::HttpGet(rig.loadd.BaseUrl() + "/api/history");
+  ASSERT_EQ(history.status, 200);
+  EXPECT_EQ(json::parse(history.body)["window_seconds"], 900.0);
   EXPECT_EQ(testing::HttpGet(rig.loadd.BaseUrl() + "/nothing-here").status,
             404);
   // /metrics is still where Prometheus expects it.
