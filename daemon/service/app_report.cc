@@ -66,7 +66,9 @@ bool App::WriteReport(const RunSummary& summary) {
   in.config_path = config_->path;
   in.config_text = RedactConfigText(config_->text);
   in.notes = config_->notes;
-  in.charts_json = status_board_->charts().WholeJson();
+  std::vector<std::string> order;  // the status page's order
+  for (const ScenarioConfig& sc : config_->scenarios) order.push_back(sc.name);
+  in.charts_json = status_board_->charts().WholeJson(order);
   const std::string html = FormatReportHtml(in);
   // Written beside and renamed into place: a reader never sees half a file.
   const std::string partial = path + ".partial";

@@ -206,9 +206,18 @@ std::string StatusCharts::LiveJson(
   return Render(scenarios, false);
 }
 
-std::string StatusCharts::WholeJson() const {
+std::string StatusCharts::WholeJson(
+    const std::vector<std::string>& order) const {
   std::vector<std::string> names;
-  for (const auto& [name, entry] : scenarios_) names.push_back(name);
+  for (const std::string& name : order) {
+    if (scenarios_.count(name) &&
+        std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(name);
+  }
+  for (const auto& [name, entry] : scenarios_) {
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(name);
+  }
   return Render(names, true);
 }
 

@@ -46,8 +46,9 @@ class StatusCharts {
   // The live view of `scenarios` (in that order) as JSON: see
   // docs/status-page.md, "GET /api/history".
   std::string LiveJson(const std::vector<std::string>& scenarios) const;
-  // The whole run so far of every series, up to now, in the same shape.
-  std::string WholeJson() const;
+  // The whole run so far of every series, up to now, in the same shape:
+  // the scenarios named in `order` first, in that order, then the others.
+  std::string WholeJson(const std::vector<std::string>& order = {}) const;
 
   std::size_t MemoryBytes() const;
 

@@ -9,10 +9,13 @@ none of the config's secrets (API token, control token, webhook secret) is in
 the file. Everything is on loopback; the run is bounded by an alarm.
 
     report_test.py POLAR_LOADD POLAR_SIM [--screenshot FILE] [--duration 12s]
-                   [--keep FILE]
+                   [--keep FILE] [--sim-arg ARG ...]
 
---screenshot saves the report (docs/report.png is made this way, with a
-longer --duration); --keep copies the report file there.
+--screenshot saves the report; --keep copies the report file there;
+--sim-arg passes a fault to polar-sim. docs/report.png is made with
+  --duration 3m --sim-arg=--latency=events:ingest=lognormal:15ms,150ms
+  --sim-arg=--latency=checkouts:create=lognormal:40ms,400ms
+  --sim-arg=--error-ratio=checkouts:create=0.03:503
 """
 import argparse
 import glob
@@ -40,8 +43,8 @@ def fail(message):
     sys.exit(1)
 
 
-def start_sim(sim_bin):
-    sim = subprocess.Popen([sim_bin, "--listen", "127.0.0.1:0"],
+def start_sim(sim_bin, extra):
+    sim = subprocess.Popen([sim_bin, "--listen", "127.0.0.1:0"] + extra,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = sim.stdout.readline()
     if not line:
@@ -69,15 +72,6 @@ token = "{CONTROL_TOKEN}"
 listen = "127.0.0.1:0"
 secret = "{WEBHOOK_SECRET}"
 
-[scenarios.checkout]
-type = "checkout"
-rate = "{2 * RATE_SCALE}/s"
-product_id = "{ready["products"]["free"]["id"]}"
-customer_email = "loadtest@polar.sh"
-think_time = "200ms"
-completion = "poll"
-poll_interval = "200ms"
-
 [scenarios.ingest]
 type = "event_ingestion"
 rate = "{20 * RATE_SCALE}/s"
@@ -86,6 +80,15 @@ batch_size = 5
 [scenarios.ingest.thresholds.ingest]
 p99 = "2s"
 error_ratio = 0.01
+
+[scenarios.checkout]
+type = "checkout"
+rate = "{2 * RATE_SCALE}/s"
+product_id = "{ready["products"]["free"]["id"]}"
+customer_email = "loadtest@polar.sh"
+think_time = "200ms"
+completion = "poll"
+poll_interval = "200ms"
 """)
     return path
 
@@ -126,6 +129,7 @@ def main():
     parser.add_argument("--screenshot")
     parser.add_argument("--duration", default="12s")
     parser.add_argument("--keep")
+    parser.add_argument("--sim-arg", action="append", default=[])
     args = parser.parse_args()
 
     signal.signal(signal.SIGALRM, lambda *_: fail(f"time limit of {TIME_LIMIT_S} s reached"))
@@ -133,7 +137,7 @@ def main():
     work = tempfile.mkdtemp(prefix="polar-report-")
     sim, driver = None, None
     try:
-        sim, ready = start_sim(args.sim)
+        sim, ready = start_sim(args.sim, args.sim_arg)
         config = write_config(work, ready)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOAD_TEST_")}
         run = subprocess.run(
@@ -219,9 +223,17 @@ def main():
             fail(f"the browser reported problems (a CSP violation?): {problems}")
         print(f"requests: only the file itself ({len(requests)})")
 
+        # The charts come in the status page's order (the config's scenarios,
+        # which TOML tables keep by name).
+        groups = driver.execute_script(
+            "return [...document.querySelectorAll('.chart-group')].map((g) => g.dataset.scenario)")
+        if groups != ["checkout", "ingest"]:
+            fail(f"chart groups in the order {groups}")
+
         if args.screenshot:
-            height = driver.execute_script("return document.body.scrollHeight")
-            driver.set_window_size(1360, min(height + 20, 3000))
+            # The top of the report: verdict, thresholds, summary and the
+            # first scenario's charts.
+            driver.set_window_size(1360, 1280)
             driver.save_screenshot(args.screenshot)
             print(f"screenshot: {args.screenshot}")
         print("report test passed")
