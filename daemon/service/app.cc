@@ -153,7 +153,7 @@ void App::StartScenarios(MonoTime start) {
         *loop_, clock_, *scenario, metrics_->Scenario(sc.name), std::move(plan),
         std::move(limits)));
     gate->set_runner(runners_.back().get());
-    status_board_->charts().OrderSteps(sc.name, StepsOf(sc.type));
+    status_board_->charts().OrderSteps(sc.name, sc.type->steps);
     gates_.push_back(std::move(gate));
     scenarios_.push_back(std::move(scenario));
   }

@@ -92,15 +92,15 @@ TEST(OnceMode, APassingRunPrintsTheSummaryWritesJsonAndJUnitAndExitsZero) {
   Sim sim = StartSim();
   const double rate = 200 * RateScale();
   std::string dir;
-  auto loadd = StartLoadd(IngestConfig(sim, rate, R"(
+  auto loadd = StartLoadd(
+      IngestConfig(sim, rate, R"(
 [scenarios.ingest.thresholds.ingest]
 p99 = "5s"
 error_ratio = 0.0
 )"),
-                          {"--once", "--duration", "2s", "--summary-json",
-                           "DIR/summary.json", "--junit", "DIR/junit.xml",
-                           "--report", "DIR/report.html"},
-                          {{"LOAD_TEST_API_TOKEN", sim.token()}}, &dir);
+      {"--once", "--duration", "2s", "--summary-json", "DIR/summary.json",
+       "--junit", "DIR/junit.xml", "--report", "DIR/report.html"},
+      {{"LOAD_TEST_API_TOKEN", sim.token()}}, &dir);
   ASSERT_EQ(loadd->Wait(30s), 0) << loadd->Stderr();
   const std::string out = loadd->Stdout();
   EXPECT_NE(out.find("result: PASS (2 of 2 thresholds held)"),
@@ -199,7 +199,8 @@ report = "DIR/service-{start}.html"
   std::smatch m;
   const std::string err = loadd->Stderr();
   ASSERT_TRUE(std::regex_search(
-      err, m, std::regex("run report: (\\S+/service-[0-9]{8}T[0-9]{6}Z\\.html)")))
+      err, m,
+      std::regex("run report: (\\S+/service-[0-9]{8}T[0-9]{6}Z\\.html)")))
       << err;
   const std::string html = testing::ReadFile(m[1].str());
   EXPECT_NE(html.find("<dt>run</dt><dd>service</dd>"), std::string::npos);

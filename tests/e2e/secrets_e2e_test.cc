@@ -227,11 +227,11 @@ TEST(Secrets, NoSecretInTheRunReportEvenWrittenInTheConfigFile) {
       {.status = 401, .body = R"({"detail":"bad credentials: {AUTH}"})"});
   const std::string dir = testing::TempDir();
   const std::string path = dir + "/once.toml";
-  testing::WriteFile(
-      path, "# token was " + kToken + "\n" +
-                Config(echo.base_url(), "token = \"" + kToken + "\"",
-                       "\n[control]\ntoken = \"" + control + "\"\n\n" +
-                           WebhooksTable(kWebhookSecret)));
+  testing::WriteFile(path,
+                     "# token was " + kToken + "\n" +
+                         Config(echo.base_url(), "token = \"" + kToken + "\"",
+                                "\n[control]\ntoken = \"" + control + "\"\n\n" +
+                                    WebhooksTable(kWebhookSecret)));
   Process loadd(POLAR_LOADD_BIN, {"--config", path, "--once", "--duration",
                                   "1s", "--report", dir + "/report.html"});
   ASSERT_EQ(loadd.Wait(30s), 0) << loadd.Stderr();  // no thresholds
