@@ -20,8 +20,6 @@ install(DIRECTORY grafana/provisioning/ DESTINATION share/polar-loadd/grafana-pr
 install(DIRECTORY grafana/rules DESTINATION share/polar-loadd OPTIONAL PATTERN tests EXCLUDE)
 # The README and the manual beside it, so the README's links to docs/*.md work where it is installed.
 install(FILES README.md DESTINATION share/doc/polar-loadd)
-# The MIT notice of Chart.js, which the binary embeds (exporters/CMakeLists.txt writes it).
-install(FILES ${PROJECT_BINARY_DIR}/packaging/copyright.chart.js DESTINATION share/doc/polar-loadd)
 install(DIRECTORY docs/ DESTINATION share/doc/polar-loadd/docs FILES_MATCHING PATTERN "*.md" PATTERN "*.png")
 install(FILES grafana/README.md DESTINATION share/doc/polar-loadd RENAME grafana.md OPTIONAL)
 install(FILES packaging/prometheus.yml DESTINATION share/doc/polar-loadd/examples OPTIONAL)

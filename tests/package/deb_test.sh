@@ -77,9 +77,9 @@ POLAR_LOADD_SHARD=1 POLAR_LOADD_SHARDS=3 LOAD_TEST_API_TOKEN=polar_oat_package_t
   fail "the installed config is not valid as shard 1 of 3"
 [ -f /usr/share/doc/polar-loadd/examples/kubernetes/statefulset.yaml ] || fail "no Kubernetes examples"
 [ -f /usr/share/doc/polar-loadd/README.md ] || fail "no README in /usr/share/doc/polar-loadd"
-# The binary embeds Chart.js (MIT): its notice travels with it.
-grep -q "Chart.js Contributors" /usr/share/doc/polar-loadd/copyright.chart.js ||
-  fail "no Chart.js notice in /usr/share/doc/polar-loadd/copyright.chart.js"
+# The binary embeds Chart.js (MIT): its notice travels with it, in the copyright file.
+grep -q "^Copyright: .* Chart.js Contributors" /usr/share/doc/polar-loadd/copyright ||
+  fail "no Chart.js paragraph in /usr/share/doc/polar-loadd/copyright"
 # The manual the README links to, beside it (postinst points at docs/operations.md).
 [ -f /usr/share/doc/polar-loadd/docs/operations.md ] || fail "no docs/ in /usr/share/doc/polar-loadd"
 # grafana/README.md's layout: dashboards/, grafana-provisioning/, rules/ (without the promtool tests).
