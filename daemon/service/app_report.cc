@@ -32,8 +32,8 @@ bool App::CheckReportPath() const {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty()) dir = ".";
   if (::access(dir.c_str(), W_OK) != 0) {
-    spdlog::error("cannot write the run report to {}: {}: {}", path,
-                  dir.string(), std::strerror(errno));
+    SPDLOG_ERROR("cannot write the run report to {}: {}: {}", path,
+                 dir.string(), std::strerror(errno));
     return false;
   }
   return true;
@@ -77,18 +77,18 @@ bool App::WriteReport(const RunSummary& summary) {
     out << html;
     out.close();
     if (!out) {
-      spdlog::error("cannot write the run report {}", partial);
+      SPDLOG_ERROR("cannot write the run report {}", partial);
       std::remove(partial.c_str());
       return false;
     }
   }
   if (std::rename(partial.c_str(), path.c_str()) != 0) {
-    spdlog::error("cannot write the run report {}: {}", path,
-                  std::strerror(errno));
+    SPDLOG_ERROR("cannot write the run report {}: {}", path,
+                 std::strerror(errno));
     std::remove(partial.c_str());
     return false;
   }
-  spdlog::info("run report: {} ({} KiB)", path, (html.size() + 1023) / 1024);
+  SPDLOG_INFO("run report: {} ({} KiB)", path, (html.size() + 1023) / 1024);
   return true;
 }
 
