@@ -9,7 +9,9 @@
 #   polar-loadd-slack0, the built-in client with daemon.timer_slack = "0s" (one wake-up per arrival)
 # Each tool runs SECONDS seconds alone; its CPU (user + system, whole process tree) comes from
 # /usr/bin/time and its request count from nginx's access log, so every tool is judged by what
-# the target actually received. Goal: polar-loadd <= 2x wrk, and below hey and Locust.
+# the target actually received. Goal: polar-loadd <= 2x wrk, and below hey and Locust, while
+# nginx received at least 99 % of its RATE x SECONDS_PER_TOOL requests (an open-loop run that
+# fell behind would look cheap per request). Exits 1 if the goal is missed or a tool sent nothing.
 #   bench/cpu_per_request.sh                 # full run (~2.5 min)
 #   SECONDS_PER_TOOL=5 bench/cpu_per_request.sh   # smoke run
 source "$(dirname "$0")/lib.sh"
@@ -72,3 +74,23 @@ for name in wrk hey locust polar-loadd polar-loadd-curl polar-loadd-slack0; do
     BEGIN { us = n ? c / n * 1e6 : 0; printf "%-18s %10d %10.0f %12.2f %14.2f %9.2fx\n", name, n, n / s, c, us, us / w }'
 done
 echo "(polar-loadd at ${RATE}/s open loop; the others at their maximum with $CONNECTIONS connections)"
+
+status=0
+for name in wrk hey locust polar-loadd; do
+  if [ "${reqs[$name]}" -le 0 ]; then
+    echo "$name: no request reached nginx (see $name.err)" >&2
+    status=1
+  fi
+done
+[ "$status" -eq 0 ] || exit 1
+us() { awk -v c="${cpu[$1]}" -v n="${reqs[$1]}" 'BEGIN { printf "%.3f", c / n * 1e6 }'; }
+loadd_us=$(us polar-loadd)
+verdict=$(awk -v l="$loadd_us" -v w="$wrk_us" -v h="$(us hey)" -v k="$(us locust)" \
+  -v n="${reqs[polar-loadd]}" -v want="$((RATE * SECONDS_PER_TOOL))" 'BEGIN {
+    if (n < 0.99 * want) { printf "NOT met: nginx received %d of %d requests from polar-loadd", n, want; exit }
+    if (l > 2 * w) { printf "NOT met: %.2f us > 2x wrk (%.2f us)", l, 2 * w; exit }
+    if (l >= h) { printf "NOT met: %.2f us >= hey (%.2f us)", l, h; exit }
+    if (l >= k) { printf "NOT met: %.2f us >= Locust (%.2f us)", l, k; exit }
+    printf "met" }')
+echo "goal (polar-loadd <= 2x wrk, below hey and Locust): $verdict"
+[ "$verdict" = met ]
