@@ -111,6 +111,44 @@ double Requests(const Metrics& m) {
   return testing::SumSeries(m, "polar_loadd_requests_total");
 }
 
+// Events polar-sim stored (each request carries one: batch_size = 1).
+double SimInserted(const Sim& sim) {
+  auto r = testing::HttpGet(sim.metrics_url());
+  EXPECT_EQ(r.status, 200) << r.error;
+  return testing::SumSeries(testing::ParseMetrics(r.body),
+                            "polar_sim_events_ingested_total",
+                            {"result=\"inserted\""});
+}
+
+// Reloads to a rate of 1/h (one arrival at the reload, the next an hour
+// later) and waits until nothing is in flight: then every request polar-loadd
+// ever sent has been answered and counted, and its counters must equal what
+// polar-sim stored, exactly. A counter that restarted at a reload would have
+// lost what came before it. Returns the last scrape.
+Metrics QuiesceAndExpectCountersMatchTheTarget(Loadd& loadd, const Sim& sim,
+                                               const std::string& config) {
+  loadd.Reload(config);
+  Metrics m;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    std::this_thread::sleep_for(100ms);
+    m = loadd.Scrape();
+  } while (testing::SumSeries(m, "polar_loadd_in_flight") != 0 &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_in_flight"), 0);
+  const double stored = SimInserted(sim);
+  EXPECT_EQ(Requests(m), stored) << "every request counted once, across "
+                                    "every reload";
+  EXPECT_EQ(
+      testing::SumSeries(m, "polar_loadd_requests_total", {"outcome=\"ok\""}),
+      stored);
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_request_latency_seconds_count"),
+            stored)
+      << "the latency histogram counted every request too";
+  EXPECT_EQ(testing::SumSeries(m, "polar_loadd_arrivals_total"), stored);
+  return m;
+}
+
 uint64_t MonotonicMicros() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -253,6 +291,16 @@ TEST(Service, AValidReloadKeepsCountersAndChangesTheRate) {
       testing::SumSeries(b, "polar_loadd_requests_total", {"outcome=\"ok\""}),
       Requests(b));
 
+  // Exactly: the counters hold every request of both configurations.
+  Metrics end = QuiesceAndExpectCountersMatchTheTarget(
+      loadd, sim, Config(sim.base_url(), "1/h"));
+  EXPECT_EQ(testing::SumSeries(end, "polar_loadd_config_reloads_total",
+                               {"result=\"success\""}),
+            2);
+  EXPECT_EQ(testing::SumSeries(end, "polar_loadd_config_reloads_total",
+                               {"result=\"failure\""}),
+            0);
+
   loadd.process().Signal(SIGTERM);
   EXPECT_EQ(loadd.process().Wait(15s), 0);
 }
@@ -348,6 +396,169 @@ TEST(Service, ReloadCommandExitsWithTheDaemonsVerdict) {
   EXPECT_EQ(reload().first, 69);
 }
 
+double Series(const Metrics& m, const std::string& name,
+              const std::string& scenario) {
+  return testing::SumSeries(m, name, {"scenario=\"" + scenario + "\""});
+}
+
+// A scenario table for the reload tests below.
+std::string ScenarioTable(const std::string& name, const std::string& rate) {
+  return fmt::format(R"(
+[scenarios.{}]
+type = "event_ingestion"
+rate = "{}"
+batch_size = 1
+)",
+                     name, rate);
+}
+
+std::string Targeted(const std::string& base_url,
+                     const std::vector<std::string>& scenarios) {
+  std::string config = fmt::format(R"([target]
+base_url = "{}"
+
+[metrics]
+listen = "127.0.0.1:0"
+)",
+                                   base_url);
+  for (const std::string& s : scenarios) config += s;
+  return config;
+}
+
+// One reload that removes `gone`, renames `old` to `renamed` and adds
+// `added`, while `kept` stays as it was. Removed and renamed-away scenarios
+// stop: their series are frozen at what they counted. The renamed one is a
+// new scenario to the metrics (its name is its identity) and starts from
+// zero, as does the added one. The kept one goes on counting from where it
+// was, at its rate, through the reload. Nothing is lost: at the end every
+// series together equals what polar-sim stored.
+TEST(Service, AReloadAddsRemovesAndRenamesScenariosAndTheRestCarriesOn) {
+  Sim sim = StartSim();
+  Loadd loadd(Targeted(sim.base_url(), {ScenarioTable("kept", "20/s"),
+                                        ScenarioTable("gone", "10/s"),
+                                        ScenarioTable("old", "10/s")}),
+              sim.token());
+  loadd.WaitReady();
+  std::this_thread::sleep_for(1500ms);
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  const Metrics m0 = loadd.Scrape();
+  ASSERT_GT(Series(m0, "polar_loadd_arrivals_total", "gone"), 5);
+  ASSERT_GT(Series(m0, "polar_loadd_arrivals_total", "old"), 5);
+  EXPECT_EQ(Series(m0, "polar_loadd_arrivals_total", "renamed"), 0);
+
+  const auto reload_start = Clock::now();
+  loadd.Reload(Targeted(sim.base_url(), {ScenarioTable("kept", "20/s"),
+                                         ScenarioTable("renamed", "10/s"),
+                                         ScenarioTable("added", "5/s")}));
+  const auto reload_end = Clock::now();
+  // Answers to requests sent before the reload come back (loopback: ms).
+  std::this_thread::sleep_for(300ms);
+  const Metrics m1 = loadd.Scrape();
+  std::this_thread::sleep_for(1500ms);
+  const auto t2 = Clock::now();
+  const Metrics m2 = loadd.Scrape();
+  auto seconds = [](Clock::duration d) {
+    return std::chrono::duration<double>(d).count();
+  };
+
+  for (const char* name : {"gone", "old"}) {
+    SCOPED_TRACE(name);
+    for (const char* series :
+         {"polar_loadd_arrivals_total", "polar_loadd_requests_total"}) {
+      EXPECT_EQ(Series(m2, series, name), Series(m1, series, name))
+          << series << " still grows";
+    }
+    EXPECT_EQ(Series(m2, "polar_loadd_in_flight", name), 0);
+    EXPECT_EQ(Series(m2, "polar_loadd_target_rate", name), 0);
+    EXPECT_GE(Series(m2, "polar_loadd_arrivals_total", name),
+              Series(m0, "polar_loadd_arrivals_total", name))
+        << "what it counted stays";
+  }
+  // New names start from zero: only what they sent since the reload, at
+  // their rates (10/s and 5/s), counting the arrival due at once.
+  for (const auto& [name, rate] :
+       {std::pair<const char*, double>{"renamed", 10}, {"added", 5}}) {
+    SCOPED_TRACE(name);
+    const double n = Series(m2, "polar_loadd_arrivals_total", name);
+    EXPECT_LE(n, rate * seconds(t2 - reload_start) + 1.5);
+    EXPECT_GE(n, rate * seconds(t2 - reload_end) * 0.9 - 1);
+    EXPECT_EQ(Series(m2, "polar_loadd_target_rate", name), rate);
+  }
+  // The kept scenario neither restarted its counters nor stalled: 20/s over
+  // the whole window around the reload, measured here.
+  const double kept = Series(m2, "polar_loadd_arrivals_total", "kept") -
+                      Series(m0, "polar_loadd_arrivals_total", "kept");
+  EXPECT_NEAR(kept / seconds(t2 - t0), 20, 20 * 0.1)
+      << kept << " arrivals in " << seconds(t2 - t0) << " s";
+  EXPECT_GE(Series(m1, "polar_loadd_requests_total", "kept"),
+            Series(m0, "polar_loadd_requests_total", "kept"));
+
+  // Every request of every scenario, old names included, equals what the
+  // target stored.
+  QuiesceAndExpectCountersMatchTheTarget(
+      loadd, sim,
+      Targeted(sim.base_url(),
+               {ScenarioTable("kept", "1/h"), ScenarioTable("renamed", "1/h"),
+                ScenarioTable("added", "1/h")}));
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
+}
+
+// target.token_file is read at every reload: a rotated token (an operator or
+// a credential manager replacing the file) is used from the reload on, by
+// new requests on new connections, and the next rotation again. The file
+// starts with a token polar-sim refuses (401), then the right one, then a
+// wrong one again. The tokens never reach the log.
+TEST(Service, ARotatedTokenFileIsPickedUpOnReload) {
+  Sim sim = StartSim();
+  const std::string dir = testing::TempDir();
+  const std::string wrong = "polar_oat_RotatedAwayRotatedAwayRotatedAway00000";
+  const std::string rotate_to = sim.token();
+  // Replaced as a whole (write aside, rename), as credential tools do.
+  auto write_token = [&](const std::string& token) {
+    testing::WriteFile(dir + "/token.new", token + "\n");
+    ASSERT_EQ(
+        std::rename((dir + "/token.new").c_str(), (dir + "/token").c_str()), 0);
+  };
+  write_token(wrong);
+  std::string config = Config(sim.base_url(), "20/s");
+  config.replace(0, 8, "[target]\ntoken_file = \"" + dir + "/token\"");
+  Loadd loadd(config, "");
+  loadd.WaitReady();
+  // Outcomes over one second after `settle` (answers to requests sent
+  // before a reload come back within it).
+  auto second_of = [&](const char* outcome) {
+    std::this_thread::sleep_for(300ms);
+    Metrics a = loadd.Scrape();
+    std::this_thread::sleep_for(1s);
+    Metrics b = loadd.Scrape();
+    const double all = Requests(b) - Requests(a);
+    const double counted =
+        testing::SumSeries(b, "polar_loadd_requests_total",
+                           {std::string("outcome=\"") + outcome + "\""}) -
+        testing::SumSeries(a, "polar_loadd_requests_total",
+                           {std::string("outcome=\"") + outcome + "\""});
+    EXPECT_GE(all, 10) << outcome;
+    EXPECT_EQ(counted, all) << "every request " << outcome;
+  };
+  second_of("http_4xx");
+
+  write_token(rotate_to);
+  loadd.Reload(config);  // the same file: only the token in it changed
+  second_of("ok");
+
+  write_token(wrong);
+  loadd.Reload(config);
+  second_of("http_4xx");
+
+  loadd.process().Signal(SIGTERM);
+  EXPECT_EQ(loadd.process().Wait(15s), 0);
+  const std::string err = loadd.process().Stderr();
+  EXPECT_EQ(err.find(wrong), std::string::npos) << err;
+  EXPECT_EQ(err.find(rotate_to), std::string::npos) << err;
+}
+
 TEST(Service, AReloadToANewTargetMovesTheLoadThere) {
   Sim first = StartSim();
   Sim second = StartSim();
@@ -423,6 +634,15 @@ TEST(Service, AReloadMovesTheMetricsListenerAndKeepsTheCounters) {
   EXPECT_GE(Requests(loadd.Scrape()), before);
   EXPECT_NE(testing::HttpGet(old_url, 2s).status, 200)
       << "the old listener is closed";
+  // The new listener serves the same counters, not fresh ones: exactly what
+  // polar-sim stored since the start.
+  std::string quiet = Config(sim.base_url(), "1/h");
+  quiet.replace(quiet.find("127.0.0.1:0"), 11, "127.0.0.2:0");
+  Metrics end = QuiesceAndExpectCountersMatchTheTarget(loadd, sim, quiet);
+  EXPECT_EQ(loadd.MetricsUrl(), new_url) << "the same address stays bound";
+  EXPECT_EQ(testing::SumSeries(end, "polar_loadd_config_reloads_total",
+                               {"result=\"success\""}),
+            2);
   loadd.process().Signal(SIGTERM);
   EXPECT_EQ(loadd.process().Wait(15s), 0);
 }

@@ -31,6 +31,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <regex>
 #include <set>
@@ -375,6 +376,68 @@ TEST(Webhooks, ForgedUnsignedStaleReplayedAndOversizedDeliveriesAreRefused) {
   EXPECT_NE(err.find("webhook rejected (stale"), std::string::npos) << err;
   EXPECT_EQ(err.find(kSecret), std::string::npos);
   EXPECT_EQ(err.find(std::string(kSecret).substr(6)), std::string::npos);
+}
+
+// The test-only route (POST /_test/webhooks/expect) and the fail-first hook
+// exist only with POLAR_LOADD_TEST_HOOKS=1, exactly: unset, "0", "true" or
+// " 1" leave the receiver as production runs it. The route is then an
+// unknown path (404) that announces nothing, the variable that would answer
+// deliveries 503 does nothing, and nothing in the log says hooks are on.
+TEST(Webhooks, TheTestHookRouteIsRefusedUnlessTheTestVariableIsExactlyOne) {
+  const std::vector<std::optional<std::string>> values = {std::nullopt, "0",
+                                                          "true", " 1"};
+  std::vector<Loadd> daemons;
+  for (const auto& value : values) {
+    std::map<std::string, std::string> env = {
+        {"POLAR_LOADD_TEST_WEBHOOK_FAIL_FIRST", "5"}};
+    if (value) env["POLAR_LOADD_TEST_HOOKS"] = *value;
+    daemons.push_back(StartLoadd(
+        LoaddConfig("http://127.0.0.1:9", 0.001, StaticSecretWebhooks()),
+        "polar_oat_unusedunusedunusedunusedunusedunused0000", env));
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    SCOPED_TRACE(values[i] ? "POLAR_LOADD_TEST_HOOKS=\"" + *values[i] + "\""
+                           : std::string("POLAR_LOADD_TEST_HOOKS unset"));
+    Loadd& loadd = daemons[i];
+    const json announce = {{"expectations",
+                            {{{"type", "checkout.created"},
+                              {"key", "c-hook"},
+                              {"caused_at_unix_ms", WallMs()}}}}};
+    auto r = testing::HttpRequest(
+        "POST", loadd.base() + "/_test/webhooks/expect", announce.dump(),
+        {"Content-Type: application/json"});
+    EXPECT_EQ(r.status, 404) << r.body;
+    // A genuine delivery for that key: answered 200 (no 503 hook), and not
+    // matched to anything (nothing was announced).
+    const std::string body = Envelope("checkout.created", {{"id", "c-hook"}});
+    const std::string ts = std::to_string(WallSeconds());
+    EXPECT_EQ(PostDelivery(loadd.webhook_url, "msg-hook", ts, body,
+                           Sign(kSecret, "msg-hook", ts, body))
+                  .status,
+              200);
+    auto m = Scrape(loadd);
+    EXPECT_EQ(testing::SumSeries(m, "polar_loadd_webhook_expectations"), 0);
+    EXPECT_EQ(Deliveries(m, "ok"), 0);
+    EXPECT_EQ(Timed(m), 0);
+    EXPECT_EQ(loadd.process().Stderr().find("test hooks enabled"),
+              std::string::npos)
+        << loadd.process().Stderr();
+  }
+  // The same route with the variable set is there (the control that shows
+  // the 404s above are the variable's doing, not a wrong path).
+  Loadd on = StartLoadd(
+      LoaddConfig("http://127.0.0.1:9", 0.001, StaticSecretWebhooks()),
+      "polar_oat_unusedunusedunusedunusedunusedunused0000",
+      {{"POLAR_LOADD_TEST_HOOKS", "1"}});
+  Announce(on, {{"checkout.created", "c-hook", WallMs()}});
+  EXPECT_EQ(testing::SumSeries(Scrape(on), "polar_loadd_webhook_expectations"),
+            1);
+  EXPECT_NE(on.process().Stderr().find("test hooks enabled"),
+            std::string::npos);
+  for (Loadd* l : {&on, &daemons[0], &daemons[1], &daemons[2], &daemons[3]}) {
+    l->process().Signal(SIGTERM);
+    EXPECT_EQ(l->process().Wait(15s), 0);
+  }
 }
 
 TEST(Webhooks, PolarSimRetriesAreCountedAsDuplicatesAndTimedOnce) {

@@ -4,8 +4,11 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
@@ -27,6 +30,47 @@ Sim StartSim(const std::vector<std::string>& extra_args) {
                              sim.process->Stderr());
   sim.ready = nlohmann::json::parse(*line);
   return sim;
+}
+
+namespace {
+
+// "2026-11-30T18:38:12.123456Z" (polar-sim's FormatTimestamp) -> Unix seconds.
+double ParseSimTimestamp(const std::string& text) {
+  std::tm tm{};
+  int micros = 0;
+  char zone = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%6d%c", &tm.tm_year,
+                  &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+                  &micros, &zone) != 8 ||
+      zone != 'Z')
+    throw std::runtime_error("not a polar-sim timestamp: " + text);
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<double>(timegm(&tm)) + micros / 1e6;
+}
+
+}  // namespace
+
+std::vector<double> StoredEventTimes(const Sim& sim, const std::string& query) {
+  std::vector<double> times;
+  for (int page = 1;; ++page) {
+    HttpResult r = HttpRequest(
+        "GET",
+        fmt::format("{}/v1/events/?limit=100&sorting=timestamp&page={}{}{}",
+                    sim.base_url(), page, query.empty() ? "" : "&", query),
+        "", {"Authorization: Bearer " + sim.token()}, 10s);
+    if (r.status != 200)
+      throw std::runtime_error(fmt::format("GET /v1/events/ page {}: {} {} {}",
+                                           page, r.status, r.body, r.error));
+    const nlohmann::json body = nlohmann::json::parse(r.body);
+    for (const auto& item : body["items"])
+      times.push_back(ParseSimTimestamp(item["timestamp"]));
+    if (page >= body["pagination"]["max_page"].get<int64_t>()) break;
+  }
+  // Pages are sorted, but events stored between two page requests could
+  // shift an item across a page boundary: sort the whole.
+  std::sort(times.begin(), times.end());
+  return times;
 }
 
 Loadd::Loadd(const std::string& config, const std::string& api_token,

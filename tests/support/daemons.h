@@ -35,6 +35,17 @@ struct Sim {
 // line.
 Sim StartSim(const std::vector<std::string>& extra_args = {});
 
+// When polar-sim received each event it lists (GET /v1/events/, every page,
+// filtered by `query`, e.g. "external_customer_id=loadtest-customer-3"), in
+// Unix seconds with microseconds, oldest first. An event ingested without a
+// `timestamp` is stamped with polar-sim's clock on arrival, so these are the
+// target's own record of when the load came: rates computed from them use
+// time measured at the target, not the time a test configured. Events are
+// listed only after polar-sim's --event-lag (1 s by default). Throws on an
+// error answer.
+std::vector<double> StoredEventTimes(const Sim& sim,
+                                     const std::string& query = "");
+
 class Loadd {
  public:
   // Writes `config` to DIR/polar-loadd.toml and starts polar-loadd on it, with
