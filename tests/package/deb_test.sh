@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # The .deb builds, installs with dpkg -i (enabling and starting nothing), runs from /usr/bin, keeps
 # its config as a conffile, and dpkg -P removes every trace. Needs root (dpkg); CI runs as root.
-# Exit 77 (ctest: skipped) only when not root or when polar-loadd is already installed here (the
-# test will not replace an operator's installation).
+#
+# Hermetic where the kernel allows it (CI's Debian 12 as root does): the round trip runs in a
+# private mount namespace in which /etc, /usr and /var are overlays whose changes go to a tmpfs
+# that disappears with the test, and /run is that empty tmpfs, so the maintainer scripts'
+# systemctl calls (guarded by [ -d /run/systemd/system ]) never reach the machine's systemd. The
+# machine's own dpkg database, files and services are never touched, a polar-loadd already
+# installed there is purged only inside the namespace, an operator's /etc/credstore stays, and
+# other checkouts running this test at the same moment each have their own. Where no private
+# mount namespace or overlay can be had (a container without CAP_SYS_ADMIN), it runs on the
+# machine itself: one round trip at a time (a machine-wide lock), and not over an
+# installed polar-loadd.
+# Exit 77 (ctest: skipped) only when not root, or, on the machine itself, when polar-loadd is
+# already installed (the test will not replace an operator's installation).
 #   deb_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$1
@@ -12,13 +23,46 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "SKIPPED: installing a .deb needs root (dpkg -i); CI runs this test as root"
   exit 77
 fi
-# One package round trip per machine at a time: other checkouts (worktrees) on this machine run
-# the same test, and two of them installing and purging one package would trip over each other.
-exec 9>/run/lock/polar-loadd-deb-test.lock
-flock -w 600 9 || { echo "FAIL: another deb_test.sh held the lock for 10 minutes" >&2; exit 1; }
-if dpkg-query -W -f='${Status}' polar-loadd 2>/dev/null | grep -q 'installed'; then
-  echo "SKIPPED: polar-loadd is already installed on this machine; not replacing it"
-  exit 77
+
+# POLAR_DEB_TEST_NAMESPACE carries the mount namespace the test was started in; the re-executed
+# test mounts only when it runs in another one (never in the machine's, whatever the environment).
+ns=$(readlink /proc/self/ns/mnt || true)
+if [ -z "${POLAR_DEB_TEST_NAMESPACE:-}" ] && [ -n "$ns" ] &&
+  unshare --mount --propagation private true 2>/dev/null; then
+  exec unshare --mount --propagation private env POLAR_DEB_TEST_NAMESPACE="$ns" "$0" "$@"
+fi
+mode=machine
+if [ -n "${POLAR_DEB_TEST_NAMESPACE:-}" ] && [ -n "$ns" ] && [ "$ns" != "$POLAR_DEB_TEST_NAMESPACE" ]; then
+  # In our own mount namespace: nothing mounted here is seen outside it, and it all goes away
+  # when the test's last process exits. A tmpfs over /run holds the overlays' upper layers and
+  # hides the machine's /run (so /run/systemd/system is missing and systemctl stays quiet).
+  if mount -t tmpfs -o mode=0755 polar-deb-test /run; then
+    ok=1
+    for d in etc usr var; do
+      mkdir -p "/run/overlay/$d/upper" "/run/overlay/$d/work"
+      mount -t overlay "polar-deb-test-$d" \
+        -o "lowerdir=/$d,upperdir=/run/overlay/$d/upper,workdir=/run/overlay/$d/work" "/$d" ||
+        { ok=0; break; }
+    done
+    if [ "$ok" -eq 1 ]; then
+      mode=namespace
+    else
+      # Part of it mounted: undo, and run on the machine as if no namespace could be had.
+      for d in var usr etc run; do umount "/$d" 2>/dev/null || true; done
+    fi
+  fi
+fi
+echo "deb_test: running in $([ "$mode" = namespace ] && echo "a private mount namespace (overlays on /etc, /usr, /var)" || echo "this machine's own dpkg database")"
+
+if [ "$mode" = machine ]; then
+  # One package round trip per machine at a time: other checkouts (worktrees) on this machine run
+  # the same test, and two of them installing and purging one package would trip over each other.
+  exec 9>/run/lock/polar-loadd-deb-test.lock
+  flock -w 600 9 || { echo "FAIL: another deb_test.sh held the lock for 10 minutes" >&2; exit 1; }
+  if dpkg-query -W -f='${Status}' polar-loadd 2>/dev/null | grep -q 'installed'; then
+    echo "SKIPPED: polar-loadd is already installed on this machine; not replacing it"
+    exit 77
+  fi
 fi
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -46,6 +90,12 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+if [ "$mode" = namespace ] && dpkg-query -W -f='${Status}' polar-loadd 2>/dev/null | grep -q 'installed'; then
+  # The machine has polar-loadd installed: remove it from the namespace's view only, so the round
+  # trip starts from a machine without it. Its scripts see no systemd (/run/systemd is empty here).
+  echo "polar-loadd is installed on this machine: purging it inside the namespace only"
+  dpkg_ -P polar-loadd >/dev/null || fail "could not purge the installed polar-loadd inside the namespace"
+fi
 
 # 1. Build (into a private directory, so build/*.deb from scripts/package is left alone).
 (cd "$build" && cpack -G DEB -B "$tmp/out" >"$tmp/cpack.log" 2>&1) || { cat "$tmp/cpack.log"; fail "cpack"; }
