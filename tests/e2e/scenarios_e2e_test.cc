@@ -369,7 +369,19 @@ TEST(CheckoutE2E,
   Metrics ma = WaitUntilIdle(a, "checkout");
   const double n = Completion(ma, "checkout", "checkout_succeeded", "count");
   ASSERT_GE(n, 3);
-  EXPECT_GE(Completion(ma, "checkout", "checkout_succeeded", "sum") / n, 0.7);
+  // polar-sim starts the 700 ms job while it handles the confirm, before it
+  // answers; the completion counts from the answer's arrival. So each flow's
+  // completion is at least 700 ms less that confirm's service time (send to
+  // answer): on a quiet machine about 1 ms, on a busy one several, which a
+  // bare 0.7 did not allow for (0.698 seen with two cores fully taken).
+  ASSERT_EQ(Requests(ma, "checkout", "confirm", "ok"), n);
+  const double confirm_service =
+      SumSeries(ma, "polar_loadd_request_service_seconds_sum",
+                {"scenario=\"checkout\"", "step=\"confirm\""}) /
+      n;
+  EXPECT_GE(Completion(ma, "checkout", "checkout_succeeded", "sum") / n,
+            0.7 - confirm_service)
+      << "mean confirm service time " << confirm_service << " s";
   EXPECT_EQ(SumSeries(ma, "polar_loadd_completion_seconds_bucket",
                       {"kind=\"checkout_succeeded\"", "le=\"0.5\""}),
             0)
