@@ -152,6 +152,12 @@ double ArrivalProcess::RateAt(MonoTime t) const {
   return schedule_->RateAt(std::max(Duration::zero(), t - origin_));
 }
 
+MonoTime ArrivalProcess::RateChangeAfter(MonoTime t) const {
+  const RatePiece p =
+      schedule_->PieceAt(std::max(Duration::zero(), t - origin_));
+  return p.end == Duration::max() ? MonoTime::max() : origin_ + p.end;
+}
+
 std::optional<double> ArrivalProcess::RemainingWork(MonoTime now) const {
   if (next_ == MonoTime::max()) return std::nullopt;
   const Duration from = std::max(Duration::zero(), now - origin_);

@@ -69,6 +69,10 @@ class ArrivalProcess {
   void Advance();
   // Arrivals per second the schedule asks for at `t` (polar_loadd_target_rate).
   double RateAt(MonoTime t) const;
+  // Where the schedule's piece holding `t` ends (a step's end, a window's
+  // edge, a ramp's end, the next local hour), after which RateAt differs;
+  // MonoTime::max() if the rate stays as it is at `t` for ever.
+  MonoTime RateChangeAfter(MonoTime t) const;
   // Integrated rate between `now` and next(): what a replacement process should
   // start with. At most one work unit for uniform arrivals; nullopt when this
   // process has no next arrival.

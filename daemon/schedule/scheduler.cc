@@ -203,16 +203,25 @@ void ScenarioRunner::OnBurst() {
 }
 
 void ScenarioRunner::Arm() {
-  if (!running_ || paused_ || !process_ || process_->next() == MonoTime::max())
-    return;
+  if (!running_ || paused_ || !process_) return;
   MonoTime due = process_->next();
   const int64_t window = GroupWindow(rate_, limits_.timer_slack).count();
-  if (window > 0) {
+  if (due != MonoTime::max() && window > 0) {
     // Up to the next multiple of the window on the monotonic clock, a grid
     // every scenario shares.
     const auto ns = due.time_since_epoch().count();
     due = MonoTime(Duration((ns + window - 1) / window * window));
   }
+  // polar_loadd_target_rate follows the schedule between arrivals too: wake
+  // where the rate changes when that comes first. Without it the gauge moved
+  // only at arrivals, so a schedule that fell to 0/s (or to 1/h) after its
+  // last arrival showed the old rate for good (or for the hour): a step
+  // schedule's shards 1 and 2 of 3 kept reading 2/s after their steps ended.
+  // One wake-up per step, window edge or local hour.
+  const MonoTime now = clock_.Now();
+  const MonoTime change = process_->RateChangeAfter(now);
+  if (change > now && change < due) due = change;
+  if (due == MonoTime::max()) return;
   timer_ = timers_.Once(due, [this] { OnTimer(); });
 }
 

@@ -1004,5 +1004,141 @@ unmatched_after = "1s"
   EXPECT_EQ(loadd.process().Wait(15s), 0);
 }
 
+// A sharded cluster with the receiver on (README, "The webhook receiver with
+// several instances"): three instances read one config (the cluster's rates,
+// [cluster] shards = 3) and get their index, receiver port and registration
+// URL from the environment, as polar-loadd@.service's .env files give them.
+// Each registers its own endpoint in polar-sim, which delivers every webhook
+// of the organization to all three. Each instance must time exactly the
+// webhooks of its own calls (ok = its own checkouts and confirms, none lost)
+// and count the other instances' as unmatched: for every correlated type,
+// unmatched on instance i = the sum of ok on the others.
+TEST(Webhooks,
+     AShardedCheckoutRunTimesEachShardsWebhooksOnTheShardThatCausedThem) {
+  constexpr int kShards = 3;
+  // Time scale 0.01: polar-sim's per-endpoint FIFO guard would otherwise
+  // queue each endpoint's webhooks behind each other for seconds (see the
+  // funnel test above).
+  Sim sim = StartSim({"--time-scale", "0.01"});
+  const double rate = 6 * testing::RateScale();  // the cluster's flows/s
+  // 3 s at 0/s first: every instance has registered its endpoint before the
+  // first checkout, so each receives every delivery of the run.
+  const std::string config =
+      fmt::format(R"(
+[target]
+base_url = "{0}"
+
+[metrics]
+listen = "127.0.0.1:0"
+
+[cluster]
+shards = {1}
+
+[scenarios.checkout]
+type = "checkout"
+product_id = "{2}"
+think_time = "50ms"
+funnel = {{ update = 1.0, status = 1.0, confirm = 1.0 }}
+completion_deadline = "10s"
+
+[scenarios.checkout.schedule]
+type = "steps"
+steps = [{{ rate = "0/s", for = "3s" }}, {{ rate = "{3:.3f}/s", for = "3s" }},
+         {{ rate = "0/s", for = "24h" }}]
+
+[webhooks]
+listen = "127.0.0.1:0"
+register_url = "http://127.0.0.1:9/webhooks/polar"
+register_allow_loopback = true
+deadline = "10s"
+unmatched_after = "1s"
+)",
+                  sim.base_url(), kShards, sim.free_product(), rate);
+  std::vector<Loadd> shards;
+  std::vector<std::string> urls;
+  for (int i = 0; i < kShards; ++i) {
+    const int port = testing::FreeLoopbackPort();
+    urls.push_back(fmt::format("http://127.0.0.1:{}/webhooks/polar", port));
+    shards.push_back(StartLoadd(
+        config, sim.token(),
+        {{"POLAR_LOADD_SHARD", std::to_string(i)},
+         {"POLAR_LOADD_WEBHOOKS_LISTEN", fmt::format("127.0.0.1:{}", port)},
+         {"POLAR_LOADD_WEBHOOKS_REGISTER_URL", urls.back()}}));
+    EXPECT_EQ(shards.back().webhook_url, urls.back());
+  }
+  for (int i = 0; i < kShards; ++i) {
+    ASSERT_TRUE(shards[i].process().WaitForStderr("registered in Polar", 10s))
+        << shards[i].process().Stderr();
+    EXPECT_EQ(EndpointsWithUrl(sim, urls[i]).size(), 1u) << urls[i];
+  }
+
+  // Every flow finished and every expected webhook judged on every
+  // instance; then unmatched_after and the 1 s verdict tick for the others'.
+  const std::string s = "scenario=\"checkout\"";
+  std::vector<std::map<std::string, double>> m(kShards);
+  for (int i = 0; i < kShards; ++i) {
+    m[i] = WaitFor(
+        shards[i],
+        [&](const auto& x) {
+          return testing::SumSeries(x, "polar_loadd_arrivals_total", {s}) > 0 &&
+                 testing::SumSeries(x, "polar_loadd_target_rate", {s}) == 0 &&
+                 testing::SumSeries(x, "polar_loadd_in_flight", {s}) == 0 &&
+                 testing::SumSeries(x, "polar_loadd_webhook_expectations") == 0;
+        },
+        30s);
+  }
+  std::this_thread::sleep_for(2500ms);
+  for (int i = 0; i < kShards; ++i) m[i] = Scrape(shards[i]);
+  // Every shard's schedule is at 0/s now, and says so (shards 1 and 2 sent
+  // their last arrival before the step's end: their gauge once stayed at
+  // 2/s, and the sum of the cluster's targets with it).
+  for (int i = 0; i < kShards; ++i)
+    EXPECT_EQ(testing::SumSeries(m[i], "polar_loadd_target_rate", {s}), 0)
+        << "shard " << i;
+
+  auto ok_requests = [&](int i, const std::string& step) {
+    return testing::SumSeries(m[i], "polar_loadd_requests_total",
+                              {s, "step=\"" + step + "\"", "outcome=\"ok\""});
+  };
+  double all_created = 0;
+  for (int i = 0; i < kShards; ++i) {
+    SCOPED_TRACE("shard " + std::to_string(i));
+    const double created = ok_requests(i, "create");
+    const double confirmed = ok_requests(i, "confirm");
+    all_created += created;
+    // Each shard runs a third of the cluster's flows: 6/s x 3 s / 3.
+    EXPECT_NEAR(created, rate * 3 / kShards, 1.5);
+    EXPECT_EQ(confirmed, created);
+    // Its own webhooks, each matched and timed once, on this instance.
+    for (const auto& [type, n] :
+         std::map<std::string, double>{{"checkout.created", created},
+                                       {"checkout.updated", confirmed},
+                                       {"order.created", confirmed},
+                                       {"order.updated", confirmed},
+                                       {"order.paid", confirmed}}) {
+      EXPECT_EQ(Deliveries(m[i], "ok", type), n) << type;
+      EXPECT_EQ(Timed(m[i], type), n) << type;
+    }
+    EXPECT_GE(Deliveries(m[i], "ok", "customer.created"), 1);
+    for (const char* verdict : {"lost", "bad_signature", "stale", "replayed",
+                                "duplicate", "malformed"})
+      EXPECT_EQ(Deliveries(m[i], verdict), 0) << verdict;
+    // The others' webhooks came too, and are theirs: unmatched here.
+    for (const std::string& type : kCorrelated) {
+      double others = 0;
+      for (int j = 0; j < kShards; ++j)
+        if (j != i) others += Deliveries(m[j], "ok", type);
+      EXPECT_EQ(Deliveries(m[i], "unmatched", type), others) << type;
+    }
+  }
+  EXPECT_NEAR(all_created, rate * 3, 1.5);
+
+  for (int i = 0; i < kShards; ++i) {
+    shards[i].process().Signal(SIGTERM);
+    EXPECT_EQ(shards[i].process().Wait(15s), 0);
+    EXPECT_EQ(EndpointsWithUrl(sim, urls[i]).size(), 0u) << urls[i];
+  }
+}
+
 }  // namespace
 }  // namespace polar::webhooks_e2e

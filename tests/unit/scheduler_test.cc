@@ -366,6 +366,34 @@ TEST(ScenarioRunner, AScheduleSlowerThanOnePerSlackIsSentOnTime) {
     EXPECT_EQ(rig.scenario.started_at[i], rig.scenario.starts[i]);
 }
 
+// polar_loadd_target_rate reads what the schedule asks for now, also when no
+// arrival is due: 50/s for 150 ms, then 0/s (a sharded step schedule ends
+// like this for shards whose last arrival falls before the step's end), or
+// then 1/h. The runner wakes at the step's end to say so; before, the gauge
+// moved only at arrivals and kept reading 50/s.
+TEST(ScenarioRunner, TheTargetRateFollowsTheScheduleWhenNoArrivalIsDue) {
+  for (const double after : {0.0, 1.0 / 3600}) {
+    SCOPED_TRACE(after);
+    RunnerRig rig;
+    RunnerPlan plan;
+    plan.schedule.kind = ScheduleKind::kSteps;
+    plan.schedule.steps = {{50, 150ms}, {after, 24h}};
+    // Shard 1 of 2: its arrivals (25/s, 40 ms apart) start half a gap in,
+    // at 20, 60, 100 and 140 ms, so the last one is 10 ms before the step
+    // ends and says 25/s.
+    plan.shard = Shard{1, 2};
+    ScenarioRunner runner(rig.timers, rig.clock, rig.scenario, rig.series, plan,
+                          RunnerLimits{});
+    runner.Start(rig.clock.Now());
+    rig.RunFor(100ms);
+    EXPECT_EQ(rig.series.target_rate->Value(), 25);
+    rig.RunFor(150ms);  // past the step's end at 150 ms
+    EXPECT_EQ(rig.series.target_rate->Value(), after / 2);
+    EXPECT_EQ(rig.scenario.starts.size(), 4u);
+    runner.Stop();
+  }
+}
+
 TEST(RetryAfterGate, A429OnAStreamPausesTheRunnerLikeOneOnARequest) {
   for (bool via_head : {true, false}) {
     SCOPED_TRACE(via_head ? "head" : "end");
