@@ -108,7 +108,7 @@ class HttpsClient {
   };
 
  public:
-  struct Conn;  // public for the helpers in the .cc file
+  struct Conn;  // https_conn.h; public for its Submittable()
 
  private:
   void Pump();
