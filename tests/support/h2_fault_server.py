@@ -21,6 +21,12 @@ Faults (HTTP/2 unless said otherwise; N counts requests per connection):
                       Connection: close; HTTP/2 sends GOAWAY first)
   --stall-handshake   accept TCP connections and never start TLS
 
+  --report-writes     after each write that carries answers, print
+                      "WROTE <before> <after>": CLOCK_MONOTONIC in ns just
+                      before and just after the write (the clock the daemon's
+                      SystemClock::Now() reads), so a test can wait for an
+                      answer to be on the wire and check how it was dated
+
 Prints "PORT <n>" on stdout once listening on 127.0.0.1 (port 0: a free one).
 Loopback only; runs until SIGTERM (the test's Process sends it).
 """
@@ -42,6 +48,16 @@ import h2.settings
 ARGS = None
 counter_lock = threading.Lock()
 connections = 0
+
+
+def send_answers(tls, data):
+    """Writes `data`, which carries answers; with --report-writes says when."""
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    tls.sendall(data)
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    if ARGS.report_writes:
+        with counter_lock:
+            print("WROTE", before, after, flush=True)
 
 
 def body_for(number, request, open_streams, resumed):
@@ -97,7 +113,9 @@ def serve_h2(tls, number, resumed):
             conn.close_connection(last_stream_id=goaway_last)
             close_at = time.monotonic() + 0.2
         data = conn.data_to_send()
-        if data:
+        if data and due:
+            send_answers(tls, data)
+        elif data:
             tls.sendall(data)
         wait = 0.5
         if pending:
@@ -170,10 +188,10 @@ def serve_http11(tls, number, resumed):
             time.sleep(ARGS.delay / 1000.0)
         body = body_for(number, requests, 1, resumed)
         closing = ARGS.close_after and requests >= ARGS.close_after
-        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
-                    (b"Connection: close\r\n" if closing else b"") +
-                    b"Content-Length: " + str(len(body)).encode() +
-                    b"\r\n\r\n" + body)
+        send_answers(tls, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+                     (b"Connection: close\r\n" if closing else b"") +
+                     b"Content-Length: " + str(len(body)).encode() +
+                     b"\r\n\r\n" + body)
         if closing:
             return
 
@@ -212,6 +230,7 @@ def main():
     parser.add_argument("--goaway-at", type=int, default=0)
     parser.add_argument("--close-after", type=int, default=0)
     parser.add_argument("--stall-handshake", action="store_true")
+    parser.add_argument("--report-writes", action="store_true")
     global ARGS
     ARGS = parser.parse_args()
 

@@ -43,6 +43,16 @@ std::vector<std::string> ScriptedHttpServer::requests() const {
   return requests_;
 }
 
+std::optional<ScriptedHttpServer::Written> ScriptedHttpServer::WaitWritten(
+    int index, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  if (!written_cv_.wait_for(lock, timeout,
+                            [&] { return written_.count(index) > 0; })) {
+    return std::nullopt;
+  }
+  return written_.at(index);
+}
+
 std::string ScriptedHttpServer::Ok(const std::string& body, int status,
                                    const std::string& extra_headers) {
   return "HTTP/1.1 " + std::to_string(status) +
@@ -108,6 +118,7 @@ void ScriptedHttpServer::Serve(int fd) {
       }
       return;
     }
+    const auto before = std::chrono::steady_clock::now();
     std::size_t off = 0;
     while (off < reply.bytes.size()) {
       ssize_t n = send(fd, reply.bytes.data() + off, reply.bytes.size() - off,
@@ -115,6 +126,11 @@ void ScriptedHttpServer::Serve(int fd) {
       if (n <= 0) return;
       off += static_cast<std::size_t>(n);
     }
+    {
+      std::lock_guard lock(mutex_);
+      written_[index] = Written{before, std::chrono::steady_clock::now()};
+    }
+    written_cv_.notify_all();
     if (reply.close) {
       shutdown(fd, SHUT_WR);
       // Let the client see the close before the socket goes away.

@@ -4,8 +4,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +37,18 @@ class ScriptedHttpServer {
   int connections_accepted() const { return accepted_.load(); }
   std::vector<std::string> requests() const;
 
+  // When the server wrote its reply to request `index`: its own steady clock
+  // (the clock SystemClock::Now() reads) just before the first send() and
+  // just after the last.
+  struct Written {
+    std::chrono::steady_clock::time_point before;
+    std::chrono::steady_clock::time_point after;
+  };
+  // Waits up to `timeout` until the reply to request `index` is written;
+  // nullopt if it is not by then (or the connection ended first).
+  std::optional<Written> WaitWritten(int index,
+                                     std::chrono::milliseconds timeout) const;
+
   // "HTTP/1.1 200 OK" + Content-Length answer with `body`.
   static std::string Ok(const std::string& body, int status = 200,
                         const std::string& extra_headers = "");
@@ -49,6 +65,8 @@ class ScriptedHttpServer {
   std::atomic<int> next_index_{0};
   mutable std::mutex mutex_;
   std::vector<std::string> requests_;
+  std::map<int, Written> written_;
+  mutable std::condition_variable written_cv_;
   std::vector<int> client_fds_;
   std::thread acceptor_;
   std::vector<std::thread> workers_;
