@@ -5,10 +5,11 @@
 // Retry-After, bytes that are not HTTP at all, and 401s that echo the
 // Authorization header back (a misbehaving proxy).
 //
-// Loopback, port 0; one background thread with poll() and non-blocking
-// sockets, so a client that stops reading never blocks it; keep-alive unless
-// the mode closes the connection. Stops and joins in the destructor. Every
-// method may be called from any thread.
+// Loopback, port 0; runs on PolledHttpServer (one background thread with
+// poll() and non-blocking sockets, so a client that stops reading never blocks
+// it); keep-alive unless the mode closes the connection. Stops and joins in
+// the destructor. Every method may be called from any thread; the mode is
+// read on the server's thread as each request (or connection) arrives.
 #pragma once
 
 #include <array>
@@ -17,7 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <thread>
+
+#include "tests/support/polled_http_server.h"
 
 namespace polar::testing {
 
@@ -55,34 +57,29 @@ class FaultServer {
   FaultServer& operator=(const FaultServer&) = delete;
 
   void set_mode(FaultMode mode) { mode_ = static_cast<int>(mode); }
-  std::string base_url() const;
+  std::string base_url() const { return server_.base_url(); }
   // Complete requests read while `mode` was in force.
   uint64_t requests(FaultMode mode) const {
     return requests_[static_cast<std::size_t>(mode)];
   }
   // Body bytes of huge answers handed to the sockets (what the clients took
   // before hanging up, plus at most one 64 KiB chunk each).
-  uint64_t huge_bytes_sent() const { return huge_bytes_sent_; }
+  uint64_t huge_bytes_sent() const { return server_.filler_sent(); }
   // Connections open now.
-  std::size_t connections() const { return connections_; }
+  std::size_t connections() const { return server_.connections(); }
   // The most connections open at once since the start or the last reset:
   // whether clients waited for each other or connected in parallel.
-  std::size_t peak_connections() const { return peak_connections_; }
-  void ResetPeakConnections() { peak_connections_ = connections_.load(); }
+  std::size_t peak_connections() const { return server_.peak_connections(); }
+  void ResetPeakConnections() { server_.ResetPeakConnections(); }
 
  private:
-  void Run();
+  void OnAccept(PolledHttpServer::Connection& conn);
+  void OnRequest(PolledHttpServer::Connection& conn, const std::string& head);
 
-  FaultServerOptions options_;
+  const FaultServerOptions options_;
   std::atomic<int> mode_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
   std::array<std::atomic<uint64_t>, kFaultModeCount> requests_{};
-  std::atomic<uint64_t> huge_bytes_sent_{0};
-  std::atomic<std::size_t> connections_{0};
-  std::atomic<std::size_t> peak_connections_{0};
-  std::thread thread_;
+  PolledHttpServer server_;  // last: its thread calls OnAccept, OnRequest
 };
 
 }  // namespace polar::testing

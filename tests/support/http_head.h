@@ -1,5 +1,6 @@
-// Reading the head of an HTTP/1.1 request in the test servers (TestHttpServer,
-// FaultServer): header lookup, case-insensitive in the header's name.
+// Reading the head of an HTTP/1.1 request in the test servers
+// (PolledHttpServer and its owners, ScriptedHttpServer): header lookup,
+// case-insensitive in the header's name.
 //
 // Pure functions; any thread. Test support only.
 #pragma once

@@ -1,6 +1,7 @@
-// Loopback listening sockets for the tests' own servers (FaultServer,
-// TestHttpServer, ScriptedHttpServer): bound to 127.0.0.1 on a port the kernel
-// picks, so tests never collide and never listen beyond the machine.
+// Loopback listening sockets for the tests' own servers (PolledHttpServer
+// under TestHttpServer and FaultServer, ScriptedHttpServer): bound to 127.0.0.1
+// on a port the kernel picks, so tests never collide and never listen beyond
+// the machine.
 //
 // Any thread; the caller owns and closes the descriptor.
 #pragma once

@@ -6,10 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <stdexcept>
 
 #include "tests/support/loopback.h"
+#include "tests/support/polled_http_server.h"
 
 namespace polar::testing {
 
@@ -78,29 +78,14 @@ void ScriptedHttpServer::Serve(int fd) {
   char chunk[16384];
   while (!stop_) {
     // Read one request: head up to \r\n\r\n, then Content-Length bytes.
-    std::size_t head_end;
-    while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos) {
+    std::optional<std::size_t> total;
+    while (!(total = CompleteRequestLength(buffer))) {
       ssize_t n = recv(fd, chunk, sizeof chunk, 0);
       if (n <= 0) return;
       buffer.append(chunk, static_cast<std::size_t>(n));
     }
-    std::size_t length = 0;
-    std::string head = buffer.substr(0, head_end);
-    for (std::size_t i = 0; i < head.size(); ++i) {
-      head[i] =
-          static_cast<char>(std::tolower(static_cast<unsigned char>(head[i])));
-    }
-    if (auto at = head.find("content-length:"); at != std::string::npos) {
-      length = std::strtoul(head.c_str() + at + 15, nullptr, 10);
-    }
-    std::size_t total = head_end + 4 + length;
-    while (buffer.size() < total) {
-      ssize_t n = recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0) return;
-      buffer.append(chunk, static_cast<std::size_t>(n));
-    }
-    std::string request = buffer.substr(0, total);
-    buffer.erase(0, total);
+    std::string request = buffer.substr(0, *total);
+    buffer.erase(0, *total);
     int index = next_index_++;
     {
       std::lock_guard lock(mutex_);

@@ -1,6 +1,8 @@
 // Test support: a loopback HTTP/1.1 server whose answers the test scripts byte
 // by byte, to drive an HTTP client through keep-alive, chunking, closes,
-// garbage and silence. One thread per connection; for tests only.
+// garbage and silence. One thread per connection (a script may block inside
+// its callback; the request framing is PolledHttpServer's
+// CompleteRequestLength); for tests only.
 #pragma once
 
 #include <atomic>

@@ -2,16 +2,17 @@
 // that need what polar-sim does not offer: answers that come late, never, or
 // that echo the request's Authorization header back (a misbehaving proxy),
 // and streamed (chunked text/event-stream) answers sent piece by piece.
-// Loopback, port 0; one background thread with poll(); keep-alive; stops and
-// joins in the destructor. Counters may be read from any thread.
+// Loopback, port 0; keep-alive; runs on PolledHttpServer (one background
+// thread with poll()); stops and joins in the destructor. Counters may be read
+// from any thread.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "tests/support/polled_http_server.h"
 
 namespace polar::testing {
 
@@ -39,21 +40,16 @@ class TestHttpServer {
   TestHttpServer(const TestHttpServer&) = delete;
   TestHttpServer& operator=(const TestHttpServer&) = delete;
 
-  std::string base_url() const;
+  std::string base_url() const { return server_.base_url(); }
   // Complete requests read, and answers completely written.
-  uint64_t requests() const { return requests_; }
-  uint64_t answers() const { return answers_; }
+  uint64_t requests() const { return server_.requests(); }
+  uint64_t answers() const { return server_.answers(); }
 
  private:
-  void Run();
+  void OnRequest(PolledHttpServer::Connection& conn, const std::string& head);
 
-  TestHttpServerOptions options_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> requests_{0};
-  std::atomic<uint64_t> answers_{0};
-  std::thread thread_;
+  const TestHttpServerOptions options_;
+  PolledHttpServer server_;  // last: its thread calls OnRequest
 };
 
 }  // namespace polar::testing
