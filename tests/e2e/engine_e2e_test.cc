@@ -108,11 +108,11 @@ TEST(OnceMode, APassingRunPrintsTheSummaryWritesJsonAndJUnitAndExitsZero) {
   const double rate = 200 * RateScale();
   std::string dir;
   const auto spawned = std::chrono::steady_clock::now();
-  auto loadd = StartLoadd(IngestConfig(sim, rate, kPassingThresholds),
-                          {"--once", "--duration", "2s", "--summary-json",
-                           "DIR/summary.json", "--junit", "DIR/junit.xml",
-                           "--report", "DIR/report.html"},
-                          {{"LOAD_TEST_API_TOKEN", sim.token()}}, &dir);
+  auto loadd = StartLoadd(
+      IngestConfig(sim, rate, kPassingThresholds),
+      {"--once", "--duration", "2s", "--summary-json", "DIR/summary.json",
+       "--junit", "DIR/junit.xml", "--report", "DIR/report.html"},
+      {{"LOAD_TEST_API_TOKEN", sim.token()}}, &dir);
   ASSERT_EQ(loadd->Wait(30s), 0) << loadd->Stderr();
   const double lifetime = SecondsSince(spawned);
   const std::string out = loadd->Stdout();
