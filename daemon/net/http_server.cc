@@ -1,3 +1,12 @@
+// HttpServer, connections and requests: listening, accepting (the per-IP
+// limit and the total cap, pausing after accept() fails), reading each
+// connection within a budget, framing requests (head, body, 100-continue,
+// the Host and head checks before the body) and handing them to the handler,
+// and closing. Answers are written in http_server_answers.cc; deadlines and
+// eviction are in http_server_deadlines.cc; the contract is in
+// http_server.h.
+//
+// Owned by App (metrics) and WebhookService (webhooks); loop thread only.
 #include "daemon/net/http_server.h"
 
 #include <arpa/inet.h>
@@ -11,16 +20,14 @@
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <iterator>
 
+#include "daemon/net/http_server_conn.h"
 #include "exporters/log.h"
 
 namespace polar {
 namespace {
 
-// How often the deadlines are checked: a deadline is met within 250 ms.
-constexpr Duration kDeadlineSweep = std::chrono::milliseconds(250);
 // Accepts per wake-up, so a connection flood cannot hold the loop: 64
 // accepts are ~0.2 ms; the listener stays readable and comes back next turn.
 constexpr int kAcceptBatch = 64;
@@ -32,99 +39,6 @@ constexpr std::size_t kMaxLingerBytes = 1 << 20;
 // After accept() fails for want of descriptors or memory, accepting pauses
 // this long rather than spinning on a listener that stays readable.
 constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
-
-const char* Reason(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Content Too Large";
-    case 417:
-      return "Expectation Failed";
-    case 421:
-      return "Misdirected Request";
-    case 422:
-      return "Unprocessable Content";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Status";
-  }
-}
-
-// What the refusal's answer says (no byte of the request is echoed).
-const char* Explain(HttpRefusal refusal) {
-  switch (refusal) {
-    case HttpRefusal::kBadRequest:
-      return "not a well-formed HTTP/1.1 request head";
-    case HttpRefusal::kBadFraming:
-      return "the body's framing is ambiguous: Content-Length twice or not a "
-             "number, Content-Length with Transfer-Encoding, or a bad chunk";
-    case HttpRefusal::kTransferCoding:
-      return "the only transfer coding accepted is chunked";
-    case HttpRefusal::kBadTarget:
-      return "the request target has control bytes, a bad %-escape, or is "
-             "not a path";
-    case HttpRefusal::kDuplicateHeader:
-      return "a header that must appear once appeared twice";
-    case HttpRefusal::kHeadTooLarge:
-      return "the request head is over this listener's limit";
-    case HttpRefusal::kBodyTooLarge:
-      return "the body is over this listener's limit";
-    case HttpRefusal::kHostNotAllowed:
-      return "this listener does not serve that Host (metrics.allowed_hosts)";
-    case HttpRefusal::kExpectation:
-      return "the only Expect accepted is 100-continue";
-  }
-  return "";
-}
-
-// "Sun, 06 Nov 1994 08:49:37 GMT" for now, formatted once per second.
-const std::string& HttpDate() {
-  static thread_local time_t last = 0;
-  static thread_local std::string text;
-  const time_t t = time(nullptr);
-  if (t != last) {
-    tm g{};
-    gmtime_r(&t, &g);
-    char buf[64];
-    const std::size_t n =
-        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &g);
-    text.assign(buf, n);
-    last = t;
-  }
-  return text;
-}
 
 std::string AddressText(const sockaddr_storage& ss) {
   char text[INET6_ADDRSTRLEN] = {};
@@ -157,45 +71,7 @@ std::string IpKey(const sockaddr_storage& ss) {
   return std::string(reinterpret_cast<const char*>(a->sin6_addr.s6_addr), 8);
 }
 
-bool Evictable(HttpStage stage) {
-  return stage == HttpStage::kIdle || stage == HttpStage::kHead ||
-         stage == HttpStage::kLinger;
-}
-
-// True once `bytes` fall short of `rate` bytes/s over the time past `grace`.
-bool TooSlow(Duration elapsed, uint64_t bytes, Duration grace, double rate) {
-  if (elapsed <= grace) return false;
-  return static_cast<double>(bytes) < rate * ToSeconds(elapsed - grace);
-}
-
 }  // namespace
-
-HttpDeadline CheckHttpDeadline(HttpStage stage, bool first_request,
-                               MonoTime since, uint64_t bytes, MonoTime now,
-                               const HttpTimeouts& t) {
-  const Duration elapsed = now - since;
-  switch (stage) {
-    case HttpStage::kIdle:
-      if (first_request)
-        return elapsed > t.head ? HttpDeadline::kHead : HttpDeadline::kNone;
-      return elapsed > t.keepalive ? HttpDeadline::kClose : HttpDeadline::kNone;
-    case HttpStage::kHead:
-      return elapsed > t.head ? HttpDeadline::kHead : HttpDeadline::kNone;
-    case HttpStage::kBody:
-      return elapsed > t.body_max ||
-                     TooSlow(elapsed, bytes, t.body_grace, t.min_body_rate)
-                 ? HttpDeadline::kBody
-                 : HttpDeadline::kNone;
-    case HttpStage::kWrite:
-      return elapsed > t.send_max ||
-                     TooSlow(elapsed, bytes, t.send_grace, t.min_send_rate)
-                 ? HttpDeadline::kSend
-                 : HttpDeadline::kNone;
-    case HttpStage::kLinger:
-      return elapsed > t.linger ? HttpDeadline::kClose : HttpDeadline::kNone;
-  }
-  return HttpDeadline::kNone;
-}
 
 const std::string& HttpServerRequest::Header(
     const std::string& lower_name) const {
@@ -203,37 +79,6 @@ const std::string& HttpServerRequest::Header(
   auto it = headers.find(lower_name);
   return it == headers.end() ? kEmpty : it->second;
 }
-
-struct HttpServer::Conn {
-  int fd = -1;
-  bool closed = false;
-  std::string remote;  // printable address
-  std::string ip_key;  // IpKey()
-  HttpStage stage = HttpStage::kIdle;
-  // When the stage started; for the first request's kIdle and kHead, the
-  // accept (the head deadline runs from there).
-  MonoTime since;
-  bool first_request = true;
-  uint64_t stage_bytes = 0;  // body read / response written in this stage
-  uint32_t events = 0;       // the epoll mask now
-  std::string in;            // read, not yet consumed
-  // The request being read.
-  HttpServerRequest request;
-  bool keep_alive = true;
-  bool http10 = false;
-  bool head_method = false;
-  uint64_t body_left = 0;
-  std::optional<ChunkedDecoder> decoder;  // for a chunked body
-  // The response being written.
-  std::string out;
-  std::size_t out_pos = 0;
-  bool close_after = false;
-  bool linger_after = false;
-  std::size_t lingered = 0;
-  // Position in idle_ while Evictable(stage).
-  bool in_idle = false;
-  std::list<Conn*>::iterator idle_it;
-};
 
 HttpServer::HttpServer(EventLoop& loop, HttpServerOptions options,
                        HttpHandler handler)
@@ -401,19 +246,6 @@ void HttpServer::OnAcceptable() {
                 [this, c](uint32_t events) { OnEvents(c, events); });
   }
   ArmSweep();
-}
-
-bool HttpServer::EvictOldest(const std::string& for_whom) {
-  if (idle_.empty()) return false;
-  Conn* victim = idle_.front();
-  metrics_->dropped(HttpConnectionDrop::kEvicted).Increment();
-  LogLimited("evicted",
-             fmt::format("{} listener: {} connections open (the cap): closed "
-                         "the oldest idle one (from {}) for a new one from {}",
-                         options_.name, options_.max_connections,
-                         victim->remote, for_whom));
-  Close(victim);
-  return true;
 }
 
 void HttpServer::OnEvents(Conn* c, uint32_t events) {
@@ -594,140 +426,6 @@ void HttpServer::Dispatch(Conn* c) {
   Respond(c, response, false);
 }
 
-void HttpServer::Respond(Conn* c, const HttpServerResponse& response,
-                         bool unread_input) {
-  c->close_after = !c->keep_alive || unread_input;
-  c->linger_after = unread_input;
-  std::string& out = c->out;
-  out.clear();
-  c->out_pos = 0;
-  auto it = std::back_inserter(out);
-  fmt::format_to(it, "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Length: {}\r\n",
-                 response.status, Reason(response.status), HttpDate(),
-                 response.body.size());
-  if (!response.content_type.empty())
-    fmt::format_to(it, "Content-Type: {}\r\n", response.content_type);
-  if (c->close_after) {
-    out += "Connection: close\r\n";
-  } else if (c->http10) {
-    out += "Connection: keep-alive\r\n";
-  }
-  for (const auto& [name, value] : response.headers)
-    fmt::format_to(it, "{}: {}\r\n", name, value);
-  out += "\r\n";
-  if (!c->head_method) out += response.body;
-  // The request is answered: its memory goes now, not at the next request.
-  c->request = HttpServerRequest{};
-  c->decoder.reset();
-  SetStage(c, HttpStage::kWrite, loop_.Now());
-  WriteSome(c);
-}
-
-void HttpServer::Refuse(Conn* c, HttpRefusal refusal) {
-  metrics_->requests_refused(refusal).Increment();
-  LogLimited(HttpRefusalName(refusal),
-             fmt::format("{} listener: refused a request from {}: {} ({} {})",
-                         options_.name, c->remote, Explain(refusal),
-                         HttpRefusalStatus(refusal), HttpRefusalName(refusal)));
-  HttpServerResponse r;
-  r.status = HttpRefusalStatus(refusal);
-  r.body = fmt::format("{}: {}\n", HttpRefusalName(refusal), Explain(refusal));
-  // Whatever follows on this connection cannot be trusted to be framed as
-  // the client meant: answer, then close (draining, not reading, the rest).
-  c->keep_alive = false;
-  Respond(c, r, true);
-}
-
-void HttpServer::WriteSome(Conn* c) {
-  while (c->out_pos < c->out.size()) {
-    const ssize_t n = send(c->fd, c->out.data() + c->out_pos,
-                           c->out.size() - c->out_pos, MSG_NOSIGNAL);
-    if (n > 0) {
-      c->out_pos += static_cast<std::size_t>(n);
-      c->stage_bytes += static_cast<uint64_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (c->events != EPOLLOUT) {
-        c->events = EPOLLOUT;
-        loop_.Modify(c->fd, EPOLLOUT);
-      }
-      return;
-    }
-    Close(c);
-    return;
-  }
-  WriteDone(c);
-}
-
-void HttpServer::WriteDone(Conn* c) {
-  if (c->out.capacity() > 64 * 1024) {
-    std::string().swap(c->out);
-  } else {
-    c->out.clear();
-  }
-  c->out_pos = 0;
-  if (c->events != EPOLLIN) {
-    c->events = EPOLLIN;
-    loop_.Modify(c->fd, EPOLLIN);
-  }
-  if (c->close_after) {
-    if (!c->linger_after) {
-      Close(c);
-      return;
-    }
-    // Half-close and drain: closing with unread input would send a reset,
-    // which can destroy the answer before the client reads it.
-    shutdown(c->fd, SHUT_WR);
-    c->in.clear();
-    SetStage(c, HttpStage::kLinger, loop_.Now());
-    return;
-  }
-  c->first_request = false;
-  SetStage(c, HttpStage::kIdle, loop_.Now());
-}
-
-void HttpServer::SetStage(Conn* c, HttpStage stage, MonoTime now) {
-  c->stage = stage;
-  c->since = now;
-  c->stage_bytes = 0;
-  const bool evictable = Evictable(stage);
-  if (evictable && !c->in_idle) {
-    idle_.push_back(c);
-    c->idle_it = std::prev(idle_.end());
-    c->in_idle = true;
-  } else if (!evictable && c->in_idle) {
-    idle_.erase(c->idle_it);
-    c->in_idle = false;
-  }
-}
-
-void HttpServer::Drop(Conn* c, HttpConnectionDrop why) {
-  metrics_->dropped(why).Increment();
-  const std::string_view reason = HttpConnectionDropName(why);
-  LogLimited(reason,
-             fmt::format("{} listener: closed a connection from {}: {}",
-                         options_.name, c->remote,
-                         why == HttpConnectionDrop::kHeadTimeout
-                             ? "its request head took longer than the head "
-                               "deadline"
-                         : why == HttpConnectionDrop::kBodyTimeout
-                             ? "its body came slower than the minimum rate "
-                               "or past the body deadline"
-                             : "it read the response slower than the minimum "
-                               "rate"));
-  if (why != HttpConnectionDrop::kSendTimeout) {
-    // Best effort, one non-blocking write: the connection closes either way.
-    static constexpr std::string_view k408 =
-        "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: "
-        "close\r\n\r\n";
-    [[maybe_unused]] ssize_t n =
-        send(c->fd, k408.data(), k408.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  }
-  Close(c);
-}
-
 void HttpServer::Close(Conn* c) {
   if (c->closed) return;
   c->closed = true;
@@ -756,43 +454,6 @@ void HttpServer::Close(Conn* c) {
       closed_.clear();
     });
   }
-}
-
-void HttpServer::ArmSweep() {
-  if (sweep_timer_.pending() || conns_.empty()) return;
-  sweep_timer_ = loop_.Every(kDeadlineSweep, [this] { Sweep(); });
-}
-
-void HttpServer::Sweep() {
-  const MonoTime now = loop_.Now();
-  std::vector<std::pair<Conn*, HttpDeadline>> due;
-  for (auto& [fd, conn] : conns_) {
-    Conn* c = conn.get();
-    const HttpDeadline d =
-        CheckHttpDeadline(c->stage, c->first_request, c->since, c->stage_bytes,
-                          now, options_.timeouts);
-    if (d != HttpDeadline::kNone) due.emplace_back(c, d);
-  }
-  for (auto [c, d] : due) {
-    switch (d) {
-      case HttpDeadline::kNone:
-        break;
-      case HttpDeadline::kClose:
-        Close(c);
-        break;
-      case HttpDeadline::kHead:
-        Drop(c, HttpConnectionDrop::kHeadTimeout);
-        break;
-      case HttpDeadline::kBody:
-        Drop(c, HttpConnectionDrop::kBodyTimeout);
-        break;
-      case HttpDeadline::kSend:
-        Drop(c, HttpConnectionDrop::kSendTimeout);
-        break;
-    }
-  }
-  // Idle server, idle loop: no wake-ups until the next connection.
-  if (conns_.empty()) sweep_timer_.Cancel();
 }
 
 }  // namespace polar
