@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Contract tests for polar-sim: every route and error case over real HTTP, each
-body validated against Polar's OpenAPI document (tests/data/polar/openapi-2026-10.json,
+body validated against Polar's OpenAPI document (tests/data/polar/openapi-2026-10.json.gz,
 or the file POLAR_OPENAPI names).
 
 Usage: POLAR_SIM_BIN=build/bin/polar-sim /usr/bin/python3 tests/sim/contract_test.py

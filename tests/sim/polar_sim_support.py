@@ -5,6 +5,7 @@ Runs with Debian's /usr/bin/python3 and python3-jsonschema (scripts/deps test).
 """
 import base64
 import datetime
+import gzip
 import hashlib
 import hmac
 import http.client
@@ -22,7 +23,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Polar's OpenAPI document for API version 2026-10, kept in the tree as test data (its
 # README says where it comes from and how to refresh it). POLAR_OPENAPI overrides it, e.g. to
 # try a newer copy before committing it.
-DEFAULT_OPENAPI = REPO_ROOT / "tests" / "data" / "polar" / "openapi-2026-10.json"
+DEFAULT_OPENAPI = REPO_ROOT / "tests" / "data" / "polar" / "openapi-2026-10.json.gz"
 
 
 def openapi_path():
@@ -30,7 +31,7 @@ def openapi_path():
     if not path.is_file():
         sys.stderr.write(
             f"polar-sim contract tests: Polar's OpenAPI document is missing at {path}.\n"
-            "The repository carries it as tests/data/polar/openapi-2026-10.json; if\n"
+            "The repository carries it as tests/data/polar/openapi-2026-10.json.gz; if\n"
             "POLAR_OPENAPI is set, it must name an existing file (see\n"
             "tests/data/polar/README.md for where the document comes from).\n")
         sys.exit(1)
@@ -44,7 +45,10 @@ class OpenApi:
         import jsonschema
 
         self.jsonschema = jsonschema
-        with open(path) as f:
+        # The tree keeps it gzip-compressed (2.7 MB -> 190 KB); a copy named by
+        # POLAR_OPENAPI may be plain JSON.
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
             self.doc = json.load(f)
         self.resolver = jsonschema.RefResolver.from_schema(self.doc)
         checker = jsonschema.FormatChecker()
