@@ -7,6 +7,7 @@
 #include <array>
 
 #include "exporters/log.h"
+#include "exporters/markup.h"
 #include "exporters/web_assets.h"
 
 namespace polar {
@@ -29,8 +30,8 @@ std::string HumanDuration(double seconds) {
 
 std::string Cell(std::string_view text, const char* cls = nullptr) {
   if (cls)
-    return fmt::format("<td class=\"{}\">{}</td>", cls, HtmlEscape(text));
-  return fmt::format("<td>{}</td>", HtmlEscape(text));
+    return fmt::format("<td class=\"{}\">{}</td>", cls, EscapeMarkup(text));
+  return fmt::format("<td>{}</td>", EscapeMarkup(text));
 }
 
 std::string Percent(double ratio) {
@@ -135,33 +136,6 @@ std::string ScriptSafeJson(std::string_view json) {
 
 }  // namespace
 
-std::string HtmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string Sha256Base64(std::string_view text) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
@@ -212,7 +186,7 @@ std::string FormatReportHtml(const ReportInput& in) {
       "initial-scale=1\">\n";
   out += "<meta name=\"referrer\" content=\"no-referrer\">\n";
   out += fmt::format("<title>polar-loadd run {}: {}</title>\n",
-                     HtmlEscape(Utc(in.started, "{:%Y-%m-%d %H:%M} UTC")),
+                     EscapeMarkup(Utc(in.started, "{:%Y-%m-%d %H:%M} UTC")),
                      passed ? "passed" : "FAILED");
   out += "<style>";
   out += css;
@@ -232,8 +206,8 @@ std::string FormatReportHtml(const ReportInput& in) {
   facts.insert(facts.end(), in.facts.begin(), in.facts.end());
   for (const auto& [k, v] : facts) {
     if (v.empty()) continue;
-    out += fmt::format("<div><dt>{}</dt><dd>{}</dd></div>\n", HtmlEscape(k),
-                       HtmlEscape(Redact(v)));
+    out += fmt::format("<div><dt>{}</dt><dd>{}</dd></div>\n", EscapeMarkup(k),
+                       EscapeMarkup(Redact(v)));
   }
   out += "</dl>\n</header>\n<main>\n";
   std::size_t held = 0;
@@ -261,19 +235,19 @@ std::string FormatReportHtml(const ReportInput& in) {
   out += fmt::format(
       "<p class=\"note\">{} as read at the start, with every "
       "secret replaced by {}.</p>\n",
-      HtmlEscape(in.config_path), HtmlEscape(kRedacted));
+      EscapeMarkup(in.config_path), EscapeMarkup(kRedacted));
   if (!in.notes.empty()) {
     out += "<ul class=\"notes\">\n";
     for (const std::string& n : in.notes)
-      out += "<li>" + HtmlEscape(Redact(n)) + "</li>\n";
+      out += "<li>" + EscapeMarkup(Redact(n)) + "</li>\n";
     out += "</ul>\n";
   }
-  out += "<pre id=\"config\">" + HtmlEscape(Redact(in.config_text)) +
+  out += "<pre id=\"config\">" + EscapeMarkup(Redact(in.config_text)) +
          "</pre>\n</section>\n</main>\n";
   out += fmt::format(
       "<footer>polar-loadd {} · charts by Chart.js {} (MIT License, "
       "© Chart.js Contributors), inlined</footer>\n",
-      HtmlEscape(in.version), HtmlEscape(ChartJsVersion()));
+      EscapeMarkup(in.version), EscapeMarkup(ChartJsVersion()));
   out += "<script type=\"application/json\" id=\"report-data\">";
   out += ScriptSafeJson(Redact(in.charts_json));
   out += "</script>\n";

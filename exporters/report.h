@@ -50,9 +50,6 @@ std::string FormatReportHtml(const ReportInput& in);
 // scheduled runs keep one report each.
 std::string ExpandReportPath(std::string_view pattern, WallTime start);
 
-// &, <, >, " and ' as entities: text from configs and targets in HTML.
-std::string HtmlEscape(std::string_view text);
-
 // The base64 SHA-256 of `text`, as a CSP source expression wants it.
 std::string Sha256Base64(std::string_view text);
 

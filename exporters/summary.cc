@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "exporters/markup.h"
+
 namespace polar {
 namespace {
 
@@ -62,29 +64,6 @@ std::string Describe(const ThresholdResult& r) {
 
 nlohmann::json StatsJson(const LatencyStats& s) {
   return {{"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}, {"max", s.max}};
-}
-
-std::string XmlEscape(std::string_view in) {
-  std::string out;
-  for (char c : in) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -268,14 +247,15 @@ std::string FormatJUnit(const RunSummary& summary) {
     std::string name = fmt::format("{} <= {}", ThresholdMetricName(t.metric),
                                    Limit(t, t.limit));
     out += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"0\">",
-                       XmlEscape(t.scenario + "." + t.step), XmlEscape(name));
+                       EscapeMarkup(t.scenario + "." + t.step),
+                       EscapeMarkup(name));
     if (!r.passed) {
       out += fmt::format("\n      <failure message=\"{}\"/>\n    ",
-                         XmlEscape(Describe(r)));
+                         EscapeMarkup(Describe(r)));
     }
     out += "</testcase>\n";
   }
-  out += "    <system-out>" + XmlEscape(FormatSummaryText(summary)) +
+  out += "    <system-out>" + EscapeMarkup(FormatSummaryText(summary)) +
          "</system-out>\n";
   out += "  </testsuite>\n</testsuites>\n";
   return out;

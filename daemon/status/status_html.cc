@@ -6,7 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "exporters/report.h"
+#include "exporters/markup.h"
 
 namespace polar {
 namespace {
@@ -55,19 +55,19 @@ std::string Td(std::string_view text, std::string_view cls = {},
   std::string out = "<td";
   if (!field.empty()) out += fmt::format(" data-field=\"{}\"", field);
   if (!cls.empty()) out += fmt::format(" class=\"{}\"", cls);
-  return out + ">" + HtmlEscape(text) + "</td>";
+  return out + ">" + EscapeMarkup(text) + "</td>";
 }
 
 std::string Empty(int columns, std::string_view text) {
   return fmt::format("<tr><td class=\"empty\" colspan=\"{}\">{}</td></tr>",
-                     columns, HtmlEscape(text));
+                     columns, EscapeMarkup(text));
 }
 
 std::string Badges(const json& control) {
   std::string out;
   auto badge = [&](const char* cls, const std::string& text) {
     out += fmt::format("<span class=\"badge {}\">{}</span>", cls,
-                       HtmlEscape(text));
+                       EscapeMarkup(text));
   };
   if (control.value("paused", false)) badge("paused", "paused");
   if (control.contains("override") && control["override"].is_object()) {
@@ -102,7 +102,7 @@ std::string Scenarios(const json& st) {
                              n.get<long long>());
     }
     out += fmt::format("<tr class=\"scenario\" data-scenario=\"{}\">",
-                       HtmlEscape(name));
+                       EscapeMarkup(name));
     out += Td(name, "", "name");
     out += "<td data-field=\"state\">" +
            Badges(s.value("control", json::object())) + "</td>";
@@ -129,7 +129,7 @@ std::string Scenarios(const json& st) {
       const json er = step.value("error_ratio", json());
       out += fmt::format(
           "<tr class=\"step\" data-scenario=\"{}\" data-step=\"{}\">",
-          HtmlEscape(name), HtmlEscape(step.value("step", "")));
+          EscapeMarkup(name), EscapeMarkup(step.value("step", "")));
       out += Td(step.value("step", ""), "", "name") + Td("", "", "state") +
              Td("", "num", "target") + Td("", "num", "achieved");
       out += Td(Rate(step.value("rate", json())), "num", "done");
@@ -152,7 +152,7 @@ std::string Webhooks(const json& st) {
   const json rows = w.value("rows", json::array());
   if (rows.empty()) {
     return "<p class=\"note empty\" id=\"webhooks-empty\">" +
-           HtmlEscape(
+           EscapeMarkup(
                verdicts.empty()
                    ? "No webhook receiver ([webhooks] is not configured)."
                    : "No webhook deliveries yet.") +
@@ -161,14 +161,14 @@ std::string Webhooks(const json& st) {
   std::string out =
       "<table id=\"webhook-matrix\"><thead><tr><th>event type</th>";
   for (const json& v : verdicts)
-    out += "<th class=\"num\">" + HtmlEscape(v.get<std::string>()) + "</th>";
+    out += "<th class=\"num\">" + EscapeMarkup(v.get<std::string>()) + "</th>";
   out +=
       "<th class=\"num\">per min</th><th class=\"num\">p50</th><th "
       "class=\"num\">p99</th><th "
       "class=\"num\">evicted</th></tr></thead><tbody>";
   for (const json& r : rows) {
     const std::string type = r.value("type", "");
-    out += fmt::format("<tr data-type=\"{}\">", HtmlEscape(type)) + Td(type);
+    out += fmt::format("<tr data-type=\"{}\">", EscapeMarkup(type)) + Td(type);
     for (const json& v : verdicts) {
       const long long n =
           r["counts"].value(v.get<std::string>(), static_cast<long long>(0));
@@ -248,16 +248,16 @@ std::string RenderStatusPage(std::string_view page,
                                            Age(r.value("seconds_ago", 0.0)));
     if (result == "failure")
       reload += fmt::format(" ({} problems)", r.value("problems", 0));
-    parts["version"] = HtmlEscape(st.value("version", "") + " (" +
-                                  st.value("revision", "") + ")");
-    parts["uptime"] = HtmlEscape(Age(st.value("uptime_seconds", 0.0)));
-    parts["config"] = HtmlEscape(st.value("config_path", ""));
-    parts["reload"] = HtmlEscape(reload);
+    parts["version"] = EscapeMarkup(st.value("version", "") + " (" +
+                                    st.value("revision", "") + ")");
+    parts["uptime"] = EscapeMarkup(Age(st.value("uptime_seconds", 0.0)));
+    parts["config"] = EscapeMarkup(st.value("config_path", ""));
+    parts["reload"] = EscapeMarkup(reload);
     parts["in_flight"] = fmt::format("{}", st.value("in_flight", 0));
     parts["control"] = st.value("control_enabled", false)
                            ? "enabled (token required)"
                            : "disabled (no token configured)";
-    parts["live"] = "as of " + HtmlEscape(now_utc);
+    parts["live"] = "as of " + EscapeMarkup(now_utc);
     parts["scenarios"] = Scenarios(st);
     parts["webhooks"] = Webhooks(st);
     parts["background"] = Background(st);

@@ -10,6 +10,7 @@
 
 #include "daemon/config/config.h"
 #include "exporters/log.h"
+#include "exporters/markup.h"
 #include "exporters/web_assets.h"
 #include "tests/support/unit_fixtures.h"
 
@@ -44,6 +45,18 @@ ReportInput SmallReport() {
   in.config_text = "[target]\nbase_url = \"http://127.0.0.1:8000\"\n";
   in.charts_json = R"({"scenarios":[],"start_ms":0,"now_ms":1})";
   return in;
+}
+
+// One escaper serves the report, the status page and the JUnit file: every
+// character that could open a tag, end a quoted attribute (either quote) or
+// start an entity becomes an entity, and nothing else changes.
+TEST(Markup, EscapesWhatCouldOpenATagEndAnAttributeOrStartAnEntity) {
+  EXPECT_EQ(EscapeMarkup(R"(<a href="x" title='y'>Tom & Jerry</a>)"),
+            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;Tom &amp; "
+            "Jerry&lt;/a&gt;");
+  EXPECT_EQ(EscapeMarkup("p99 <= 1.00s, caf\xc3\xa9"),
+            "p99 &lt;= 1.00s, caf\xc3\xa9");
+  EXPECT_EQ(EscapeMarkup(""), "");
 }
 
 TEST(Report, RunsOnlyItsOwnInlineScriptsAndConnectsNowhere) {
