@@ -83,6 +83,19 @@ SimResponse CheckoutsApi::ClientGet(const std::string& secret) {
   return Json(200, CheckoutJson(*c, org_, CheckoutView::kPublic));
 }
 
+std::variant<Checkout*, SimResponse> CheckoutsApi::OpenForClientWriteLocked(
+    const std::string& secret, const json& body, ValidationErrors& errors) {
+  Checkout* c = FindBySecretLocked(secret);
+  // Polar reads the row FOR UPDATE NOWAIT: a held lock answers first.
+  if (c && c->lock_holders > 0) return Locked();
+  if (!c) return ResourceNotFound();
+  if (ExpireIfOverdueLocked(*c)) return Expired();
+  if (c->status != CheckoutStatus::kOpen) return NotOpen(*c);
+  CheckProductChoice(*c, body, errors);
+  if (!errors.empty()) return errors.Response("PolarRequestValidationError");
+  return c;
+}
+
 SimResponse CheckoutsApi::ClientUpdate(const SimRequest& request,
                                        const std::string& secret) {
   json body;
@@ -94,14 +107,9 @@ SimResponse CheckoutsApi::ClientUpdate(const SimRequest& request,
   std::string id;
   {
     std::lock_guard lock(mutex_);
-    Checkout* c = FindBySecretLocked(secret);
-    // Polar reads the row FOR UPDATE NOWAIT: a held lock answers first.
-    if (c && c->lock_holders > 0) return Locked();
-    if (!c) return ResourceNotFound();
-    if (ExpireIfOverdueLocked(*c)) return Expired();
-    if (c->status != CheckoutStatus::kOpen) return NotOpen(*c);
-    CheckProductChoice(*c, body, errors);
-    if (!errors.empty()) return errors.Response("PolarRequestValidationError");
+    auto open = OpenForClientWriteLocked(secret, body, errors);
+    if (auto* refusal = std::get_if<SimResponse>(&open)) return *refusal;
+    Checkout* c = std::get<Checkout*>(open);
     ApplyPublicUpdate(*c, body, clock_.WallNow());
     ReplicateLocked(*c);
     full = CheckoutJson(*c, org_, CheckoutView::kFull);
@@ -126,13 +134,9 @@ SimResponse CheckoutsApi::ClientConfirm(const SimRequest& request,
   bool payment_failed = false;
   {
     std::lock_guard lock(mutex_);
-    Checkout* c = FindBySecretLocked(secret);
-    if (c && c->lock_holders > 0) return Locked();
-    if (!c) return ResourceNotFound();
-    if (ExpireIfOverdueLocked(*c)) return Expired();
-    if (c->status != CheckoutStatus::kOpen) return NotOpen(*c);
-    CheckProductChoice(*c, body, errors);
-    if (!errors.empty()) return errors.Response("PolarRequestValidationError");
+    auto open = OpenForClientWriteLocked(secret, body, errors);
+    if (auto* refusal = std::get_if<SimResponse>(&open)) return *refusal;
+    Checkout* c = std::get<Checkout*>(open);
     // The body's fields are applied first, as a PATCH would; on an error the
     // transaction rolls back, so work on a copy.
     Checkout next = *c;

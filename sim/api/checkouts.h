@@ -35,10 +35,12 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <variant>
 #include <vector>
 
 #include "sim/api/customers.h"
 #include "sim/api/model.h"
+#include "sim/api/validation.h"
 #include "sim/api/webhooks.h"
 #include "sim/base/distribution.h"
 #include "sim/base/timer.h"
@@ -111,6 +113,11 @@ class CheckoutsApi {
   Checkout* FindBySecretLocked(const std::string& secret);
   // Past expires_at: an open checkout becomes expired; true either way.
   bool ExpireIfOverdueLocked(Checkout& c);
+  // What a client write (update, confirm) checks first, in Polar's order: the
+  // row lock, the checkout by its client secret, expiry, that it is open and
+  // the body's product choice. The checkout, or the answer that refuses it.
+  std::variant<Checkout*, SimResponse> OpenForClientWriteLocked(
+      const std::string& secret, const json& body, ValidationErrors& errors);
   void EvictLocked();
   // A write to `c` reaches the replica after the replica lag.
   void ReplicateLocked(const Checkout& c);

@@ -215,22 +215,11 @@ json CheckoutJson(const Checkout& c, const Organization& org,
 json OrderJson(const Order& o, const Checkout& c, const Customer& customer) {
   const Product& p = *c.product;
   json order_customer = CustomerJson(customer);
-  json product = {{"metadata", json::object()},
-                  {"id", p.id},
-                  {"created_at", FormatTimestamp(p.created_at)},
-                  {"modified_at", nullptr},
-                  {"trial_interval", nullptr},
-                  {"trial_interval_count", nullptr},
-                  {"name", p.name},
-                  {"description", nullptr},
-                  {"visibility", "public"},
-                  {"recurring_interval", nullptr},
-                  {"recurring_interval_count", nullptr},
-                  {"meter_interval", nullptr},
-                  {"meter_interval_count", nullptr},
-                  {"is_recurring", false},
-                  {"is_archived", false},
-                  {"organization_id", p.organization_id}};
+  // The order's product is the product schema without its prices, benefits
+  // and medias, and with its metadata.
+  json product = ProductJson(p);
+  for (const char* key : {"prices", "benefits", "medias"}) product.erase(key);
+  product["metadata"] = json::object();
   return {{"id", o.id},
           {"created_at", FormatTimestamp(o.created_at)},
           {"modified_at", nullptr},
